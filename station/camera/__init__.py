@@ -1,0 +1,48 @@
+"""Camera sources: live D415, librealsense recordings, and the virtual D415."""
+
+from __future__ import annotations
+
+from station.camera.base import (
+    D415_FPS,
+    D415_RESOLUTIONS,
+    FPS,
+    HEIGHT,
+    WIDTH,
+    CameraError,
+    CameraSource,
+    EndOfStream,
+    Frameset,
+)
+from station.checks import StationError, check_choice
+
+CAMERA_KINDS = ("virtual", "realsense", "realsense:SERIAL", "playback:FILE")
+
+
+def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS,
+                realtime: bool = True, scene=None) -> CameraSource:
+    """Build the source named by ``spec`` ('virtual', 'realsense[:SERIAL]' or 'playback:FILE').
+
+    Nothing is opened yet: call ``start()`` (the recorder does).
+    """
+    check_choice((width, height), D415_RESOLUTIONS, "resolution (width, height)")
+    check_choice(fps, D415_FPS, "fps")
+    kind, _, arg = spec.partition(":")
+    if kind == "virtual":
+        from station.camera.virtual import VirtualD415
+        from station.camera.scene import MovingSurface
+
+        return VirtualD415(scene or MovingSurface(width, height), realtime=realtime, fps=fps)
+    if kind == "realsense":
+        from station.camera.realsense import LiveD415
+
+        return LiveD415(arg or None, width, height, fps)
+    if kind == "playback":
+        from station.camera.realsense import PlaybackSource
+
+        if not arg:
+            raise StationError("camera 'playback:FILE' needs a file, e.g. playback:sessions/demo.db3.")
+        return PlaybackSource(arg, realtime=realtime)
+    raise StationError(f"camera must be one of {', '.join(repr(k) for k in CAMERA_KINDS)}, got {spec!r}.")
+
+
+__all__ = ["open_camera", "CameraError", "CameraSource", "EndOfStream", "Frameset", "CAMERA_KINDS"]

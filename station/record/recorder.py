@@ -1,0 +1,358 @@
+"""The recorder: a capture thread that never waits, a writer thread that never loses count.
+
+::
+
+    camera ──read()──> capture thread ──bounded queue──> writer thread ──> TrialWriter (HDF5)
+                         │ frame-number gaps counted       │ flush every flush_s, free disk
+                         └ queue overflow counted          └ checked every frame
+
+The camera stays open across trials (opening a D415 takes seconds); frames that arrive
+between trials are not recorded.  Every frame that arrives during a trial is either written
+or counted as dropped, and the counts are stored in the trial.  Markers from any thread
+(:meth:`Recorder.mark`) carry ``time.perf_counter()`` timestamps: the clock of each frame's
+``host_time``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from station.camera.base import CameraError, CameraSource, EndOfStream, Frameset
+from station.checks import StationError, check_writable_dir, format_bytes, free_bytes
+from station.record.writer import Storage, TrialWriter, marker_row
+
+#: Below this much free disk the recorder warns; below ``min_free`` it stops the trial cleanly.
+WARN_FREE_BYTES = 5_000_000_000
+MIN_FREE_BYTES = 500_000_000
+
+
+@dataclass
+class TrialStats:
+    """Counts for one trial; also what :meth:`Recorder.end_trial` returns."""
+
+    path: Path
+    frames_written: int = 0
+    dropped_queue: int = 0
+    dropped_gaps_color: int = 0
+    dropped_gaps_depth: int = 0
+    unpaired: int = 0
+    bytes_written: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    ended: float | None = None
+    stop_reason: str = ""  # why the trial ended early, '' if it ended on request
+    complete: bool = False  # final file renamed and stamped
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue + self.dropped_gaps_color + self.unpaired
+
+    def counters(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("frames_written", "dropped_queue", "dropped_gaps_color",
+                                              "dropped_gaps_depth", "unpaired")}
+
+
+@dataclass(frozen=True)
+class RecorderStatus:
+    """A snapshot for live displays (rich status line, experimenter console)."""
+
+    fps: float
+    queue_depth: int
+    queue_size: int
+    frames_written: int
+    dropped: int
+    mb_per_s: float
+    disk_free: int
+    recording: bool
+    warning: str
+    error: str
+
+
+class _Trial:
+    """State of the trial being written: its writer, counters and pending markers."""
+
+    def __init__(self, writer: TrialWriter, queue_size: int):
+        self.writer = writer
+        self.stats = TrialStats(writer.path)
+        self.queue: queue.Queue[Frameset | None] = queue.Queue(maxsize=queue_size)
+        self.markers: list[np.ndarray] = []
+        self.markers_lock = threading.Lock()
+        self.last_color: int | None = None
+        self.last_depth: int | None = None
+        self.finished = threading.Event()
+
+
+class Recorder:
+    """Records a camera source into one HDF5 file per trial; see the module docstring."""
+
+    def __init__(self, source: CameraSource, *, storage: Storage = Storage(), queue_size: int = 120,
+                 flush_s: float = 0.5, warn_free_bytes: int = WARN_FREE_BYTES,
+                 min_free_bytes: int = MIN_FREE_BYTES, on_warning: Callable[[str], None] | None = None):
+        self.source, self.storage = source, storage
+        self.queue_size, self.flush_s = queue_size, flush_s
+        self.warn_free_bytes, self.min_free_bytes = warn_free_bytes, min_free_bytes
+        self.on_warning = on_warning or (lambda message: None)
+        self.calibration = None
+        self.error = ""  # set when the camera fails; the current trial is then closed
+        self.ended = threading.Event()  # finite source exhausted or camera lost
+        self.session_markers: list[dict[str, Any]] = []  # markers that fell between trials
+        self._trial: _Trial | None = None
+        self._trial_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._capture: threading.Thread | None = None
+        self._writer_thread: threading.Thread | None = None
+        self._arrivals: list[float] = []
+        self._warning = ""
+        self._disk_free = 0
+        self._disk_path: Path | None = None
+
+    # -- camera -----------------------------------------------------------------------------
+    def open(self) -> None:
+        """Start the camera and the capture thread."""
+        self.calibration = self.source.start()
+        self._capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
+        self._capture.start()
+
+    def close(self) -> None:
+        """End any trial, stop the capture thread and release the camera."""
+        if self._trial is not None:
+            self.end_trial()
+        self._stop.set()
+        if self._capture is not None:
+            self._capture.join(timeout=5)
+        self.source.stop()
+
+    def __enter__(self) -> "Recorder":
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _capture_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                fs = self.source.read(timeout_s=0.5)
+            except EndOfStream:
+                self._finish_source("")
+                return
+            except (CameraError, RuntimeError) as err:
+                self._finish_source(f"camera lost: {err}")
+                return
+            if fs is None:
+                continue
+            now = time.perf_counter()
+            self._arrivals = [t for t in self._arrivals[-240:] if now - t < 1.0] + [now]
+            trial = self._trial
+            if trial is not None:
+                self._count_gaps(trial, fs)
+                try:
+                    trial.queue.put_nowait(fs)
+                except queue.Full:
+                    trial.stats.dropped_queue += 1
+
+    def _finish_source(self, error: str) -> None:
+        self.error = error
+        if error:
+            self.mark("camera_lost", detail=error[:250])
+        self.ended.set()
+        trial = self._trial
+        if trial is not None:
+            trial.stats.stop_reason = trial.stats.stop_reason or error or "end of source"
+            trial.queue.put(None)
+
+    @staticmethod
+    def _count_gaps(trial: _Trial, fs: Frameset) -> None:
+        c, d = fs.color_times.number, fs.depth_times.number
+        if trial.last_color is not None and c > trial.last_color + 1:
+            trial.stats.dropped_gaps_color += c - trial.last_color - 1
+        if trial.last_depth is not None and d > trial.last_depth + 1:
+            trial.stats.dropped_gaps_depth += d - trial.last_depth - 1
+        trial.last_color, trial.last_depth = c, d
+
+    # -- trials -----------------------------------------------------------------------------
+    def begin_trial(self, path: str | Path, attrs: dict[str, Any] | None = None,
+                    ground_truth: list[dict] | None = None) -> Path:
+        """Start writing every incoming frame to a new trial file at ``path``."""
+        if self.calibration is None:
+            raise StationError("Recorder.open() must be called before begin_trial().")
+        if self._trial is not None:
+            raise StationError(f"a trial is already being recorded to {self._trial.writer.path}.")
+        if self.ended.is_set():
+            raise CameraError(self.error or "the camera source has ended.")
+        path = Path(path)
+        check_writable_dir(path.parent, "trial folder")
+        self._disk_path = path.parent
+        self._check_disk(first=True)
+        writer = TrialWriter(path, self.calibration, self.storage, attrs, ground_truth)
+        trial = _Trial(writer, self.queue_size)
+        self._writer_thread = threading.Thread(target=self._write_loop, args=(trial,), name="writer", daemon=True)
+        self._trial = trial
+        self._writer_thread.start()
+        return writer.partial_path
+
+    def end_trial(self, reason: str = "") -> TrialStats:
+        """Finish the trial: write what is queued, flush, finalise; returns its counts.
+
+        ``reason`` (e.g. 'aborted by participant') is stored with the trial when it ends early.
+        """
+        trial = self._trial
+        if trial is None:
+            raise StationError("no trial is being recorded.")
+        trial.stats.stop_reason = trial.stats.stop_reason or reason
+        trial.queue.put(None)  # blocks only while the queue is full, i.e. briefly
+        self._writer_thread.join()
+        self._trial = None
+        return trial.stats
+
+    def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
+        """Add a marker (thread-safe); ``t`` defaults to now on ``time.perf_counter()``."""
+        t = time.perf_counter() if t is None else t
+        trial = self._trial
+        if trial is None:
+            self.session_markers.append({"host_time": t, "event": event, "clip": clip, "detail": detail})
+            return
+        with trial.markers_lock:
+            trial.markers.append(marker_row(t, event, clip, detail))
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; returns early (False) if the trial or the source ended."""
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            trial = self._trial
+            if self.ended.is_set() or (trial is not None and trial.finished.is_set()):
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.perf_counter())))
+        return True
+
+    def status(self) -> RecorderStatus:
+        trial = self._trial
+        stats = trial.stats if trial else None
+        elapsed = (time.perf_counter() - stats.started) if stats else 0.0
+        return RecorderStatus(
+            fps=float(len(self._arrivals)),
+            queue_depth=trial.queue.qsize() if trial else 0,
+            queue_size=self.queue_size,
+            frames_written=stats.frames_written if stats else 0,
+            dropped=stats.dropped if stats else 0,
+            mb_per_s=(stats.bytes_written / 1e6 / elapsed) if stats and elapsed > 0 else 0.0,
+            disk_free=self._disk_free,
+            recording=trial is not None and not trial.finished.is_set(),
+            warning=self._warning,
+            error=self.error,
+        )
+
+    # -- writer thread -----------------------------------------------------------------------
+    def _check_disk(self, first: bool = False) -> bool:
+        """Refresh free disk; warn once when low; False when the trial must stop."""
+        self._disk_free = free_bytes(self._disk_path)
+        if self._disk_free < self.min_free_bytes:
+            message = (f"only {format_bytes(self._disk_free)} free on {self._disk_path} (minimum "
+                       f"{format_bytes(self.min_free_bytes)}): recording stopped to keep the files intact.")
+            if first:
+                raise StationError(message)
+            self._warn(message)
+            return False
+        if self._disk_free < self.warn_free_bytes and not self._warning:
+            self._warn(f"disk almost full: {format_bytes(self._disk_free)} free on {self._disk_path}.")
+        return True
+
+    def _warn(self, message: str) -> None:
+        self._warning = message
+        self.on_warning(message)
+
+    def _write_loop(self, trial: _Trial) -> None:
+        writer, stats = trial.writer, trial.stats
+        last_flush = time.perf_counter()
+        frame_bytes = 0
+        try:
+            while True:
+                fs = trial.queue.get()
+                if fs is None:
+                    break
+                if not self._check_disk():
+                    stats.stop_reason = "disk almost full"
+                    break
+                writer.append(fs)
+                stats.frames_written = writer.frames_written
+                frame_bytes = frame_bytes or fs.color.nbytes + fs.depth.nbytes
+                stats.bytes_written += frame_bytes
+                if time.perf_counter() - last_flush >= self.flush_s:
+                    self._flush(trial)
+                    last_flush = time.perf_counter()
+            self._flush(trial)
+        except OSError as err:  # disk full or I/O error mid-write: keep what was flushed
+            stats.stop_reason = f"write failed: {err}"
+            self._warn(f"writing {writer.partial_path} failed ({err}); frames up to the last flush are kept.")
+            trial.finished.set()
+            stats.ended = time.perf_counter()
+            stats.path = writer.abandon()
+            self._drain(trial)
+            return
+        trial.finished.set()
+        stats.ended = time.perf_counter()
+        stats.path = writer.close({**stats.counters(), "stop_reason": stats.stop_reason})
+        stats.complete = stats.path == writer.path
+        self._drain(trial)
+
+    def _flush(self, trial: _Trial) -> None:
+        with trial.markers_lock:
+            markers, trial.markers = trial.markers, []
+        trial.writer.add_markers(markers)
+        trial.writer.set_counters(trial.stats.counters())
+        trial.writer.flush()
+
+    @staticmethod
+    def _drain(trial: _Trial) -> None:
+        """After an early stop, frames still queued are counted as not written."""
+        while True:
+            try:
+                fs = trial.queue.get_nowait()
+            except queue.Empty:
+                return
+            if fs is not None:
+                trial.stats.dropped_queue += 1
+
+
+def record_trial(source: CameraSource, path: str | Path, seconds: float | None = None, *,
+                 storage: Storage = Storage(), attrs: dict[str, Any] | None = None,
+                 ground_truth: list[dict] | None = None, on_tick: Callable[[RecorderStatus], None] | None = None,
+                 **recorder_kwargs) -> TrialStats:
+    """Open ``source``, record one trial of ``seconds`` (or until the source ends), close.
+
+    ``on_tick`` is called about ten times a second with the recorder's status (the CLI's live
+    line uses it).  KeyboardInterrupt ends the trial cleanly: frames are flushed first.
+    """
+    recorder = Recorder(source, storage=storage, **recorder_kwargs)
+    recorder.open()
+    try:
+        recorder.begin_trial(path, attrs, ground_truth)
+        recorder.mark("recording_start")
+        deadline = None if seconds is None else time.perf_counter() + seconds
+        try:
+            while deadline is None or time.perf_counter() < deadline:
+                if not recorder.wait(0.1):
+                    break
+                if on_tick:
+                    on_tick(recorder.status())
+        except KeyboardInterrupt:
+            recorder.mark("interrupted", detail="Ctrl-C")
+            raise TrialInterrupted(recorder.end_trial("interrupted (Ctrl-C)")) from None
+        recorder.mark("recording_end")
+        return recorder.end_trial()
+    finally:
+        recorder.close()
+
+
+class TrialInterrupted(Exception):
+    """Ctrl-C ended a recording; ``stats`` says what was kept."""
+
+    def __init__(self, stats: TrialStats):
+        super().__init__(stats.stop_reason)
+        self.stats = stats

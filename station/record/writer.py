@@ -1,0 +1,247 @@
+"""Crash-safe trial HDF5 writer and the matching reader helpers.
+
+The file is written in SWMR mode: after every :meth:`TrialWriter.flush` the file on disk is
+consistent, so a crash or SIGKILL leaves every frame up to the last flush readable.  While
+being written it is named ``<name>.h5.writing``; :meth:`TrialWriter.close` stamps the final
+attributes and renames it, so a finished trial is recognisable by its name and by
+``attrs['complete']``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+import station
+from station.camera.base import Calibration, Extrinsics, Frameset, Intrinsics
+from station.checks import StationError, check_choice
+from station.record import schema
+from station.record.pointcloud import deproject_depth, pixel_rays
+
+COMPRESSIONS = ("none", "lz4", "blosc2", "zstd")
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How frames are stored; the defaults are what holds 60 fps on 2 cores (docs/benchmarks.md)."""
+
+    compression: str = "lz4"
+    store_vertices: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice(self.compression, COMPRESSIONS, "compression")
+
+    def filter_kwargs(self) -> dict[str, Any]:
+        """h5py dataset keyword arguments for the chosen compression."""
+        if self.compression == "lz4":
+            return dict(hdf5plugin.LZ4())
+        if self.compression == "blosc2":
+            return dict(hdf5plugin.Blosc2(cname="lz4", clevel=5, filters=hdf5plugin.Blosc2.SHUFFLE))
+        if self.compression == "zstd":
+            return dict(hdf5plugin.Zstd(clevel=1))
+        return {}
+
+
+def calibration_to_json(calib: Calibration) -> str:
+    return json.dumps(dataclasses.asdict(calib))
+
+
+def calibration_from_json(text: str) -> Calibration:
+    raw = json.loads(text)
+    return Calibration(
+        depth_intrinsics=Intrinsics(**{**raw["depth_intrinsics"], "coeffs": tuple(raw["depth_intrinsics"]["coeffs"])}),
+        color_intrinsics=Intrinsics(**{**raw["color_intrinsics"], "coeffs": tuple(raw["color_intrinsics"]["coeffs"])}),
+        depth_to_color=Extrinsics(tuple(raw["depth_to_color"]["rotation"]), tuple(raw["depth_to_color"]["translation"])),
+        depth_scale=raw["depth_scale"],
+        fps=raw["fps"],
+        device=raw.get("device", {}),
+    )
+
+
+def writing_path(final: Path) -> Path:
+    return final.with_name(final.name + schema.WRITING_SUFFIX)
+
+
+def frame_row(fs: Frameset) -> np.ndarray:
+    """One /frames row from a frameset."""
+    row = np.zeros((), schema.FRAME_DTYPE)
+    for prefix, times in (("color", fs.color_times), ("depth", fs.depth_times)):
+        for name in ("number", "timestamp_ms", "sensor_us", "frame_us", "arrival_ms"):
+            row[f"{prefix}_{name}"] = getattr(times, name)
+    row["domain"] = schema.DOMAINS.index(fs.color_times.domain) if fs.color_times.domain in schema.DOMAINS else -1
+    row["host_time"] = fs.host_time
+    return row
+
+
+def marker_row(host_time: float, event: str, clip: str = "", detail: str = "") -> np.ndarray:
+    """One /markers row; text is UTF-8 and truncated to the column width."""
+    row = np.zeros((), schema.MARKER_DTYPE)
+    row["host_time"] = host_time
+    for name, text in (("event", event), ("clip", clip), ("detail", detail)):
+        width = schema.MARKER_DTYPE[name].itemsize
+        row[name] = text.encode("utf-8")[:width]
+    return row
+
+
+def _appendable(f: h5py.File, name: str, shape: tuple[int, ...], dtype, chunk_rows: int, **filters) -> h5py.Dataset:
+    return f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                            chunks=(chunk_rows, *shape), **filters)
+
+
+class TrialWriter:
+    """Appends framesets and markers to one trial file; see the module docstring."""
+
+    def __init__(self, path: str | Path, calibration: Calibration, storage: Storage = Storage(),
+                 attrs: dict[str, Any] | None = None, ground_truth: list[dict] | None = None):
+        self.path = Path(path)
+        self.calibration, self.storage = calibration, storage
+        self.partial_path = writing_path(self.path)
+        for existing in (self.path, self.partial_path):
+            if existing.exists():
+                raise StationError(f"trial file {str(existing)!r} already exists; the station never overwrites a recording.")
+        self.frames_written = 0
+        self._rays = pixel_rays(calibration.depth_intrinsics) if storage.store_vertices else None
+        try:
+            self._file = h5py.File(self.partial_path, "w", libver="latest")
+        except OSError as err:
+            raise StationError(f"cannot create trial file {str(self.partial_path)!r}: {err}") from err
+        self._create_layout(attrs or {}, ground_truth)
+        self._file.swmr_mode = True  # from here on, every flush leaves a readable file
+
+    def _create_layout(self, attrs: dict[str, Any], ground_truth: list[dict] | None) -> None:
+        f, cal = self._file, self.calibration
+        h, w = cal.color_intrinsics.height, cal.color_intrinsics.width
+        dh, dw = cal.depth_intrinsics.height, cal.depth_intrinsics.width
+        filters = self.storage.filter_kwargs()
+        self._color = _appendable(f, schema.COLOR, (h, w, 3), np.uint8, 1, **filters)
+        self._depth = _appendable(f, schema.DEPTH, (dh, dw), np.uint16, 1, **filters)
+        self._vertices = (_appendable(f, schema.VERTICES, (dh, dw, 3), np.float32, 1, **filters)
+                          if self.storage.store_vertices else None)
+        self._frames = _appendable(f, schema.FRAMES, (), schema.FRAME_DTYPE, 256)
+        self._markers = _appendable(f, schema.MARKERS, (), schema.MARKER_DTYPE, 64)
+        self._counters = f.create_dataset(schema.COUNTERS, data=np.zeros(len(schema.COUNTERS_FIELDS), np.int64))
+        self._counters.attrs["fields"] = json.dumps(schema.COUNTERS_FIELDS)
+        gt = f.create_group(schema.GROUND_TRUTH)
+        gt.create_dataset("events", data=json.dumps(ground_truth or []))
+        f.attrs.update({
+            "schema_version": schema.SCHEMA_VERSION,
+            "software_version": station.__version__,
+            "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "complete": False,
+            "calibration": calibration_to_json(cal),
+            "depth_scale": cal.depth_scale,
+            "fps": cal.fps,
+            "resolution": (w, h),
+            "serial": cal.device.get("serial", ""),
+            "device": json.dumps(cal.device),
+            "compression": self.storage.compression,
+            "stores_vertices": self.storage.store_vertices,
+        })
+        for key, value in attrs.items():
+            f.attrs[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
+
+    def append(self, fs: Frameset) -> None:
+        """Append one frameset (not yet durable: see :meth:`flush`)."""
+        n = self.frames_written
+        datasets = [(self._color, fs.color), (self._depth, fs.depth), (self._frames, frame_row(fs))]
+        if self._vertices is not None:
+            datasets.append((self._vertices, deproject_depth(fs.depth, self.calibration.depth_intrinsics,
+                                                             self.calibration.depth_scale, self._rays)))
+        for dataset, value in datasets:
+            dataset.resize(n + 1, axis=0)
+            dataset[n] = value
+        self.frames_written = n + 1
+
+    def add_markers(self, rows: Iterable[np.ndarray]) -> None:
+        rows = list(rows)
+        if rows:
+            n = self._markers.shape[0]
+            self._markers.resize(n + len(rows), axis=0)
+            self._markers[n:] = np.array(rows, dtype=schema.MARKER_DTYPE)
+
+    def set_counters(self, counters: dict[str, int]) -> None:
+        self._counters[...] = np.array([counters.get(k, 0) for k in schema.COUNTERS_FIELDS], np.int64)
+
+    def flush(self) -> None:
+        """Make everything appended so far durable and visible to readers."""
+        self._file.flush()
+
+    def close(self, final_attrs: dict[str, Any] | None = None) -> Path:
+        """Flush, stamp the final attributes and give the file its final name.
+
+        If the final step fails (disk full...), the ``.writing`` file is left as it is: it is
+        still readable up to the last flush, and its path is returned.
+        """
+        if self._file is None:
+            return self.path
+        try:
+            self._file.flush()
+        finally:
+            self._file.close()
+            self._file = None
+        try:
+            with h5py.File(self.partial_path, "r+") as f:
+                f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+                                for k, v in (final_attrs or {}).items()})
+                f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+                f.attrs["complete"] = True
+            os.replace(self.partial_path, self.path)
+            return self.path
+        except OSError:
+            return self.partial_path
+
+    def abandon(self) -> Path:
+        """Close after a failure without finalising; what was flushed stays readable."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            except Exception:  # noqa: BLE001 - the file handle may already be broken (ENOSPC)
+                pass
+            self._file = None
+        return self.partial_path
+
+
+def open_trial(path: str | Path) -> h5py.File:
+    """Open a trial for reading, including one whose writer was killed (SWMR read)."""
+    path = Path(path)
+    if not path.exists():
+        raise StationError(f"trial file {str(path)!r} does not exist.")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        pass
+    try:
+        return h5py.File(path, "r", libver="latest", swmr=True)
+    except OSError as err:
+        raise StationError(f"trial file {str(path)!r} is not a readable HDF5 trial: {err}") from err
+
+
+def read_calibration(f: h5py.File) -> Calibration:
+    if "calibration" not in f.attrs:
+        raise StationError(f"trial file {f.filename!r} has no calibration attribute.")
+    return calibration_from_json(f.attrs["calibration"])
+
+
+def read_markers(f: h5py.File) -> list[dict[str, Any]]:
+    rows = f[schema.MARKERS][...]
+    return [{"host_time": float(r["host_time"]), "event": r["event"].decode(), "clip": r["clip"].decode(),
+             "detail": r["detail"].decode()} for r in rows]
+
+
+def read_counters(f: h5py.File) -> dict[str, int]:
+    values = f[schema.COUNTERS][...]
+    return {k: int(v) for k, v in zip(schema.COUNTERS_FIELDS, values)}
+
+
+def read_ground_truth(f: h5py.File) -> list[dict]:
+    raw = f[schema.GROUND_TRUTH]["events"][()]
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
