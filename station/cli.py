@@ -1,0 +1,72 @@
+"""The one ``station`` command: verbs that map to what a lab does.
+
+Each verb lives next to the code it drives, in a ``commands`` module that exposes
+``register(subparsers)``; this file only lists them, so adding a verb never touches another
+area's code.  Every user-facing failure is a :class:`~station.checks.StationError`, printed
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from station import __version__
+from station.checks import StationError
+
+#: Modules whose ``register(subparsers)`` adds verbs, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "station.record.commands",  # record, inspect, export-pointclouds
+    "station.synth.commands",  # synth dataset / preview
+    "station.elicit.commands",  # run, check, selfreport
+    "station.process.commands",  # code, spot, agree, process
+    "station.evaluate.commands",  # evaluate
+)
+
+DESCRIPTION = """\
+Acquisition and elicitation station for spontaneous 2D+3D micro-expression databases
+(the DSME-3D method).  Without a RealSense D415 every verb runs on the virtual D415,
+a synthetic participant with known ground truth.
+
+typical order:  station check PROTOCOL  ->  station run  ->  station code / spot / agree
+                ->  station process  ->  station evaluate
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="station", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"station {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:  # area not built yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from station.console import console, print_error
+
+    try:
+        return int(args.func(args) or 0)
+    except StationError as err:
+        print_error(str(err))
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted.[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
