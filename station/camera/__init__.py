@@ -19,10 +19,11 @@ CAMERA_KINDS = ("virtual", "realsense", "realsense:SERIAL", "playback:FILE")
 
 
 def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS,
-                realtime: bool = True, scene=None) -> CameraSource:
+                realtime: bool = True, scene=None, subject: int = 1, seed: int = 0) -> CameraSource:
     """Build the source named by ``spec`` ('virtual', 'realsense[:SERIAL]' or 'playback:FILE').
 
-    Nothing is opened yet: call ``start()`` (the recorder does).
+    Nothing is opened yet: call ``start()`` (the recorder does).  ``subject`` and ``seed`` pick
+    the synthetic participant the virtual D415 films; ``scene`` replaces it altogether.
     """
     check_choice((width, height), D415_RESOLUTIONS, "resolution (width, height)")
     check_choice(fps, D415_FPS, "fps")
