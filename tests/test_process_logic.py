@@ -1,0 +1,94 @@
+"""FACS notation, coding files, reliability (eq. 1), selection and class rules."""
+
+import numpy as np
+import pytest
+
+from station.checks import StationError
+from station.process import agreement, coding, facs, selection
+
+
+def test_parse_aus_accepts_facs_notation_and_formats_canonically():
+    units = facs.parse_aus("R12+25+AU1+2C")
+    assert facs.format_aus(units) == "1+2C+R12+25"
+    assert facs.parse_aus("L14")[0].side == "L"
+    assert facs.parse_aus("") == ()
+
+
+@pytest.mark.parametrize("text", ["3", "1+x", "12F", "99"])
+def test_parse_aus_rejects_unknown_notation_naming_the_field(text):
+    with pytest.raises(StationError, match="sample 7"):
+        facs.parse_aus(text, "sample 7")
+
+
+def test_blinks_and_eye_rolls_are_not_coded():
+    assert facs.au_keys("1+2+45+43+61") == {(1, ""), (2, "")}
+    assert selection.strip_uncoded("12+45") == "12"
+
+
+def test_coding_store_saves_every_change_and_resumes(tmp_path):
+    path = tmp_path / "alice.csv"
+    store = coding.CodingStore(path, "alice")
+    store.add("t1.h5", 10, 14, 20, "1+2", "brows")
+    store.set_cursor("t1.h5", 33)
+    again = coding.CodingStore(path, "alice")
+    assert [(a.onset, a.apex, a.offset, a.aus) for a in again.for_trial("t1.h5")] == [(10, 14, 20, "1+2")]
+    assert again.cursor("t1.h5") == 33
+    with pytest.raises(StationError, match="belongs to coder"):
+        coding.CodingStore(path, "bob")
+    with pytest.raises(StationError, match="onset <= apex <= offset"):
+        store.add("t1.h5", 10, 30, 20, "1")
+
+
+def _ann(coder, trial, onset, apex, offset, aus):
+    return coding.Annotation(coder, trial, 0, onset, apex, offset, aus)
+
+
+def test_reliability_follows_equation_1_and_merge_applies_arbitration():
+    c1 = [_ann("a", "t", 10, 14, 20, "1+2+5"), _ann("a", "t", 100, 104, 110, "12"), _ann("a", "t", 300, 302, 305, "4")]
+    c2 = [_ann("b", "t", 11, 14, 20, "1+2"), _ann("b", "t", 100, 104, 110, "R12")]
+    report = agreement.compare(c1, c2)
+    per = {p.first.onset if p.first else p.second.onset: p.reliability for p in report.pairs}
+    assert per[10] == pytest.approx(2 * 2 / 5)
+    assert per[100] == 0.0  # 12 and R12 are different AUs
+    assert per[300] == 0.0  # only coder 1 saw it
+    assert report.overall == pytest.approx(2 * 2 / (5 + 2 + 1))
+    fields = {(d["pair"], d["field"]) for d in report.disagreements}
+    assert (1, "onset") in fields and (1, "AU5") in fields and (3, "movement") in fields
+    final, pending = agreement.merge(report, {(1, "AU5"): "keep", (1, "onset"): "10"}, unresolved="drop")
+    by_onset = {f.onset: f for f in final}
+    assert by_onset[10].aus == "1+2+5"
+    assert 300 not in by_onset  # unresolved single-coder movement dropped
+    assert by_onset[100].aus == ""  # 12 vs R12 unresolved -> dropped
+    assert any(p["field"] == "movement" for p in pending)
+
+
+def test_duration_rule_uses_device_timestamps():
+    rules = selection.load_rules()
+    numbers = np.arange(100, 200)
+    ts = (numbers - 100) * 1000 / 60.0
+    total, onset = selection.durations_ms(ts, numbers, 110, 120, 150)
+    assert total == pytest.approx(40 * 1000 / 60) and onset == pytest.approx(10 * 1000 / 60)
+    assert selection.is_micro(total, onset, rules)  # total 667 ms but onset 167 ms < 260
+    assert not selection.is_micro(700, 300, rules)
+    with pytest.raises(StationError, match="not in the trial"):
+        selection.durations_ms(ts, numbers, 50, 120, 150)
+
+
+def test_objective_and_nonobjective_classes_follow_the_rule_tables():
+    rules = selection.load_rules()
+    assert selection.objective_class("6+12", rules) == "I"
+    assert selection.objective_class("1+2+45", rules) == "II"
+    assert selection.objective_class("1+2+4", rules) == "VI"
+    assert selection.objective_class("R12", rules) == "VII"
+    assert selection.objective_class("", rules) == "Others"
+    assert selection.nonobjective_class("6+12", rules, clip_emotion="sad") == "happiness"
+    assert selection.nonobjective_class("4", rules, clip_emotion="disgust", self_report="disgusted") == "tense"
+    assert selection.nonobjective_class("4+9", rules, clip_emotion="happy") == "disgust"
+    assert selection.nonobjective_class("1+2", rules, clip_emotion="fear", self_report="surprised") == "surprise"
+
+
+def test_bad_rules_file_is_named(tmp_path):
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("selection: {max_total_ms: 500}\n")
+    with pytest.raises(StationError, match="rules.yaml"):
+        selection.load_rules(bad)
