@@ -30,9 +30,12 @@ def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int
     kind, _, arg = spec.partition(":")
     if kind == "virtual":
         from station.camera.virtual import VirtualD415
-        from station.camera.scene import MovingSurface
 
-        return VirtualD415(scene or MovingSurface(width, height), realtime=realtime, fps=fps)
+        if scene is None:
+            from station.synth.participant import SyntheticParticipant
+
+            scene = SyntheticParticipant(subject, seed, width=width, height=height)
+        return VirtualD415(scene, realtime=realtime, fps=fps)
     if kind == "realsense":
         from station.camera.realsense import LiveD415
 

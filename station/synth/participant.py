@@ -1,0 +1,216 @@
+"""The synthetic participant: a :class:`~station.camera.scene.Scene` for the virtual D415.
+
+Per frame: the active events give AU weights; the weighted AU fields (precomputed for the
+subject over the face box) form one forward displacement (dx, dy px; dz mm); it is inverted
+to a backward map (one fixed-point step, exact to well under 0.1 px for these smooth fields)
+and applied with ``cv2.remap`` to the color image and the depth surface of the face box;
+then a small head motion (sub-pixel to ~2 px drift, < 1 deg roll, slow) moves the whole
+person with one ``cv2.warpAffine``; finally :class:`~station.synth.depthface.D415Noise` adds
+the sensor's errors.  The true 68 landmark positions follow the same forward motions and are
+available from :meth:`SyntheticParticipant.landmarks`.
+
+Everything is a pure function of ``(subject, seed, index)``, so a real-time producer that
+skips frames and a dataset writer that renders every frame see the same participant.
+"""
+
+from __future__ import annotations
+
+
+import cv2
+import numpy as np
+
+from station.camera.base import HEIGHT, WIDTH
+from station.synth.appearance import SubjectLook, build_look, face_centre
+from station.synth.aus import AU_LIBRARY, BLINK_AU, Eyelids, au_field, sample_field
+from station.synth.depthface import D415Noise, face_depth
+from station.synth.events import Event, Timeline, endless_block
+
+ENDLESS_BLOCK = 600  # frames per planning block of an endless scene (10 s at 60 fps)
+_FX_848 = 611.4  # color fx of the virtual D415 at 848 px wide (station.camera.virtual)
+
+#: Landmark groups whose shape varies between pseudo-subjects, and how (IOD units, std).
+_MORPHS = (((36, 39), 0.025, 0.0, 0.18), ((42, 45), -0.025, 0.0, 0.18),  # eye spacing (mirrored sign)
+           ((30, 33), 0.0, 0.03, 0.15),  # nose length
+           ((48,), 0.03, 0.0, 0.15), ((54,), -0.03, 0.0, 0.15),  # mouth width
+           ((4, 5), 0.035, 0.0, 0.3), ((11, 12), -0.035, 0.0, 0.3),  # jaw width
+           ((8,), 0.0, 0.04, 0.3))  # chin length
+
+
+class SyntheticParticipant:
+    """A pseudo-subject performing a time line of micro-expressions, macro-expressions and blinks.
+
+    ``events=None`` gives an endless scene (events planned in blocks, for the live virtual
+    camera); otherwise the given events and ``n_frames``.
+    """
+
+    def __init__(self, subject: int = 1, seed: int = 0, *, events: list[Event] | None = None,
+                 n_frames: int | None = None, width: int = WIDTH, height: int = HEIGHT,
+                 noise: bool = True, head_motion: bool = True):
+        self.subject, self.seed = subject, seed
+        self.width, self.height = width, height
+        self.fx = _FX_848 * width / 848.0
+        self.look: SubjectLook = build_look(subject, seed, width, height, self.fx)
+        self.name = f"synthetic participant {subject} ({self.look.photo}, seed {seed})"
+        self.endless = events is None
+        self.timeline = Timeline(list(events or []), n_frames, ENDLESS_BLOCK if self.endless else 0)
+        self.n_frames = None if self.endless else n_frames
+        self._planned_blocks: set[int] = set()
+        self.noise = D415Noise((height, width), self.fx, seed * 1000 + subject) if noise else None
+        self.head_motion = head_motion
+        self._prepare()
+
+    # -- per-subject precomputation --------------------------------------------------------
+    def _prepare(self) -> None:
+        look = self.look
+        iod = look.iod_px
+        lm = look.landmarks
+        x0, y0 = np.floor(lm.min(axis=0) - 0.9 * iod).astype(int)
+        x1, y1 = np.ceil(lm.max(axis=0) + 0.7 * iod).astype(int)
+        x0, y0 = max(0, x0), max(0, y0 - int(0.4 * iod))  # room above the brows for AU1/2
+        x1, y1 = min(self.width, x1), min(self.height, y1)
+        self.box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+        bx, by, bw, bh = self.box
+        gy, gx = np.mgrid[by:by + bh, bx:bx + bw].astype(np.float32)
+        self._grid = (gx, gy)
+        color, lm = self._morph(look.color, lm, iod)
+        self.landmarks0 = lm
+        self.depth0 = face_depth(lm, (self.height, self.width), look.distance_m, self.fx)
+        self.color0 = color
+        self.fields = {au: au_field(au, lm, iod, bx, by, bw, bh) for au in AU_LIBRARY}
+        self.centre = face_centre(lm)
+        self.eyelids = Eyelids(lm, iod, (self.height, self.width))
+        rng = np.random.default_rng([self.seed, self.subject, 505])
+        # Head motion: a few slow sinusoids per axis (periods 1.5-8 s), amplitudes in px / deg.
+        self._motion = [(rng.uniform(0.3, 1.0, 3) * amp, rng.uniform(1.5, 8.0, 3), rng.uniform(0, 2 * np.pi, 3))
+                        for amp in (1.2, 0.8, 0.5)]  # x px, y px, roll deg
+
+    def _morph(self, color: np.ndarray, lm: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray]:
+        """Seeded shape morph of the neutral face (same field machinery as the AUs)."""
+        rng = np.random.default_rng([self.seed, self.subject, 202])
+        bx, by, bw, bh = self.box
+        gx, gy = self._grid
+        field = np.zeros((2, bh, bw), np.float32)
+        for lms, dx, dy, reach in _MORPHS:
+            k = rng.normal(0, 1) if lms not in ((42, 45), (54,), (11, 12)) else self._last_k
+            self._last_k = k
+            c = lm[list(lms)].mean(axis=0)
+            g = np.exp(-0.5 * ((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (reach * iod) ** 2)
+            field[0] += g * dx * iod * k
+            field[1] += g * dy * iod * k
+        moved = self._warp_box(color, field, cv2.INTER_CUBIC)
+        return moved, lm + sample_field(field, bx, by, lm)
+
+    # -- per-frame ---------------------------------------------------------------------
+    def _backward_maps(self, field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Maps for cv2.remap that realise the forward displacement ``field`` (dx, dy)."""
+        gx, gy = self._grid
+        # First guess p - D(p), then one fixed-point step: source = p - D(p - D(p)).
+        dx = cv2.remap(field[0], gx - field[0] - self.box[0], gy - field[1] - self.box[1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        dy = cv2.remap(field[1], gx - field[0] - self.box[0], gy - field[1] - self.box[1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return gx - dx, gy - dy
+
+    def _warp_box(self, image: np.ndarray, field: np.ndarray, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+        bx, by, bw, bh = self.box
+        mx, my = self._backward_maps(field)
+        out = image.copy()
+        out[by:by + bh, bx:bx + bw] = cv2.remap(image, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
+        return out
+
+    def _ensure_planned(self, index: int) -> None:
+        if not self.endless:
+            return
+        block = index // ENDLESS_BLOCK
+        for b in (block - 1, block, block + 1):
+            if b >= 0 and b not in self._planned_blocks:
+                self._planned_blocks.add(b)
+                self.timeline.events.extend(endless_block(self.subject, self.seed, self.look.gain, b, ENDLESS_BLOCK))
+                self.timeline.events.sort(key=lambda e: e.onset)
+        if len(self._planned_blocks) > 8:  # forget old blocks: the live camera runs for hours
+            keep = {block - 1, block, block + 1}
+            self._planned_blocks &= keep
+            self.timeline.events = [e for e in self.timeline.events if e.offset >= (block - 1) * ENDLESS_BLOCK]
+
+    def events(self) -> list[Event]:
+        """Ground-truth events of a finite scene."""
+        return list(self.timeline.events)
+
+    def blink(self, index: int) -> float:
+        """Eyelid closure 0..1 at frame ``index``."""
+        self._ensure_planned(index)
+        return min(1.0, self.timeline.au_weights(index).get(BLINK_AU, 0.0))
+
+    def displacement(self, index: int) -> np.ndarray | None:
+        """Forward (dx px, dy px, dz mm) over the face box at frame ``index``, None when neutral."""
+        self._ensure_planned(index)
+        weights = self.timeline.au_weights(index)
+        total = None
+        for au, w in weights.items():
+            if w and au != BLINK_AU:
+                total = self.fields[au] * w if total is None else total + self.fields[au] * w
+        return total
+
+    def head_affine(self, index: int) -> np.ndarray:
+        """2x3 matrix of the small head motion at frame ``index`` (identity without motion)."""
+        if not self.head_motion:
+            return np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+        t = index / 60.0
+        x, y, roll = (float(np.sum(a * np.sin(2 * np.pi * t / p + ph))) for a, p, ph in self._motion)
+        m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), roll, 1.0)
+        m[:, 2] += (x, y)
+        return m
+
+    def landmarks(self, index: int) -> np.ndarray:
+        """True (68, 2) float32 landmark positions in color pixels at frame ``index``."""
+        lm = self.landmarks0
+        field = self.displacement(index)
+        if field is not None:
+            lm = lm + sample_field(field[:2], self.box[0], self.box[1], lm)
+        closure = self.blink(index)
+        if closure:
+            lm = self.eyelids.move_landmarks(lm, closure)
+        m = self.head_affine(index)
+        return (lm @ m[:, :2].T + m[:, 2]).astype(np.float32)
+
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(color RGB uint8, depth metres float32, 0 = no data) of frame ``index``."""
+        field = self.displacement(index)
+        if field is None:
+            color, depth = self.color0, self.depth0
+        else:
+            bx, by, bw, bh = self.box
+            mx, my = self._backward_maps(field[:2])
+            color = self.color0.copy()
+            color[by:by + bh, bx:bx + bw] = cv2.remap(self.color0, mx, my, cv2.INTER_LINEAR,
+                                                      borderMode=cv2.BORDER_REPLICATE)
+            depth = self.depth0.copy()
+            face = cv2.remap(self.depth0, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            depth[by:by + bh, bx:bx + bw] = face + field[2] * np.float32(0.001)
+        closure = self.blink(index)
+        if closure:
+            color = self.eyelids.apply(color, closure)
+            depth = self.eyelids.apply(depth, closure, cv2.INTER_NEAREST)
+        if self.head_motion:
+            m = self.head_affine(index)
+            color = cv2.warpAffine(color, m, (self.width, self.height), flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)
+            depth = cv2.warpAffine(depth, m, (self.width, self.height), flags=cv2.INTER_NEAREST,
+                                   borderMode=cv2.BORDER_REPLICATE)
+        if self.noise is not None:
+            depth = self.noise(depth, index)
+        return color, depth
+
+
+def sample_timeline_scene(subject: int, seed: int, kinds: list[str], **kwargs) -> SyntheticParticipant:
+    """A finite participant scene performing events of the given kinds in order (tests, preview)."""
+    from station.synth.events import plan_timeline
+
+    probe = build_look(subject, seed, kwargs.get("width", WIDTH), kwargs.get("height", HEIGHT),
+                       _FX_848 * kwargs.get("width", WIDTH) / 848.0)
+    rng = np.random.default_rng([seed, subject, 404])
+    events, n = plan_timeline(kinds, subject, probe.gain, rng)
+    return SyntheticParticipant(subject, seed, events=events, n_frames=n, **kwargs)
+
+
+__all__ = ["SyntheticParticipant", "sample_timeline_scene", "ENDLESS_BLOCK"]
