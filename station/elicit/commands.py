@@ -1,0 +1,90 @@
+"""CLI verbs of the elicitation area: ``station run``, ``station check``, ``station selfreport``."""
+
+from __future__ import annotations
+
+import argparse
+
+from station.checks import StationError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        assert w > 0 and h > 0
+    except (ValueError, AssertionError):
+        raise argparse.ArgumentTypeError(f"window size must look like 1280x720, got {text!r}") from None
+    return w, h
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="run an elicitation session for one participant (PsychoPy window + recording)",
+        description="Show the protocol's instructions, films, rests and self-report forms in a PsychoPy "
+                    "window while the camera records one trial file per film into "
+                    "sessions/<participant>/<NNN>/.  The participant presses ESCAPE to stop a film "
+                    "(the recording is kept) and the experimenter F9 to pause.  Missing participant "
+                    "information is asked in a dialog.  Headless: prefix with `xvfb-run -a`.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--participant", help="pseudonymous participant id, e.g. P07 (never a name)")
+    p.add_argument("--protocol", required=True, help="protocol YAML, e.g. protocols/dsme3d.yaml")
+    p.add_argument("--camera", default="virtual", help="virtual | realsense[:SERIAL] | playback:FILE")
+    p.add_argument("--age", type=int, help="participant age in years")
+    p.add_argument("--sex", choices=["female", "male", "other", "undisclosed"], help="participant sex")
+    p.add_argument("--sessions", default="sessions", help="root folder of all sessions")
+    p.add_argument("--simulate-participant", nargs="?", const="", default=None, metavar="SCRIPT",
+                   help="answer keys and forms automatically (recorded as simulated in session.json); "
+                        "optional SCRIPT such as 'abort=CLIP@2.5,stop' or 'close=CLIP@1'")
+    p.add_argument("--window", type=_size, metavar="WxH", help="window size, overriding the protocol")
+    p.add_argument("--windowed", action="store_true", help="no full screen, whatever the protocol says")
+    p.add_argument("--lsl", action="store_true", help="also publish markers on a Lab Streaming Layer outlet")
+    p.add_argument("--order-row", type=int, help="Latin-square row (default: from the participant number)")
+    p.add_argument("--no-live", action="store_true", help="no live status panel in the terminal")
+    p.set_defaults(func=run_cmd)
+
+    c = subparsers.add_parser(
+        "check", help="pre-flight a protocol: clips exist and decode, durations, display, camera, sound",
+        description="Check everything a session needs before the participant sits down; prints a table "
+                    "and exits 1 if anything would stop the session.")
+    c.add_argument("protocol", help="protocol YAML")
+    c.add_argument("--camera", default="virtual", help="camera to try: virtual | realsense[:SERIAL] | playback:FILE")
+    c.add_argument("--no-camera", action="store_true", help="skip the camera check")
+    c.add_argument("--no-display", action="store_true", help="skip the display check")
+    c.set_defaults(func=check_cmd)
+
+    s = subparsers.add_parser(
+        "selfreport", help="run or import the self-report forms of an existing session",
+        description="Show the self-report forms for the clips of SESSION_DIR (e.g. when the session ran "
+                    "without them), or with --import CSV take answers typed from paper forms "
+                    "(header: clip,emotion,intensity,movements; clip 'end' for the end form).")
+    s.add_argument("session_dir", help="a session folder, e.g. sessions/P07/001")
+    s.add_argument("--import", dest="import_csv", metavar="CSV", help="import paper forms from CSV")
+    s.add_argument("--simulate-participant", action="store_true", help="answer the forms automatically")
+    s.add_argument("--window", type=_size, default=(1024, 640), metavar="WxH", help="window size")
+    s.set_defaults(func=selfreport_cmd)
+
+
+def run_cmd(args) -> int:
+    from station.elicit.session_run import run_session
+
+    session = run_session(args.protocol, args.participant, camera=args.camera, age=args.age, sex=args.sex,
+                          sessions_root=args.sessions, simulate=args.simulate_participant, window_size=args.window,
+                          windowed=args.windowed, lsl=args.lsl, order_row=args.order_row, live=not args.no_live)
+    return 0 if session.data.get("status") in ("complete", "stopped by participant") else 1
+
+
+def check_cmd(args) -> int:
+    from station.elicit.check import run_checks
+
+    return 0 if run_checks(args.protocol, camera=None if args.no_camera else args.camera,
+                           display=not args.no_display) else 1
+
+
+def selfreport_cmd(args) -> int:
+    from station.elicit.selfreport import selfreport
+
+    selfreport(args.session_dir, import_csv=args.import_csv, simulate=args.simulate_participant,
+               window_size=args.window)
+    return 0
+
+
+__all__ = ["register", "StationError"]

@@ -1,0 +1,211 @@
+"""Session folders: ``sessions/<participant>/<NNN>/`` with a ``session.json`` that is never torn.
+
+Modelled on the Pupil Labs recorder: each run gets the next free numbered folder (001, 002...)
+so a participant who comes back, or a run that is restarted, can never overwrite earlier data.
+``session.json`` holds everything that is not frames: participant (pseudonymous id, age, sex),
+a copy of the protocol, device info, the event log, self-reports, timing, software versions.
+It is rewritten atomically (temporary file + ``os.replace``) whenever something is added, so a
+crash or power cut leaves either the previous or the new version, both readable.
+
+Layout::
+
+    sessions/<participant>/<NNN>/
+        session.json
+        trial-01-<clip>.h5          one HDF5 per clip (station.record.schema)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from station.checks import StationError, check_writable_dir
+
+SCHEMA_VERSION = 1
+SESSION_FILE = "session.json"
+PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+SEXES = ("female", "male", "other", "undisclosed")
+
+
+def check_participant_id(pid: str) -> str:
+    """Pseudonymous ids only: letters, digits, '-' and '_' (no names, no spaces, no paths)."""
+    if not isinstance(pid, str) or not PARTICIPANT_RE.match(pid):
+        raise StationError(f"participant id must be 1-32 letters, digits, '-' or '_' starting with a letter "
+                           f"or digit (a pseudonym such as P07, never a name), got {pid!r}.")
+    return pid
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of everything that shapes timing or file contents."""
+    import importlib.metadata as md
+
+    import station
+
+    out = {"station": station.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    for name in ("psychopy", "pyglet", "numpy", "h5py", "pyrealsense2", "ffpyplayer", "pylsl"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON so that ``path`` is always either the old or the new content."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, ensure_ascii=False, default=_json_default)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a session.json of any earlier schema up to :data:`SCHEMA_VERSION`.
+
+    Version 0 (the prototype, before a version field existed) stored the participant as a bare
+    string and self-reports under ``reports``.  Newer versions than ours are refused instead of
+    being guessed at.
+    """
+    version = data.get("schema_version", 0)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise StationError(f"session.json has schema_version {version!r}; this station reads up to "
+                           f"{SCHEMA_VERSION}. Update the station software.")
+    data = dict(data)
+    if version == 0:
+        if isinstance(data.get("participant"), str):
+            data["participant"] = {"id": data["participant"], "age": None, "sex": None}
+        data["self_reports"] = data.pop("reports", data.get("self_reports", []))
+        data.setdefault("events", [])
+        data.setdefault("trials", [])
+        data.setdefault("timing", {})
+        data["schema_version"] = 1
+    return data
+
+
+class Session:
+    """One numbered session folder and its session.json; thread-safe appends."""
+
+    def __init__(self, folder: Path, data: dict[str, Any]):
+        self.folder = Path(folder)
+        self.data = data
+        self._lock = threading.RLock()
+
+    @property
+    def json_path(self) -> Path:
+        return self.folder / SESSION_FILE
+
+    @property
+    def participant(self) -> str:
+        return self.data["participant"]["id"]
+
+    @property
+    def session_id(self) -> str:
+        return self.folder.name
+
+    def save(self) -> None:
+        with self._lock:
+            write_json_atomic(self.json_path, self.data)
+
+    def log_event(self, event: str, host_time: float, clip: str = "", detail: str = "", save: bool = False,
+                  **extra: Any) -> dict:
+        """Append to the event log (host_time on ``time.perf_counter``, as the trial markers)."""
+        entry = {"host_time": host_time, "wall": now_iso(), "event": event, "clip": clip, "detail": detail, **extra}
+        with self._lock:
+            self.data["events"].append(entry)
+            if save:
+                self.save()
+        return entry
+
+    def add_self_report(self, report: dict[str, Any]) -> None:
+        """Store one answered form and write session.json at once (forms are not re-asked)."""
+        with self._lock:
+            self.data["self_reports"].append({"answered": now_iso(), **report})
+            self.save()
+
+    def add_trial(self, info: dict[str, Any]) -> None:
+        with self._lock:
+            self.data["trials"].append(info)
+            self.save()
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            self.data.update(fields)
+            self.save()
+
+    def trial_path(self, number: int, clip_id: str) -> Path:
+        return self.folder / f"trial-{number:02d}-{clip_id}.h5"
+
+
+def create_session(root: str | Path, participant: str, *, age: int | None = None, sex: str | None = None,
+                   protocol: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Session:
+    """Make the next numbered folder for ``participant`` (never reusing one) and write session.json."""
+    check_participant_id(participant)
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or not 10 <= age <= 120):
+        raise StationError(f"age must be a whole number of years between 10 and 120, got {age!r}.")
+    if sex is not None and sex not in SEXES:
+        raise StationError(f"sex must be one of {', '.join(SEXES)}, got {sex!r}.")
+    parent = check_writable_dir(Path(root) / participant, "participant folder")
+    existing = [int(p.name) for p in parent.iterdir() if p.is_dir() and p.name.isdigit()]
+    number = max(existing, default=0) + 1
+    while True:  # mkdir is atomic: two stations sharing a disk still get different folders
+        folder = parent / f"{number:03d}"
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            number += 1
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "session_id": folder.name,
+        "created": now_iso(),
+        "participant": {"id": participant, "age": age, "sex": sex},
+        "previous_sessions": sorted(f"{n:03d}" for n in existing),
+        "protocol": protocol or {},
+        "device": {},
+        "software": software_versions(),
+        "status": "created",
+        "events": [],
+        "trials": [],
+        "self_reports": [],
+        "timing": {},
+        **(extra or {}),
+    }
+    session = Session(folder, data)
+    session.save()
+    return session
+
+
+def load_session(folder: str | Path) -> Session:
+    """Open an existing session folder (migrating an older session.json in memory)."""
+    folder = Path(folder)
+    path = folder / SESSION_FILE
+    if not path.exists():
+        raise StationError(f"{str(folder)!r} is not a session folder: it has no {SESSION_FILE}.")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise StationError(f"{path} cannot be read: {err}") from err
+    if not isinstance(data, dict):
+        raise StationError(f"{path} must contain a JSON object, got {type(data).__name__}.")
+    return Session(folder, migrate(data))
