@@ -115,27 +115,41 @@ class D415Noise:
         self._blob_holes = blobs > 2.4 * blobs.std()  # ~1 % of pixels, in clumps
         self._speckle = rng.random((ph, pw)) < 0.004
         self._seed = seed
+        self.band = int(round(self.f_b / WALL_M))  # the D415's invalid band at the wall distance
 
     def _offset(self, index: int) -> tuple[int, int]:
         rng = np.random.default_rng([self._seed, index, 17])
         oy, ox = rng.integers(0, self.margin, size=2)
         return int(oy), int(ox)
 
-    def __call__(self, z: np.ndarray, index: int) -> np.ndarray:
-        """Noisy, quantised, holed copy of ``z`` (metres, 0 = no data) for frame ``index``."""
+    def _steep(self, z: np.ndarray) -> np.ndarray:
+        """Where depth jumps more than ~1.2 % per pixel (> ~7 mm at 0.6 m): no stereo match."""
+        gy = np.abs(np.diff(z, axis=0, prepend=z[:1]))
+        gx = np.abs(np.diff(z, axis=1, prepend=z[:, :1]))
+        return np.maximum(gx, gy) > 0.012 * z
+
+    def __call__(self, z: np.ndarray, index: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Noisy, quantised, holed copy of ``z`` (metres, 0 = no data) for frame ``index``.
+
+        With ``box`` (x, y, w, h), only that region of ``z`` changes from frame to frame, so the
+        silhouette holes outside it are computed once and reused (the noise still changes).
+        """
         h, w = self.shape
         oy, ox = self._offset(index)
         valid = z > 0
-        disparity = self.f_b / np.where(valid, z, 1.0)
+        disparity = self.f_b / np.where(valid, z, np.float32(1.0))
         disparity += self._noise[oy:oy + h, ox:ox + w]
-        disparity = np.round(disparity / SUBPIXEL_STEP) * SUBPIXEL_STEP
-        out = (self.f_b / disparity).astype(np.float32)
-        # Steep slopes (silhouettes) do not match in stereo: a hole where depth jumps.
-        gy = np.abs(np.diff(z, axis=0, prepend=z[:1]))
-        gx = np.abs(np.diff(z, axis=1, prepend=z[:, :1]))
-        steep = np.maximum(gx, gy) > 0.012 * z  # > ~7 mm per pixel at 0.6 m
+        disparity = np.rint(disparity * np.float32(1 / SUBPIXEL_STEP))
+        out = (self.f_b / SUBPIXEL_STEP / disparity).astype(np.float32)
+        if box is None:
+            steep = self._steep(z)
+        else:
+            if getattr(self, "_static", None) is None or self._static[0] != box:
+                self._static = (box, self._steep(z))
+            steep = self._static[1].copy()
+            x, y, bw, bh = box
+            steep[y:y + bh, x:x + bw] = self._steep(z[y:y + bh, x:x + bw])
         holes = steep | ~valid | self._blob_holes[oy:oy + h, ox:ox + w] | self._speckle[oy:oy + h, ox:ox + w]
         out[holes] = 0.0
-        band = int(round(self.f_b / WALL_M * w / 848.0 * 848.0 / w))  # invalid band, left edge
-        out[:, :band] = 0.0
+        out[:, :self.band] = 0.0
         return out

@@ -64,14 +64,18 @@ class SyntheticParticipant:
         look = self.look
         iod = look.iod_px
         lm = look.landmarks
-        x0, y0 = np.floor(lm.min(axis=0) - 0.9 * iod).astype(int)
-        x1, y1 = np.ceil(lm.max(axis=0) + 0.7 * iod).astype(int)
-        x0, y0 = max(0, x0), max(0, y0 - int(0.4 * iod))  # room above the brows for AU1/2
-        x1, y1 = min(self.width, x1), min(self.height, y1)
+        # The head box: everything that moves (expressions and head motion), hair included.
+        x0, y0 = np.floor(lm.min(axis=0) - (1.1 * iod, 1.6 * iod)).astype(int)
+        x1, y1 = np.ceil(lm.max(axis=0) + (1.1 * iod, 0.9 * iod)).astype(int)
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(self.width, x1), min(self.height, y1)
         self.box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
         bx, by, bw, bh = self.box
         gy, gx = np.mgrid[by:by + bh, bx:bx + bw].astype(np.float32)
         self._grid = (gx, gy)
+        # Head motion fades out towards the box edge (neck and hair stretch, the wall stays).
+        edge = np.minimum(np.minimum(gx - bx, bx + bw - 1 - gx), np.minimum(gy - by, by + bh - 1 - gy))
+        ramp = np.clip(edge / (0.6 * iod), 0, 1)
+        self._head_weight = (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
         color, lm = self._morph(look.color, lm, iod)
         self.landmarks0 = lm
         self.depth0 = face_depth(lm, (self.height, self.width), look.distance_m, self.fx)
@@ -105,11 +109,10 @@ class SyntheticParticipant:
         """Maps for cv2.remap that realise the forward displacement ``field`` (dx, dy)."""
         gx, gy = self._grid
         # First guess p - D(p), then one fixed-point step: source = p - D(p - D(p)).
-        dx = cv2.remap(field[0], gx - field[0] - self.box[0], gy - field[1] - self.box[1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        dy = cv2.remap(field[1], gx - field[0] - self.box[0], gy - field[1] - self.box[1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return gx - dx, gy - dy
+        both = cv2.merge([field[0], field[1]])
+        back = cv2.remap(both, gx - field[0] - self.box[0], gy - field[1] - self.box[1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return gx - back[..., 0], gy - back[..., 1]
 
     def _warp_box(self, image: np.ndarray, field: np.ndarray, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
         bx, by, bw, bh = self.box
@@ -161,44 +164,51 @@ class SyntheticParticipant:
         m[:, 2] += (x, y)
         return m
 
+    def motion(self, index: int) -> np.ndarray | None:
+        """Forward (dx px, dy px, dz mm) over the head box: expressions plus head motion."""
+        field = self.displacement(index)
+        if not self.head_motion:
+            return field
+        m = self.head_affine(index)
+        gx, gy = self._grid
+        w = self._head_weight
+        hx = w * ((m[0, 0] - 1) * gx + m[0, 1] * gy + m[0, 2])
+        hy = w * (m[1, 0] * gx + (m[1, 1] - 1) * gy + m[1, 2])
+        if field is None:
+            return np.stack([hx, hy, np.zeros_like(hx)]).astype(np.float32)
+        return np.stack([field[0] + hx, field[1] + hy, field[2]]).astype(np.float32)
+
     def landmarks(self, index: int) -> np.ndarray:
         """True (68, 2) float32 landmark positions in color pixels at frame ``index``."""
         lm = self.landmarks0
-        field = self.displacement(index)
-        if field is not None:
-            lm = lm + sample_field(field[:2], self.box[0], self.box[1], lm)
         closure = self.blink(index)
         if closure:
             lm = self.eyelids.move_landmarks(lm, closure)
-        m = self.head_affine(index)
-        return (lm @ m[:, :2].T + m[:, 2]).astype(np.float32)
+        field = self.motion(index)
+        if field is not None:
+            lm = lm + sample_field(field[:2], self.box[0], self.box[1], lm)
+        return lm.astype(np.float32)
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(color RGB uint8, depth metres float32, 0 = no data) of frame ``index``."""
-        field = self.displacement(index)
-        if field is None:
-            color, depth = self.color0, self.depth0
-        else:
-            bx, by, bw, bh = self.box
-            mx, my = self._backward_maps(field[:2])
-            color = self.color0.copy()
-            color[by:by + bh, bx:bx + bw] = cv2.remap(self.color0, mx, my, cv2.INTER_LINEAR,
-                                                      borderMode=cv2.BORDER_REPLICATE)
-            depth = self.depth0.copy()
-            face = cv2.remap(self.depth0, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            depth[by:by + bh, bx:bx + bw] = face + field[2] * np.float32(0.001)
+        color, depth = self.color0, self.depth0
         closure = self.blink(index)
-        if closure:
+        if closure:  # the lids close in the face's own frame, then the face moves
             color = self.eyelids.apply(color, closure)
             depth = self.eyelids.apply(depth, closure, cv2.INTER_NEAREST)
-        if self.head_motion:
-            m = self.head_affine(index)
-            color = cv2.warpAffine(color, m, (self.width, self.height), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)
-            depth = cv2.warpAffine(depth, m, (self.width, self.height), flags=cv2.INTER_NEAREST,
-                                   borderMode=cv2.BORDER_REPLICATE)
+        field = self.motion(index)
+        if field is not None:
+            bx, by, bw, bh = self.box
+            mx, my = self._backward_maps(field[:2])
+            warped_color = color.copy()
+            warped_color[by:by + bh, bx:bx + bw] = cv2.remap(color, mx, my, cv2.INTER_LINEAR,
+                                                             borderMode=cv2.BORDER_REPLICATE)
+            warped_depth = depth.copy()
+            face = cv2.remap(depth, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+            warped_depth[by:by + bh, bx:bx + bw] = face + field[2] * np.float32(0.001) * (face > 0)
+            color, depth = warped_color, warped_depth
         if self.noise is not None:
-            depth = self.noise(depth, index)
+            depth = self.noise(depth, index, self.box)
         return color, depth
 
 

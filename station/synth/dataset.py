@@ -1,0 +1,146 @@
+"""A DSME-like synthetic database: trial HDF5 files of synthetic participants, with ground truth.
+
+Each trial is filmed by the virtual D415 in fast mode (every frame goes through librealsense's
+software device, syncer and z16 quantisation) and written by the same
+:class:`~station.record.writer.TrialWriter` as a real recording, so every downstream verb
+reads it like a session.  Layout::
+
+    OUT/sub01/trial-01.h5   /color /depth /frames ... as any recording
+                            /ground_truth/events       JSON list (station.synth.events)
+                            /ground_truth/landmarks68  (N, 68, 2) float32, true landmark
+                                                       positions of each stored frame (color px)
+    OUT/manifest.json       subjects, trials, sample counts, seed, bytes
+
+The ``samples`` micro-expressions are spread over the subjects (33 and 373 as in DSME-3D),
+``MICRO_PER_TRIAL`` per trial, each trial also holding one macro-expression and one or two
+blinks as negatives, in a seeded order with short neutral gaps (frames are kept few so the
+whole database stays a few GB).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from station.camera.base import EndOfStream
+from station.camera.virtual import VirtualD415
+from station.checks import StationError, check_positive, check_writable_dir
+from station.record.writer import Storage, TrialWriter
+from station.synth.events import plan_timeline
+from station.synth.participant import SyntheticParticipant
+
+MICRO_PER_TRIAL = 4
+LANDMARKS = "landmarks68"
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    subject: int
+    trial: int
+    kinds: tuple[str, ...]
+
+    @property
+    def relpath(self) -> str:
+        return f"sub{self.subject:02d}/trial-{self.trial:02d}.h5"
+
+
+def plan_dataset(subjects: int, samples: int, seed: int) -> list[TrialPlan]:
+    """Which trials make the database: samples spread evenly, extras to seeded subjects."""
+    check_positive(subjects, "--subjects", integer=True)
+    check_positive(samples, "--samples", integer=True)
+    if samples < subjects:
+        raise StationError(f"--samples ({samples}) must be at least --subjects ({subjects}): "
+                           "every synthetic subject needs one micro-expression.")
+    rng = np.random.default_rng([seed, 909])
+    per_subject = np.full(subjects, samples // subjects)
+    per_subject[rng.choice(subjects, samples % subjects, replace=False)] += 1
+    plans = []
+    for s in range(subjects):
+        left, trial = int(per_subject[s]), 1
+        while left:
+            n = min(MICRO_PER_TRIAL, left)
+            kinds = ["micro"] * n + ["macro"] + ["blink"] * int(rng.integers(1, 3))
+            order = rng.permutation(len(kinds))
+            plans.append(TrialPlan(s + 1, trial, tuple(kinds[i] for i in order)))
+            left -= n
+            trial += 1
+    return plans
+
+
+def trial_scene(plan: TrialPlan, seed: int, width: int = 848, height: int = 480) -> SyntheticParticipant:
+    """The participant scene of one planned trial (appearance from (seed, subject), events per trial)."""
+    scene = SyntheticParticipant(plan.subject, seed, events=[], n_frames=1, width=width, height=height)
+    rng = np.random.default_rng([seed, plan.subject, plan.trial, 606])
+    events, n_frames = plan_timeline(list(plan.kinds), plan.subject, scene.look.gain, rng)
+    scene.timeline.events[:] = events
+    scene.timeline.n_frames = scene.n_frames = n_frames
+    return scene
+
+
+def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attrs: dict | None = None) -> int:
+    """Film ``scene`` with the virtual D415 (fast mode) into trial file ``path``; returns frames written.
+
+    The ground truth goes in at creation; the true landmarks of every stored frame (looked up
+    by its device frame number) are added after the writer closed the file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    camera = VirtualD415(scene, realtime=False, fps=60)
+    calib = camera.start()
+    numbers: list[int] = []
+    try:
+        events = [e.as_dict() for e in scene.events()]
+        writer = TrialWriter(path, calib, storage, attrs={"synthetic": True, "subject": scene.subject,
+                                                          "seed": scene.seed, "photo": scene.look.photo,
+                                                          **(attrs or {})}, ground_truth=events)
+        try:
+            while True:
+                try:
+                    fs = camera.read(timeout_s=2.0)
+                except EndOfStream:
+                    break
+                if fs is None:
+                    continue
+                writer.append(fs)
+                numbers.append(fs.color_times.number)
+                if len(numbers) % 60 == 0:
+                    writer.flush()
+        except BaseException:
+            writer.abandon()
+            raise
+    finally:
+        camera.stop()
+    final = writer.close({"frames": len(numbers)})
+    landmarks = np.stack([scene.landmarks(n) for n in numbers]).astype(np.float32) if numbers else \
+        np.zeros((0, 68, 2), np.float32)
+    with h5py.File(final, "r+") as f:
+        ds = f["ground_truth"].create_dataset(LANDMARKS, data=landmarks)
+        ds.attrs["frame_numbers"] = np.asarray(numbers, np.int64)
+        ds.attrs["units"] = "color image pixels (x, y), dlib 68-point order"
+    return len(numbers)
+
+
+def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage: Storage = Storage("zstd"),
+                 progress=None) -> dict:
+    """Write the whole database under ``out``; returns the manifest (also saved as manifest.json)."""
+    out = check_writable_dir(out, "synthetic dataset folder")
+    plans = plan_dataset(subjects, samples, seed)
+    trials, total_bytes = [], 0
+    for plan in plans:
+        path = out / plan.relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scene = trial_scene(plan, seed)
+        frames = record_scene(scene, path, storage)
+        size = path.stat().st_size
+        total_bytes += size
+        trials.append({"file": plan.relpath, "subject": plan.subject, "trial": plan.trial, "frames": frames,
+                       "micro": plan.kinds.count("micro"), "bytes": size})
+        if progress is not None:
+            progress(plan, frames, size)
+    manifest = {"subjects": subjects, "samples": samples, "seed": seed, "compression": storage.compression,
+                "trials": trials, "frames": sum(t["frames"] for t in trials), "bytes": total_bytes}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
