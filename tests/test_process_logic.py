@@ -81,6 +81,7 @@ def test_objective_and_nonobjective_classes_follow_the_rule_tables():
     assert selection.objective_class("1+2+4", rules) == "VI"
     assert selection.objective_class("R12", rules) == "VII"
     assert selection.objective_class("", rules) == "Others"
+    assert selection.objective_class("24", rules) == "VII"  # fits no class I-VI
     assert selection.nonobjective_class("6+12", rules, clip_emotion="sad") == "happiness"
     assert selection.nonobjective_class("4", rules, clip_emotion="disgust", self_report="disgusted") == "tense"
     assert selection.nonobjective_class("4+9", rules, clip_emotion="happy") == "disgust"

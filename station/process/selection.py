@@ -47,6 +47,7 @@ class Rules:
     aus_alone_if_unique: bool
     synonyms: dict[str, str]
     others: str = "Others"
+    objective_fallback: str = "Others"
 
 
 def _combos(table: Any, where: str) -> dict[str, list[Combination]]:
@@ -82,6 +83,7 @@ def load_rules(path: str | Path | None = None) -> Rules:
             aus_alone_if_unique=bool(nonobj.get("aus_alone_if_unique", True)),
             synonyms={str(k).lower(): str(v) for k, v in (nonobj.get("synonyms") or {}).items()},
             others=str(raw.get("others", "Others")),
+            objective_fallback=str(raw.get("objective_fallback", raw.get("others", "Others"))),
         )
     except (KeyError, TypeError) as err:
         raise StationError(f"rules file {where!r} lacks {err}; see {DEFAULT_RULES} for the expected layout.") from err
@@ -127,10 +129,13 @@ def _best(table: dict[str, list[Combination]], units: tuple[ActionUnit, ...]) ->
 
 
 def objective_class(aus: str, rules: Rules) -> str:
-    """Class I-VII from the AUs alone (Davison et al. 2017), ``Others`` when none applies."""
+    """Class I-VII from the AUs alone (Davison et al. 2017); the fallback class when no
+    combination applies, ``Others`` when no AU is coded."""
     units = coded_only(parse_aus(aus))
-    matches = _best(rules.objective, units) if units else []
-    return matches[0] if matches else rules.others
+    if not units:
+        return rules.others
+    matches = _best(rules.objective, units)
+    return matches[0] if matches else rules.objective_fallback
 
 
 def _canonical(emotion: str, rules: Rules) -> str:
