@@ -88,3 +88,27 @@ def selfreport_cmd(args) -> int:
 
 
 __all__ = ["register", "StationError"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m station.elicit.commands VERB ...``: the elicitation verbs alone.
+
+    Same behaviour as ``station VERB``; useful when another area's verbs fail to import.
+    """
+    from station.console import console, print_error
+
+    parser = argparse.ArgumentParser(prog="station")
+    register(parser.add_subparsers(dest="verb", metavar="VERB", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except StationError as err:
+        print_error(str(err))
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted.[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

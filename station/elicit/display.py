@@ -83,9 +83,20 @@ class Display:
             self.win.flip()
             times.append(time.perf_counter())
         dt = statistics.median(b - a for a, b in zip(times[2:], times[3:]))
-        if dt < 0.004:
+        if dt < 0.004 or self.software_renderer():
             return 60.0, False
         return 1.0 / dt, True
+
+    @staticmethod
+    def software_renderer() -> bool:
+        """Mesa's llvmpipe / softpipe (Xvfb, VMs) never wait for a vertical blank."""
+        try:
+            from pyglet.gl import gl_info
+
+            renderer = gl_info.get_renderer().lower()
+        except Exception:
+            return False
+        return any(name in renderer for name in ("llvmpipe", "softpipe", "swrast"))
 
     def _on_close(self) -> None:
         self.closed = True
@@ -171,7 +182,14 @@ class Display:
                 "max_ms": 1000 * s[-1], "period_ms": 1000 * self.period}
 
     def info(self) -> dict:
+        try:
+            from pyglet.gl import gl_info
+
+            renderer = gl_info.get_renderer()
+        except Exception:
+            renderer = ""
         return {"size": list(self.win.size), "fullscreen": bool(self.win._isFullScr), "refresh_hz": self.refresh_hz,
+                "gl_renderer": renderer,
                 "vsync": self.vsync, "paced_hz": self.paced_hz, "winType": self.win.winType}
 
     def close(self) -> None:

@@ -103,12 +103,15 @@ def summary_table(session: Session) -> Table:
     return t
 
 
-def run_session(protocol_path: str | Path, participant: str | None, *, camera: str = "virtual",
+def run_session(protocol_path: str | Path, participant: str | None, *, camera="virtual",
                 age: int | None = None, sex: str | None = None, sessions_root: str | Path = "sessions",
                 simulate: str | None = None, window_size: tuple[int, int] | None = None,
                 windowed: bool = False, lsl: bool = False, order_row: int | None = None,
                 live: bool = True) -> Session:
-    """Run a protocol for one participant; returns the session (also on a clean early stop)."""
+    """Run a protocol for one participant; returns the session (also on a clean early stop).
+
+    ``camera`` is a spec for :func:`station.camera.open_camera` or an already built source.
+    """
     protocol = load_protocol(protocol_path)
     sim = SimulatedParticipant.from_script(simulate) if simulate is not None else None
     participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
@@ -135,19 +138,19 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera: s
             from station.record.recorder import Recorder
 
             source = open_camera(camera, width=protocol.camera.width, height=protocol.camera.height,
-                                 fps=protocol.camera.fps)
+                                 fps=protocol.camera.fps) if isinstance(camera, str) else camera
             recorder = Recorder(source, on_warning=lambda m: setattr(state, "message", m))
             recorder.open()
         except (CameraError, RuntimeError) as err:
             recorder = None
-            raise StationError(f"camera {camera!r} cannot be opened: {err}. Check the USB 3 cable, "
+            raise StationError(f"camera {str(camera)!r} cannot be opened: {err}. Check the USB 3 cable, "
                                "or run with --camera virtual to try the station without one.") from err
         markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
         size = window_size or protocol.display.size
         display = Display(size, fullscreen=protocol.display.fullscreen and not windowed,
                           screen=protocol.display.screen, background=protocol.display.background, markers=markers,
                           log_file=session.folder / "psychopy.log")
-        session.update(device={"camera": camera, "description": getattr(recorder.source, "description", ""),
+        session.update(device={"camera": camera if isinstance(camera, str) else type(camera).__name__, "description": getattr(recorder.source, "description", ""),
                                **(recorder.calibration.device if recorder.calibration else {}),
                                "width": protocol.camera.width, "height": protocol.camera.height,
                                "fps": protocol.camera.fps},

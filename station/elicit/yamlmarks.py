@@ -58,7 +58,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict) -
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if key in out:
-                raise StationError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice.")
+                raise StationError(f"{key_node.start_mark.line + 1}: key {key!r} appears twice.")
             lines[path + (key,)] = key_node.start_mark.line + 1
             out[key] = _build(loader, value_node, path + (key,), lines)
         return out
