@@ -12,8 +12,8 @@ reads it like a session.  Layout::
     OUT/manifest.json       subjects, trials, sample counts, seed, bytes
 
 The ``samples`` micro-expressions are spread over the subjects (33 and 373 as in DSME-3D),
-``MICRO_PER_TRIAL`` per trial, each trial also holding one macro-expression and one or two
-blinks as negatives, in a seeded order with short neutral gaps (frames are kept few so the
+``MICRO_PER_TRIAL`` per trial, each trial also holding one macro-expression and one blink
+as negatives, in a seeded order with short neutral gaps (frames are kept few so the
 whole database stays a few GB).
 """
 
@@ -30,10 +30,12 @@ from station.camera.base import EndOfStream
 from station.camera.virtual import VirtualD415
 from station.checks import StationError, check_positive, check_writable_dir
 from station.record.writer import Storage, TrialWriter
-from station.synth.events import plan_timeline
+from station.synth.events import TimingRules, plan_timeline
 from station.synth.participant import SyntheticParticipant
 
-MICRO_PER_TRIAL = 4
+MICRO_PER_TRIAL = 6
+#: Short gaps and macro-expressions just over 500 ms keep the frames per sample (and GB) down.
+DATASET_TIMING = TimingRules(macro_ms=(550.0, 900.0), gap_ms=(120.0, 250.0))
 LANDMARKS = "landmarks68"
 
 
@@ -63,7 +65,7 @@ def plan_dataset(subjects: int, samples: int, seed: int) -> list[TrialPlan]:
         left, trial = int(per_subject[s]), 1
         while left:
             n = min(MICRO_PER_TRIAL, left)
-            kinds = ["micro"] * n + ["macro"] + ["blink"] * int(rng.integers(1, 3))
+            kinds = ["micro"] * n + ["macro", "blink"]
             order = rng.permutation(len(kinds))
             plans.append(TrialPlan(s + 1, trial, tuple(kinds[i] for i in order)))
             left -= n
@@ -75,7 +77,8 @@ def trial_scene(plan: TrialPlan, seed: int, width: int = 848, height: int = 480)
     """The participant scene of one planned trial (appearance from (seed, subject), events per trial)."""
     scene = SyntheticParticipant(plan.subject, seed, events=[], n_frames=1, width=width, height=height)
     rng = np.random.default_rng([seed, plan.subject, plan.trial, 606])
-    events, n_frames = plan_timeline(list(plan.kinds), plan.subject, scene.look.gain, rng)
+    events, n_frames = plan_timeline(list(plan.kinds), plan.subject, scene.look.gain, rng, start=6, tail=6,
+                                     rules=DATASET_TIMING)
     scene.timeline.events[:] = events
     scene.timeline.n_frames = scene.n_frames = n_frames
     return scene
