@@ -46,6 +46,7 @@ def _register_code(sub) -> None:
     p.add_argument("--script", default=None, help="file of keys to play instead of the keyboard "
                    "(one token per line or space-separated: d, a, o, k, f, enter, esc, text:1+2, ...)")
     p.add_argument("--speed", type=float, default=0.25, help="slow-motion playback factor (default 0.25)")
+    p.add_argument("--snapshot", default=None, help="save the last drawn window as this PNG when leaving")
     p.set_defaults(func=_run_code)
 
 
@@ -62,7 +63,7 @@ def _run_code(args) -> int:
     out = Path(args.out) if args.out else trial.parent / "codings" / f"{args.coder}.csv"
     keys = script_keys(args.script) if args.script else None
     session = CodingSession(trial, args.coder, out, candidates=args.candidates, speed=args.speed)
-    result = session.run(keys)
+    result = session.run(keys, snapshot=args.snapshot)
     print_ok(f"{result['annotations']} annotation(s) for {trial.name} in {out} (stopped at frame index {result['index']})")
     return 0
 
