@@ -101,3 +101,20 @@ def test_bad_requests_say_what_was_given(database, tmp_path):
         deep.oof_probabilities("ststnet", samples, y, np.full(len(y), "s1"), work_dir=tmp_path)
     with pytest.raises(StationError, match="at least 2 classes"):
         deep.oof_probabilities("ststnet", samples, np.full(len(y), "positive"), groups, work_dir=tmp_path)
+
+
+def test_runs_on_a_database_read_back_from_its_hdf5_files(database, tmp_path):
+    from station.dataset import iter_samples, write_index, write_sample
+
+    samples, y, groups = database
+    for sample in samples:
+        write_sample(tmp_path / "db", sample)
+    write_index(tmp_path / "db", [s.record for s in samples])
+    loaded = list(iter_samples(tmp_path / "db"))
+    y_db = np.array([s.record.objective_class for s in loaded])
+    groups_db = np.array([s.record.subject for s in loaded])
+    from_files = deep.oof_probabilities("ststnet", loaded, y_db, groups_db, work_dir=tmp_path / "w",
+                                        config=TINY["ststnet"])
+    in_memory = deep.oof_probabilities("ststnet", samples, y, groups, work_dir=tmp_path / "m",
+                                       config=TINY["ststnet"])
+    assert np.array_equal(from_files, in_memory)
