@@ -127,7 +127,7 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
 
 
 def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage: Storage = Storage("zstd"),
-                 progress=None) -> dict:
+                 progress=None, width: int = 848, height: int = 480) -> dict:
     """Write the whole database under ``out``; returns the manifest (also saved as manifest.json)."""
     out = check_writable_dir(out, "synthetic dataset folder")
     plans = plan_dataset(subjects, samples, seed)
@@ -135,7 +135,7 @@ def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage:
     for plan in plans:
         path = out / plan.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        scene = trial_scene(plan, seed)
+        scene = trial_scene(plan, seed, width, height)
         frames = record_scene(scene, path, storage)
         size = path.stat().st_size
         total_bytes += size
@@ -144,6 +144,7 @@ def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage:
         if progress is not None:
             progress(plan, frames, size)
     manifest = {"subjects": subjects, "samples": samples, "seed": seed, "compression": storage.compression,
+                "resolution": [width, height],
                 "trials": trials, "frames": sum(t["frames"] for t in trials), "bytes": total_bytes}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
