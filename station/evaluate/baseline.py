@@ -1,0 +1,151 @@
+"""The paper's baseline (4.3) as one function: features, protocols, SVMs, fusion, scores.
+
+``run_baseline`` returns an :class:`EvaluationResult`: long-form rows (one per label set x
+protocol x method) plus confusion matrices and fusion curves, which report.py turns into the
+paper-shaped tables, CSV, PNG and HTML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from station.evaluate.cache import FeatureCache, curvature_matrices, lbptop_matrices
+from station.evaluate.classifiers import DEFAULT_C_GRID
+from station.evaluate.fusion import ALPHAS, alpha_curve, nested_predictions, paper_predictions
+from station.evaluate.labels import LABEL_SETS, LabelSet, make_label_set
+from station.evaluate.loaders import Database
+from station.evaluate.metrics import Scores, score
+from station.evaluate.protocols import PROTOCOLS, ProtocolRun, run_protocol
+from station.features.landmarks23 import CurvatureParams
+from station.features.lbptop import LbpTopParams
+
+MODALITY_2D = "LBP-TOP"
+MODALITIES_3D = {"si": "SI", "hk": "HK", "sihk": "SI+HK"}
+
+
+@dataclass
+class EvalOptions:
+    lbptop: LbpTopParams = field(default_factory=LbpTopParams)
+    curvature: CurvatureParams = field(default_factory=CurvatureParams)
+    label_sets: tuple[str, ...] = LABEL_SETS
+    protocols: tuple[str, ...] = PROTOCOLS
+    n_repeats: int = 10
+    n_splits: int = 10
+    kernel: str = "linear"
+    c_grid: tuple[float, ...] = DEFAULT_C_GRID
+    use_3d: bool = True
+    nested: bool = True
+    min_class_size: int = 3
+    seed: int = 0
+    n_jobs: int = 1
+
+
+@dataclass
+class EvaluationResult:
+    rows: list[dict] = field(default_factory=list)
+    confusions: dict[tuple[str, str, str], tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    recalls: list[dict] = field(default_factory=list)
+    curves: dict[tuple[str, str, str], np.ndarray] = field(default_factory=dict)
+    runs: dict[tuple[str, str], ProtocolRun] = field(default_factory=dict)
+    label_sets: dict[str, LabelSet] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, label_set: str, protocol: str, method: str, fusion: str, a: float | str, scores: Scores,
+            classes: list[str], n: int) -> None:
+        self.rows.append({"label_set": label_set, "protocol": protocol, "method": method, "fusion": fusion,
+                          "a": a, "n_samples": n, "n_classes": len(classes), **scores.row()})
+        self.confusions[(label_set, protocol, f"{method}" + (f" ({fusion} a)" if fusion != "-" else ""))] = (
+            classes, scores.confusion)
+        for c, r in zip(classes, scores.recall):
+            self.recalls.append({"label_set": label_set, "protocol": protocol, "method": method, "fusion": fusion,
+                                 "class": c, "recall": float(r)})
+
+    def get(self, label_set: str, protocol: str, method: str, fusion: str = "-") -> dict | None:
+        for row in self.rows:
+            if (row["label_set"], row["protocol"], row["method"], row["fusion"]) == (label_set, protocol, method,
+                                                                                   fusion):
+                return row
+        return None
+
+
+def label_set_of(db: Database, name: str, min_class_size: int) -> LabelSet:
+    records = db.records
+    return make_label_set(name, [r.objective_class for r in records], [r.nonobjective_class for r in records],
+                          [getattr(r, db.three_class_field) for r in records], min_class_size)
+
+
+def extract_features(db: Database, options: EvalOptions, cache: FeatureCache, progress=None) -> dict[str, np.ndarray]:
+    """{'LBP-TOP': X2d, 'SI': ..., 'HK': ..., 'SI+HK': ...} for every sample of the database."""
+    lbp = lbptop_matrices(db, options.lbptop, cache=cache, n_jobs=options.n_jobs, progress=progress)
+    features = {MODALITY_2D: next(iter(lbp.values()))}
+    if options.use_3d and db.has_3d:
+        cur = curvature_matrices(db, options.curvature, cache=cache, n_jobs=options.n_jobs, progress=progress)
+        features.update({MODALITIES_3D[k]: cur[k] for k in ("si", "hk", "sihk")})
+    return features
+
+
+def evaluate_features(db: Database, features: dict[str, np.ndarray], options: EvalOptions, progress=None,
+                      result: EvaluationResult | None = None, fuse: bool = True) -> EvaluationResult:
+    """Protocols x label sets on precomputed features; fusion of LBP-TOP with every 3D feature."""
+    result = result or EvaluationResult()
+    subjects = np.array([r.subject for r in db.records])
+    for name in options.label_sets:
+        ls = label_set_of(db, name, options.min_class_size)
+        result.label_sets[name] = ls
+        for reason, count in ls.dropped.items():
+            result.notes.append(f"{name}: {count} sample(s) left out: {reason}")
+        if len(ls.classes) < 2:
+            result.notes.append(f"{name}: fewer than two classes with >= {options.min_class_size} samples; skipped")
+            continue
+        feats = {m: X[ls.index] for m, X in features.items()}
+        groups = subjects[ls.index]
+        for protocol in options.protocols:
+            if protocol == "loso" and len(np.unique(groups)) < 2:
+                result.notes.append(f"{name}: LOSO needs two subjects or more; skipped")
+                continue
+            run = run_protocol(feats, ls.y, groups, protocol, n_repeats=options.n_repeats,
+                               n_splits=options.n_splits, kernel=options.kernel, c_grid=options.c_grid,
+                               nested=options.nested and fuse and len(feats) > 1, seed=options.seed,
+                               n_jobs=options.n_jobs, progress=progress,
+                               description=f"{name} {protocol} ({len(ls.y)} samples)")
+            result.runs[(name, protocol)] = run
+            result.notes.extend(f"{name} {protocol}: {note}" for note in run.notes)
+            summarise_run(run, name, result, fuse=fuse)
+    return result
+
+
+def summarise_run(run: ProtocolRun, label_set: str, result: EvaluationResult, fuse: bool = True) -> None:
+    folds = [[f.test for f in run.folds_of(r)] for r in range(run.n_repeats)]
+    n_classes = len(run.classes)
+    for m in run.modalities:
+        preds = [np.argmax(run.oof(m, r), axis=1) for r in range(run.n_repeats)]
+        result.add(label_set, run.protocol, m, "-", 1.0 if m != MODALITY_2D else 0.0,
+                   score(run.y, preds, folds, n_classes), run.classes, len(run.y))
+    if not fuse or MODALITY_2D not in run.modalities:
+        return
+    for m3 in [m for m in run.modalities if m != MODALITY_2D]:
+        method = f"{MODALITY_2D} + {m3}"
+        result.curves[(label_set, run.protocol, m3)] = alpha_curve(run, MODALITY_2D, m3)
+        a, preds = paper_predictions(run, MODALITY_2D, m3)
+        result.add(label_set, run.protocol, method, "paper", a, score(run.y, preds, folds, n_classes),
+                   run.classes, len(run.y))
+        if run.folds and run.folds[0].inner_proba:
+            alphas, preds = nested_predictions(run, MODALITY_2D, m3)
+            result.add(label_set, run.protocol, method, "nested", f"{np.mean(alphas):.2f}±{np.std(alphas):.2f}",
+                       score(run.y, preds, folds, n_classes), run.classes, len(run.y))
+
+
+def run_baseline(db: Database, options: EvalOptions, cache_dir: Path | None, progress=None) -> EvaluationResult:
+    cache = FeatureCache(cache_dir)
+    features = extract_features(db, options, cache, progress)
+    result = evaluate_features(db, features, options, progress)
+    if not (options.use_3d and db.has_3d):
+        result.notes.append("2D only: " + ("the database has no point clouds" if not db.has_3d else "--no-3d"))
+    result.notes.extend(db.notes[:20])
+    return result
+
+
+__all__ = ["ALPHAS", "EvalOptions", "EvaluationResult", "run_baseline", "evaluate_features", "extract_features"]

@@ -1,0 +1,141 @@
+"""Feature extraction over a database: parallel over samples, cached on disk.
+
+A feature matrix is stored once per (feature kind, parameters, sample fingerprints): the key is a
+hash of the parameters and of every sample's fingerprint (path, size, mtime; see
+:meth:`SampleRef.fingerprint`), so a sweep never recomputes a setting it has seen, and any change
+of a sample file or of a parameter makes a new entry.  Files: ``CACHE/<kind>-<key>.npz``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from station.evaluate.loaders import Database, SampleRef
+from station.features.landmarks23 import CurvatureParams
+from station.features.lbptop import LbpTopParams
+from station.features.sample import curvature_of_sample, lbptop_grids_of_sample
+
+
+class FeatureCache:
+    """npz files keyed by parameters + sample fingerprints; ``directory=None`` disables caching."""
+
+    def __init__(self, directory: str | Path | None):
+        self.directory = Path(directory) if directory is not None else None
+        if self.directory is not None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, kind: str, params: dict, fingerprints: list[str]) -> str:
+        h = hashlib.blake2b(digest_size=12)
+        h.update(json.dumps({"kind": kind, "params": params}, sort_keys=True).encode())
+        for fp in fingerprints:
+            h.update(fp.encode())
+        return h.hexdigest()
+
+    def load(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
+        if self.directory is None:
+            return None
+        path = self.directory / f"{kind}-{key}.npz"
+        if not path.exists():
+            self.misses += 1
+            return None
+        try:
+            with np.load(path) as data:
+                out = {name: data[name] for name in data.files}
+        except (OSError, ValueError):  # a half-written or foreign file: recompute
+            self.misses += 1
+            return None
+        self.hits += 1
+        return out
+
+    def save(self, kind: str, key: str, arrays: dict[str, np.ndarray]) -> None:
+        if self.directory is None:
+            return
+        path = self.directory / f"{kind}-{key}.npz"
+        tmp = path.with_name(path.stem + ".writing.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# workers (module level: picklable for loky and dask)
+
+
+def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    with threadpool_limits(1):
+        return [v.astype(np.float32) for v in lbptop_grids_of_sample(ref.load(), params, grids)]
+
+
+def _curvature_worker(ref: SampleRef, params: CurvatureParams) -> dict[str, np.ndarray]:
+    with threadpool_limits(1):
+        return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
+
+
+@contextmanager
+def _null_progress() -> Iterator[None]:
+    yield None
+
+
+def parallel_map(fn: Callable, items: list, *args: Any, n_jobs: int = 1, progress=None,
+                 description: str = "") -> list:
+    """``[fn(item, *args) for item in items]`` on joblib's current backend, with a progress bar.
+
+    Results come back in order; the bar advances as they arrive (``return_as="generator"``).
+    """
+    task = progress.add_task(description, total=len(items)) if progress is not None else None
+    out = []
+    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(fn)(item, *args) for item in items)
+    for result in results:
+        out.append(result)
+        if progress is not None:
+            progress.advance(task)
+    if progress is not None:
+        progress.remove_task(task)
+    return out
+
+
+def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, int, int]] | None = None, *,
+                    cache: FeatureCache, n_jobs: int = 1, progress=None) -> dict[tuple[int, int, int], np.ndarray]:
+    """(n_samples, n_features) LBP-TOP matrices, one per (rows, cols, overlap) grid."""
+    grids = grids or [(params.rows, params.cols, params.overlap)]
+    fps = [ref.fingerprint() for ref in db.refs]
+    out: dict[tuple[int, int, int], np.ndarray] = {}
+    keys = {}
+    for grid in grids:
+        setting = LbpTopParams(radii=params.radii, neighbours=params.neighbours, mapping=params.mapping,
+                               rows=grid[0], cols=grid[1], overlap=grid[2])
+        keys[grid] = cache.key("lbptop", setting.key(), fps)
+        hit = cache.load("lbptop", keys[grid])
+        if hit is not None:
+            out[grid] = hit["X"]
+    todo = [g for g in grids if g not in out]
+    if todo:
+        per_sample = parallel_map(_lbptop_worker, db.refs, params, todo, n_jobs=n_jobs, progress=progress,
+                                  description=f"LBP-TOP R={tuple(params.radii)} ({len(todo)} grid(s))")
+        for i, grid in enumerate(todo):
+            out[grid] = np.stack([feats[i] for feats in per_sample])
+            cache.save("lbptop", keys[grid], {"X": out[grid]})
+    return out
+
+
+def curvature_matrices(db: Database, params: CurvatureParams, *, cache: FeatureCache, n_jobs: int = 1,
+                       progress=None) -> dict[str, np.ndarray]:
+    """{'si', 'hk', 'sihk'} -> (n_samples, n_features) 3D feature matrices."""
+    key = cache.key("curvature", params.key(), [ref.fingerprint() for ref in db.refs])
+    hit = cache.load("curvature", key)
+    if hit is not None:
+        return hit
+    per_sample = parallel_map(_curvature_worker, db.refs, params, n_jobs=n_jobs, progress=progress,
+                              description=f"SI/HK curvature r={params.radius:g} mm")
+    out = {name: np.stack([s[name] for s in per_sample]) for name in ("si", "hk", "sihk")}
+    cache.save("curvature", key, out)
+    return out

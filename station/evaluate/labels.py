@@ -1,0 +1,90 @@
+"""Label sets of the baseline (paper 4.3): objective, non-objective and 3-class.
+
+* ``objective``: the objective class (I-VII, Others) as coded.
+* ``nonobjective``: the emotion class, without ``sadness`` (the paper drops it: too few samples).
+* ``3class``: positive / negative / surprise (paper 4.3.3, MEGC 2019 composite), derived from
+  the objective classes of Davison et al. (I happiness -> positive, II surprise -> surprise,
+  III-VII anger, disgust, sadness, fear, contempt -> negative) or, for databases labelled by
+  emotion names (CASME II, SAMM), from the emotion; ``Others`` and unknown labels are dropped.
+
+Classes with fewer than ``min_class_size`` samples are dropped from a label set (with a note),
+because a class must be able to appear in both a training and a test fold.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+LABEL_SETS = ("objective", "nonobjective", "3class")
+LABEL_SET_TITLES = {"objective": "objective classes", "nonobjective": "non-objective classes",
+                    "3class": "3 classes (positive / negative / surprise)"}
+
+THREE_CLASS = {
+    # Davison et al. objective classes (station, SAMM "Objective Classes")
+    "i": "positive", "1": "positive",
+    "ii": "surprise", "2": "surprise",
+    "iii": "negative", "3": "negative", "iv": "negative", "4": "negative", "v": "negative",
+    "5": "negative", "vi": "negative", "6": "negative", "vii": "negative", "7": "negative",
+    # emotion names (CASME II, SAMM "Estimated Emotion", non-objective classes)
+    "happiness": "positive", "happy": "positive", "positive": "positive",
+    "surprise": "surprise",
+    "disgust": "negative", "repression": "negative", "fear": "negative", "sadness": "negative",
+    "anger": "negative", "contempt": "negative", "tense": "negative", "negative": "negative",
+}
+OTHERS = {"others", "other", ""}
+
+
+def canonical(label: str) -> str:
+    """Labels compared case- and blank-insensitively (``' Happiness'`` == ``'happiness'``)."""
+    text = str(label).strip()
+    if text.endswith(".0") and text[:-2].isdigit():  # spreadsheet numbers: 3.0 -> 3
+        text = text[:-2]
+    return text.lower()
+
+
+@dataclass
+class LabelSet:
+    """Which samples take part in a label set, and their labels."""
+
+    name: str
+    index: np.ndarray  # positions in the database's sample list
+    y: np.ndarray  # string labels, same length as index
+    dropped: dict[str, int]  # reason -> count, for the report
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.y.tolist()))
+
+
+def make_label_set(name: str, objective: list[str], nonobjective: list[str], three_source: list[str],
+                   min_class_size: int = 3) -> LabelSet:
+    """Labels of one label set from per-sample objective / non-objective / 3-class source labels."""
+    raw: list[str | None] = []
+    dropped: Counter = Counter()
+    for obj, nonobj, src in zip(objective, nonobjective, three_source):
+        if name == "objective":
+            lab = canonical(obj)
+            raw.append(lab if lab else None)
+        elif name == "nonobjective":
+            lab = canonical(nonobj)
+            if lab == "sadness":
+                dropped["sadness (dropped as in the paper)"] += 1
+                raw.append(None)
+            else:
+                raw.append(lab if lab else None)
+        else:
+            lab = canonical(src)
+            mapped = THREE_CLASS.get(lab)
+            if mapped is None:
+                dropped["Others" if lab in OTHERS else f"no 3-class mapping for {lab!r}"] += 1
+            raw.append(mapped)
+    counts = Counter(lab for lab in raw if lab is not None)
+    for lab, n in counts.items():
+        if n < min_class_size:
+            dropped[f"class {lab!r}: {n} < {min_class_size} samples"] += n
+    keep = [i for i, lab in enumerate(raw) if lab is not None and counts[lab] >= min_class_size]
+    y = np.array([raw[i] for i in keep], dtype=object)
+    return LabelSet(name=name, index=np.array(keep, dtype=np.int64), y=y, dropped=dict(dropped))
