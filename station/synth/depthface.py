@@ -113,7 +113,8 @@ class D415Noise:
         self._noise = (smooth / smooth.std() * SUBPIXEL_RMS).astype(np.float32)
         blobs = cv2.GaussianBlur(rng.normal(0, 1, (ph, pw)).astype(np.float32), (0, 0), 9)
         self._blob_holes = blobs > 2.4 * blobs.std()  # ~1 % of pixels, in clumps
-        self._speckle = rng.random((ph, pw)) < 0.004
+        speckle = rng.random((ph, pw)) < 0.004
+        self._random_holes = self._blob_holes | speckle
         self._seed = seed
         self.band = int(round(self.f_b / WALL_M))  # the D415's invalid band at the wall distance
 
@@ -131,25 +132,33 @@ class D415Noise:
     def __call__(self, z: np.ndarray, index: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Noisy, quantised, holed copy of ``z`` (metres, 0 = no data) for frame ``index``.
 
-        With ``box`` (x, y, w, h), only that region of ``z`` changes from frame to frame, so the
-        silhouette holes outside it are computed once and reused (the noise still changes).
+        With ``box`` (x, y, w, h) the caller promises that only that region of ``z`` changes
+        from frame to frame: disparity and silhouette holes outside it are computed once and
+        reused (the noise and random holes still change every frame).
         """
         h, w = self.shape
         oy, ox = self._offset(index)
-        valid = z > 0
-        disparity = self.f_b / np.where(valid, z, np.float32(1.0))
-        disparity += self._noise[oy:oy + h, ox:ox + w]
-        disparity = np.rint(disparity * np.float32(1 / SUBPIXEL_STEP))
-        out = (self.f_b / SUBPIXEL_STEP / disparity).astype(np.float32)
-        if box is None:
-            steep = self._steep(z)
+        if box is None or getattr(self, "_static", None) is None or self._static[0] != box:
+            valid = z > 0
+            disparity = self.f_b / np.where(valid, z, np.float32(1.0))
+            holes = self._steep(z) | ~valid
+            holes[:, :self.band] = True
+            if box is not None:
+                self._static = (box, disparity.astype(np.float32), holes)
         else:
-            if getattr(self, "_static", None) is None or self._static[0] != box:
-                self._static = (box, self._steep(z))
-            steep = self._static[1].copy()
+            disparity, holes = self._static[1].copy(), self._static[2].copy()
             x, y, bw, bh = box
-            steep[y:y + bh, x:x + bw] = self._steep(z[y:y + bh, x:x + bw])
-        holes = steep | ~valid | self._blob_holes[oy:oy + h, ox:ox + w] | self._speckle[oy:oy + h, ox:ox + w]
+            zb = z[y:y + bh, x:x + bw]
+            valid = zb > 0
+            disparity[y:y + bh, x:x + bw] = self.f_b / np.where(valid, zb, np.float32(1.0))
+            holes[y:y + bh, x:x + bw] = self._steep(zb) | ~valid
+            if x < self.band:
+                holes[:, :self.band] = True
+        disparity = disparity.astype(np.float32, copy=False)
+        disparity += self._noise[oy:oy + h, ox:ox + w]
+        disparity *= np.float32(1 / SUBPIXEL_STEP)
+        np.rint(disparity, out=disparity)
+        out = np.divide(np.float32(self.f_b / SUBPIXEL_STEP), disparity, out=disparity)
+        holes |= self._random_holes[oy:oy + h, ox:ox + w]
         out[holes] = 0.0
-        out[:, :self.band] = 0.0
         return out
