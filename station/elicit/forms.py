@@ -57,7 +57,8 @@ class FormScreen:
         win = display.win
         self.display, self.questions, self.emotions = display, questions, emotions
         self.mouse = event.Mouse(win=win)
-        self.stims: list = [visual.TextStim(win, text=title, pos=(0, 0.42), height=0.035, wrapWidth=1.5, units="height")]
+        self.title = visual.TextStim(win, text=title, pos=(0, 0.42), height=0.035, wrapWidth=1.5, units="height")
+        self.stims: list = [self.title]
         self.emotion = self.intensity = self.text = None
         y = 0.30
         if "emotion" in questions:
@@ -83,6 +84,16 @@ class FormScreen:
         self.done = visual.ButtonStim(win, text="Done", pos=(0, -0.44), size=(0.18, 0.06), letterHeight=0.03,
                                       units="height", fillColor="darkgreen")
         self.hint = visual.TextStim(win, "", pos=(0.45, -0.44), height=0.02, color="orange", units="height")
+
+    def reset(self, title: str) -> None:
+        """Clear the answers for the next form (building widgets takes ~1 s, so they are reused)."""
+        self.title.text = title
+        self.hint.text = ""
+        for slider in (self.emotion, self.intensity):
+            if slider is not None:
+                slider.reset()
+        if self.text is not None:
+            self.text.text = ""
 
     def answers(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

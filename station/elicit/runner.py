@@ -106,6 +106,7 @@ class Runner:
         self.frame_csv = session.folder / "frame-intervals.csv"
         self._frames_saved = 0
         self.watched: list[Clip] = []
+        self._forms: dict[tuple[str, ...], FormScreen] = {}
         from psychopy import visual
 
         win = display.win
@@ -382,7 +383,11 @@ class Runner:
         self.state.enter("self-report", cid)
         self.display.phase, self.display.clip = "form", cid
         self.display.on_flip("form_start", cid, when)
-        screen = FormScreen(self.display, questions, title, self.p.self_report.emotions)
+        screen = self._forms.get(questions)
+        if screen is None:
+            screen = self._forms[questions] = FormScreen(self.display, questions, title, self.p.self_report.emotions)
+        else:
+            screen.reset(title)
         answers, seconds = screen.run(self.sim, clip.emotion if clip else "")
         answers = validate_answers(answers, questions, self.p.self_report.emotions, where=f"form for {cid or 'end'}")
         self.markers.emit("form_end", cid, when, t=self.display.last_flip)

@@ -49,9 +49,14 @@ def _ask(session, clips, emotions, simulate, window_size) -> int:
     sim = SimulatedParticipant(seed=7) if simulate else None
     display = Display(window_size, fullscreen=False)
     n = 0
+    screen = None
     try:
         for i, clip in enumerate(clips, 1):
-            screen = FormScreen(display, QUESTIONS, f"Film {i} of {len(clips)} you watched", emotions)
+            title = f"Film {i} of {len(clips)} you watched"
+            if screen is None:
+                screen = FormScreen(display, QUESTIONS, title, emotions)
+            else:
+                screen.reset(title)
             answers, seconds = screen.run(sim, "")
             answers = validate_answers(answers, QUESTIONS, emotions, where=f"form for {clip}")
             session.add_self_report({"clip": clip, "when": "selfreport", **answers, "seconds": round(seconds, 3),

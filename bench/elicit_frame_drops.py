@@ -1,0 +1,184 @@
+"""Does recording make PsychoPy drop display frames?  In-process writer vs child process vs none.
+
+Plays a demo clip in a real PsychoPy window (flips paced to 60 Hz when there is no vsync, as
+under Xvfb) for ``--seconds`` while one of these runs:
+
+* ``none``      — no camera, no recording (the reference)
+* ``thread``    — the station's Recorder in this process (capture + HDF5 writer threads)
+* ``process``   — the same Recorder in a child process (multiprocessing, spawn)
+
+The camera is a *replay* source: framesets rendered once by the virtual D415 and handed out
+again at the camera's frame rate with fresh frame numbers, so the cost measured is the
+recorder's (queueing, LZ4 compression, HDF5 writes), not the synthetic scene's rendering,
+which a real D415 does not cost the host.  Conditions are interleaved and repeated because
+the machine is shared.  Output: a markdown table (mean over repeats) and the ratios.
+
+    xvfb-run -a python bench/elicit_frame_drops.py --seconds 8 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class ReplaySource:
+    """Pre-rendered framesets re-emitted in real time; cheap, so only the recorder costs CPU."""
+
+    def __init__(self, width: int, height: int, fps: int, n: int = 30):
+        from station.camera import open_camera
+
+        cam = open_camera("virtual", width=width, height=height, fps=fps, realtime=False)
+        self.calibration = cam.start()
+        self.frames = [cam.read(timeout_s=5.0) for _ in range(n)]
+        cam.stop()
+        self.fps, self.description = fps, f"replay of {n} virtual frames"
+        self.i = 0
+        self.next_t = None
+
+    def start(self):
+        self.next_t = time.perf_counter()
+        return self.calibration
+
+    def read(self, timeout_s: float = 1.0):
+        from dataclasses import replace
+
+        self.next_t += 1.0 / self.fps
+        delay = self.next_t - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        fs = self.frames[self.i % len(self.frames)]
+        self.i += 1
+        ct = replace(fs.color_times, number=self.i)
+        dt = replace(fs.depth_times, number=self.i)
+        return replace(fs, color_times=ct, depth_times=dt, host_time=time.perf_counter())
+
+    def stop(self):
+        pass
+
+
+def _child_record(width, height, fps, seconds, path, ready, result):
+    from station.record.recorder import Recorder
+
+    rec = Recorder(ReplaySource(width, height, fps))
+    rec.open()
+    rec.begin_trial(path, {})
+    ready.set()
+    time.sleep(seconds)
+    stats = rec.end_trial()
+    rec.close()
+    result.put((stats.frames_written, stats.dropped))
+
+
+def play(display, clip: Path, seconds: float) -> dict:
+    from psychopy import visual
+
+    movie = visual.MovieStim(display.win, str(clip), size=(0.8, 0.45), noAudio=True, loop=True, units="height")
+    display.phase = display.clip = ""
+    for _ in range(10):  # settle
+        movie.draw()
+        display.flip()
+    start = len(display.log.times)
+    movie.play()
+    display.phase, display.clip = "clip", "bench"
+    t0 = time.perf_counter()
+    pts, gaps, last = 0, 0, None
+    while time.perf_counter() - t0 < seconds:
+        movie.draw()
+        if movie.pts is not None and movie.pts != last:
+            if last is not None and 0 < movie.pts - last > 1.5 / 30:
+                gaps += round((movie.pts - last) * 30) - 1
+            last = movie.pts
+            pts += 1
+        display.flip()
+    movie.stop()
+    movie.unload()
+    s = display.summary(display.intervals(clip="bench", phases=("clip",)))
+    display.log.clips[start:] = ["x"] * (len(display.log.times) - start)  # don't count twice
+    s["movie_frames"] = pts
+    s["movie_skipped"] = gaps
+    return s
+
+
+def run_condition(kind: str, display, clip: Path, seconds: float, mode: tuple[int, int, int], tmp: Path, k: int) -> dict:
+    from station.record.recorder import Recorder
+
+    w, h, fps = mode
+    path = tmp / f"{kind}-{k}.h5"
+    cam = {}
+    if kind == "none":
+        s = play(display, clip, seconds)
+    elif kind == "thread":
+        rec = Recorder(ReplaySource(w, h, fps))
+        rec.open()
+        rec.begin_trial(path, {})
+        s = play(display, clip, seconds)
+        stats = rec.end_trial()
+        rec.close()
+        cam = {"cam_written": stats.frames_written, "cam_dropped": stats.dropped}
+    else:
+        ctx = mp.get_context("spawn")
+        ready, result = ctx.Event(), ctx.Queue()
+        proc = ctx.Process(target=_child_record, args=(w, h, fps, seconds + 1.0, str(path), ready, result))
+        proc.start()
+        ready.wait(60)
+        s = play(display, clip, seconds)
+        written, dropped = result.get(timeout=120)
+        proc.join()
+        cam = {"cam_written": written, "cam_dropped": dropped}
+    return {**s, **cam}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--mode", default="848x480@60", help="camera mode WxH@FPS (paper: 848x480@60)")
+    ap.add_argument("--window", default="800x600")
+    args = ap.parse_args(argv)
+    wh, fps = args.mode.split("@")
+    mode = (*map(int, wh.split("x")), int(fps))
+    from station.elicit.democlips import DemoSpec, write_demo_clip
+    from station.elicit.display import Display
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-elicit-"))
+    clip = write_demo_clip(DemoSpec("bench", "happiness", 6.0), tmp / "bench.mp4")
+    display = Display(tuple(map(int, args.window.split("x"))), fullscreen=False)
+    kinds = ("none", "thread", "process")
+    rows: dict[str, list[dict]] = {k: [] for k in kinds}
+    for r in range(args.repeats):
+        for kind in kinds:
+            res = run_condition(kind, display, clip, args.seconds, mode, tmp, r)
+            rows[kind].append(res)
+            print(f"repeat {r} {kind:8s} {res}", file=sys.stderr)
+    display.close()
+
+    def mean(kind, key):
+        vals = [x.get(key) for x in rows[kind] if x.get(key) is not None]
+        return statistics.mean(vals) if vals else float("nan")
+
+    print(f"\nvsync: {display.vsync}, paced at {display.paced_hz} Hz; camera {args.mode}; clip 30 fps; "
+          f"{args.seconds:g} s x {args.repeats} repeats\n")
+    print("| recorder | display flips | dropped display frames | late intervals | p99 interval ms | max ms | "
+          "film frames shown | film frames skipped | camera frames written | camera dropped |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for kind in kinds:
+        print(f"| {kind} | {mean(kind, 'flips'):.0f} | {mean(kind, 'dropped'):.1f} | {mean(kind, 'late_intervals'):.1f} | "
+              f"{mean(kind, 'p99_ms'):.1f} | {mean(kind, 'max_ms'):.1f} | {mean(kind, 'movie_frames'):.0f} | "
+              f"{mean(kind, 'movie_skipped'):.1f} | {mean(kind, 'cam_written'):.0f} | {mean(kind, 'cam_dropped'):.1f} |")
+    base = mean("none", "dropped") + 1
+    print(f"\nratio (dropped display frames + 1) vs none: thread {(mean('thread', 'dropped') + 1) / base:.2f}, "
+          f"process {(mean('process', 'dropped') + 1) / base:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
