@@ -138,8 +138,9 @@ def summarise_run(run: ProtocolRun, label_set: str, result: EvaluationResult, fu
                        score(run.y, preds, folds, n_classes), run.classes, len(run.y))
 
 
-def run_baseline(db: Database, options: EvalOptions, cache_dir: Path | None, progress=None) -> EvaluationResult:
-    cache = FeatureCache(cache_dir)
+def run_baseline(db: Database, options: EvalOptions, cache: FeatureCache | Path | None,
+                 progress=None) -> EvaluationResult:
+    cache = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
     features = extract_features(db, options, cache, progress)
     result = evaluate_features(db, features, options, progress)
     if not (options.use_3d and db.has_3d):

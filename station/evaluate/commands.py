@@ -1,0 +1,242 @@
+"""``station evaluate``: the paper's baseline on a database, written as tables, plots and one HTML page."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from station.checks import StationError, check_writable_dir
+
+HELP = "baseline evaluation: LBP-TOP + SI/HK curvature, SVM, LOSO and 10x10-fold, 2D+3D fusion, sweeps"
+
+DESCRIPTION = """\
+Evaluate a micro-expression database the way the DSME-3D paper does (section 4.3):
+LBP-TOP on the 2D sequence, shape-index (SI) and HK curvature histograms around 23 landmarks on
+the onset and apex point clouds, an SVM with probabilities (scaling and C chosen inside the
+training folds), leave-one-subject-out and 10-fold cross-validation repeated 10 times, and the
+late fusion P = (1-a) p2D + a p3D (a chosen the paper's way and, side by side, nested).
+
+DB is a station database (`station process`), or a CASME II / SAMM folder with its coding
+spreadsheet (2D only).  Results go to --out: report.html, report.md, CSV and markdown tables
+shaped like the paper's Tables 6-12, and PNG plots.  Features are cached (--cache) so sweeps
+and repeated runs do not recompute them.
+
+examples:
+  station evaluate DB --out report/
+  station evaluate DB --sweep blocks --sweep-blocks 3x3,5x5,7x10 --sweep-overlaps 0,10,30
+  station evaluate CASME2/ --format casme2 --label-sets nonobjective,3class
+  station evaluate DB --models ststnet,cnn3d          (needs pip install -e .[deep])
+  station evaluate DB --sweep radii --scheduler tcp://10.0.0.5:8786
+"""
+
+
+def _ints(text: str, name: str, count: int | None = None) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise StationError(f"{name} must be comma-separated integers, got {text!r}.") from None
+    if count is not None and len(values) != count:
+        raise StationError(f"{name} needs {count} values, got {text!r}.")
+    return values
+
+
+def _floats(text: str, name: str, count: int | None = None) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise StationError(f"{name} must be comma-separated numbers, got {text!r}.") from None
+    if count is not None and len(values) != count:
+        raise StationError(f"{name} needs {count} values (e.g. 1,1,4), got {text!r}.")
+    return values
+
+
+def _grid(text: str, name: str) -> tuple[int, int]:
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise StationError(f"{name} entries are ROWSxCOLS like 5x5, got {text!r}.") from None
+    if rows < 1 or cols < 1:
+        raise StationError(f"{name} needs at least 1x1 blocks, got {text!r}.")
+    return rows, cols
+
+
+def _names(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
+    values = tuple(v.strip() for v in text.split(",") if v.strip())
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise StationError(f"{name} must be a comma-separated subset of {', '.join(allowed)}, got {text!r}.")
+    return values
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("db", metavar="DB", help="database folder (station export, CASME II or SAMM layout)")
+    p.add_argument("--out", metavar="REPORT_DIR", help="report folder (default: ./evaluation-<DB name>)")
+    p.add_argument("--format", default="auto", choices=("auto", "station", "casme2", "samm"),
+                   help="database layout (default: detected from the folder)")
+    g = p.add_argument_group("protocol")
+    g.add_argument("--label-sets", default="objective,nonobjective,3class",
+                   help="objective, nonobjective (without sadness, as the paper), 3class (positive/negative/"
+                        "surprise, Others discarded); default: all three")
+    g.add_argument("--protocols", default="loso,kfold", help="loso and/or kfold (default: both)")
+    g.add_argument("--repeats", type=int, default=10, help="repetitions of the k-fold CV (default 10)")
+    g.add_argument("--folds", type=int, default=10, help="k of the k-fold CV (default 10)")
+    g.add_argument("--min-class-size", type=int, default=3,
+                   help="drop classes with fewer samples from a label set (default 3)")
+    g.add_argument("--kernel", default="linear", choices=("linear", "rbf"), help="SVM kernel (default linear)")
+    g.add_argument("--C", dest="c_grid", default="0.01,0.1,1",
+                   help="SVM C values searched inside each training fold (default 0.01,0.1,1)")
+    g.add_argument("--no-nested", action="store_true",
+                   help="skip the nested choice of the fusion weight (faster; the paper's choice stays)")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the k-fold splits and the SVM")
+    f = p.add_argument_group("features")
+    f.add_argument("--radii", default="1,1,4", help="LBP-TOP radii Rx,Ry,Rt (default 1,1,4: the paper's LOSO best)")
+    f.add_argument("--neighbours", default="8,8,8", help="LBP-TOP neighbours on XY,XT,YT (default 8,8,8)")
+    f.add_argument("--mapping", default="u2", choices=("u2", "basic"),
+                   help="LBP code mapping: u2 (uniform, 59 bins for P=8) or basic (2^P bins)")
+    f.add_argument("--blocks", default="5x5", help="LBP-TOP block grid ROWSxCOLS (default 5x5)")
+    f.add_argument("--overlap", type=int, default=0, help="block overlap in pixels (default 0)")
+    f.add_argument("--radius3d", type=float, default=10.0,
+                   help="3D spherical neighbourhood radius around each landmark, mm (default 10)")
+    f.add_argument("--no-3d", action="store_true", help="2D only (automatic for CASME II / SAMM)")
+    s = p.add_argument_group("sweeps")
+    s.add_argument("--sweep", choices=("radii", "blocks", "radius3d"),
+                   help="instead of the baseline: radii (Table 6), blocks x overlaps (Tables 7-10) or radius3d")
+    s.add_argument("--sweep-radii", help="radii to sweep, 'Rx,Ry,Rt;Rx,Ry,Rt;...' (default: the paper's 48)")
+    s.add_argument("--sweep-blocks", help="grids to sweep, e.g. 3x3,5x5,7x10 (default: the paper's 33, 3x3..8x10)")
+    s.add_argument("--sweep-overlaps", help="overlaps to sweep, e.g. 0,10,30 (default 0,5,...,30)")
+    s.add_argument("--sweep-radius3d", help="3D radii to sweep in mm, e.g. 5,10,15 (default 5,10,15,20)")
+    r = p.add_argument_group("running")
+    r.add_argument("--jobs", type=int, default=-1, help="parallel workers (default: all cores)")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run folds and features on a Dask distributed cluster (e.g. tcp://host:8786)")
+    r.add_argument("--cache", metavar="DIR", help="feature cache folder (default: REPORT_DIR/cache)")
+    r.add_argument("--no-cache", action="store_true", help="compute features without reading or writing the cache")
+    d = p.add_argument_group("deep models (Table 12)")
+    d.add_argument("--models", help="deep 2D models to fuse with 3D, e.g. ststnet,cnn3d (pip install -e .[deep])")
+    d.add_argument("--deep-work-dir", help="checkpoints of the deep models (default: REPORT_DIR/deep)")
+    p.set_defaults(func=run)
+
+
+def options_from_args(args, has_3d: bool):
+    from station.evaluate.baseline import EvalOptions
+    from station.evaluate.labels import LABEL_SETS
+    from station.evaluate.protocols import PROTOCOLS
+    from station.features.landmarks23 import CurvatureParams
+    from station.features.lbptop import LbpTopParams, check_params
+
+    rows, cols = _grid(args.blocks, "--blocks")
+    lbp = LbpTopParams(radii=_floats(args.radii, "--radii", 3), neighbours=_ints(args.neighbours, "--neighbours", 3),
+                       mapping=args.mapping, rows=rows, cols=cols, overlap=args.overlap)
+    check_params(lbp)
+    if args.radius3d <= 0:
+        raise StationError(f"--radius3d must be > 0 mm, got {args.radius3d}.")
+    if args.repeats < 1 or args.folds < 2:
+        raise StationError(f"--repeats must be >= 1 and --folds >= 2, got {args.repeats} and {args.folds}.")
+    return EvalOptions(lbptop=lbp, curvature=CurvatureParams(radius=args.radius3d),
+                       label_sets=_names(args.label_sets, LABEL_SETS, "--label-sets"),
+                       protocols=_names(args.protocols, PROTOCOLS, "--protocols"), n_repeats=args.repeats,
+                       n_splits=args.folds, kernel=args.kernel, c_grid=_floats(args.c_grid, "--C"),
+                       use_3d=has_3d and not args.no_3d, nested=not args.no_nested,
+                       min_class_size=args.min_class_size, seed=args.seed, n_jobs=args.jobs)
+
+
+@contextlib.contextmanager
+def parallel_backend(scheduler: str | None):
+    """joblib's default backend, or the dask backend on the given scheduler."""
+    if not scheduler:
+        yield None
+        return
+    try:
+        from dask.distributed import Client
+    except ModuleNotFoundError as err:
+        raise StationError("--scheduler needs dask.distributed: pip install 'dask[distributed]'.") from err
+    import joblib
+
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise StationError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}") from err
+    try:
+        with joblib.parallel_config(backend="dask"):
+            yield client
+    finally:
+        client.close()
+
+
+def run(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from station.console import console, print_ok, print_warning
+    from station.evaluate.baseline import run_baseline
+    from station.evaluate.cache import FeatureCache
+    from station.evaluate.loaders import load_database
+    from station.evaluate.report import Report, baseline_sections, console_table
+    from station.evaluate import sweeps
+
+    started = time.perf_counter()
+    db = load_database(args.db, args.format)
+    options = options_from_args(args, db.has_3d)
+    out = check_writable_dir(Path(args.out) if args.out else Path.cwd() / f"evaluation-{Path(args.db).resolve().name}",
+                             "report folder")
+    cache = FeatureCache(None if args.no_cache else Path(args.cache) if args.cache else out / "cache")
+    if args.scheduler:
+        options = replace(options, n_jobs=-1)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else []
+    if models:
+        from station.evaluate.deep_fusion import import_deep
+
+        import_deep()  # fail before hours of work if the extra is missing
+    console.print(f"[bold]{db.fmt}[/] database {str(db.root)!r}: {len(db.refs)} samples, "
+                  f"{len({r.subject for r in db.records})} subjects, {'2D + 3D' if options.use_3d else '2D only'}")
+    for note in db.notes[:5]:
+        print_warning(note)
+    report = Report(out, f"station evaluate: {db.root.name}" + (f" (sweep {args.sweep})" if args.sweep else ""))
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with parallel_backend(args.scheduler), progress:
+        if args.sweep == "radii":
+            radii = None
+            if args.sweep_radii:
+                radii = [_floats(t, "--sweep-radii", 3) for t in args.sweep_radii.split(";") if t.strip()]
+            sweeps.sweep_radii(db, options, cache, report, radii, progress)
+        elif args.sweep == "blocks":
+            blocks = [_grid(t, "--sweep-blocks") for t in args.sweep_blocks.split(",")] if args.sweep_blocks else None
+            overlaps = _ints(args.sweep_overlaps, "--sweep-overlaps") if args.sweep_overlaps else None
+            sweeps.sweep_blocks(db, options, cache, report, blocks, overlaps, progress)
+        elif args.sweep == "radius3d":
+            if not options.use_3d:
+                raise StationError("--sweep radius3d needs 3D data: a station database without --no-3d.")
+            radii3d = _floats(args.sweep_radius3d, "--sweep-radius3d") if args.sweep_radius3d else None
+            sweeps.sweep_radius3d(db, options, cache, report, radii3d, progress)
+        else:
+            if models:
+                options = replace(options, label_sets=tuple(dict.fromkeys(options.label_sets + ("3class",))),
+                                  protocols=tuple(dict.fromkeys(options.protocols + ("loso",))))
+            result = run_baseline(db, options, cache, progress)
+            baseline_sections(report, result)
+            console.print(console_table(result, f"Baseline: {db.root.name}"))
+            if models:
+                from station.evaluate.deep_fusion import deep_table
+
+                deep_table(db, result, models, report,
+                           work_dir=Path(args.deep_work_dir) if args.deep_work_dir else out / "deep",
+                           seed=options.seed, progress=progress)
+    for title, headers, rows, _, _ in report.sections:
+        if title.startswith("Table") and title != "Table 11: LBP-TOP, 3D features and their fusion":
+            from rich.table import Table
+
+            table = Table(title=title)
+            for h in headers:
+                table.add_column(h)
+            for row in rows:
+                table.add_row(*[str(c) for c in row])
+            console.print(table)
+    page = report.write()
+    print_ok(f"report written to {str(page)!r} ({time.perf_counter() - started:.0f} s; feature cache: "
+             f"{cache.hits} hit(s), {cache.misses} miss(es))")
+    return 0
