@@ -6,8 +6,11 @@ import argparse
 import time
 from pathlib import Path
 
-from station.checks import StationError, check_positive, format_bytes
+from station.checks import StationError, check_positive, format_bytes, free_bytes
 from station.console import console, print_ok
+
+#: Stored bytes per 848x480 frame with zstd, measured over the five photos (docs/bench-synth.md).
+BYTES_PER_FRAME = 620_000
 
 DATASET_HELP = """\
 Film synthetic participants with the virtual D415 (fast mode, every frame through librealsense)
@@ -69,14 +72,20 @@ def run_dataset(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from station.record.writer import Storage
-    from station.synth.dataset import make_dataset, plan_dataset
+    from station.synth.dataset import make_dataset, plan_dataset, planned_frames
 
     check_positive(args.subjects, "--subjects", integer=True)
     check_positive(args.samples, "--samples", integer=True)
-    n_trials = len(plan_dataset(args.subjects, args.samples, args.seed))
+    plans = plan_dataset(args.subjects, args.samples, args.seed)
+    n_trials, n_frames = len(plans), sum(planned_frames(p, args.seed) for p in plans)
     out = Path(args.out)
     if (out / "manifest.json").exists():
         raise StationError(f"{str(out)!r} already holds a synthetic dataset (manifest.json); choose another --out.")
+    need = n_frames * BYTES_PER_FRAME * (1.0 if args.compression == "zstd" else 1.5)
+    if free_bytes(out) < need * 1.1:
+        raise StationError(f"--out {str(out)!r}: {n_trials} trials of {n_frames} frames need about "
+                           f"{format_bytes(need)}, only {format_bytes(free_bytes(out))} free there.")
+    console.print(f"{n_trials} trials, {n_frames} frames at 848x480, about {format_bytes(need)}")
     t0 = time.perf_counter()
     with Progress(TextColumn("[bold]synth dataset[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                   TimeRemainingColumn(), console=console, transient=False) as bar:

@@ -76,12 +76,19 @@ def plan_dataset(subjects: int, samples: int, seed: int) -> list[TrialPlan]:
 def trial_scene(plan: TrialPlan, seed: int, width: int = 848, height: int = 480) -> SyntheticParticipant:
     """The participant scene of one planned trial (appearance from (seed, subject), events per trial)."""
     scene = SyntheticParticipant(plan.subject, seed, events=[], n_frames=1, width=width, height=height)
-    rng = np.random.default_rng([seed, plan.subject, plan.trial, 606])
+    rng = np.random.default_rng([seed, plan.subject, plan.trial, 606])  # same draws as planned_frames
     events, n_frames = plan_timeline(list(plan.kinds), plan.subject, scene.look.gain, rng, start=6, tail=6,
                                      rules=DATASET_TIMING)
     scene.timeline.events[:] = events
     scene.timeline.n_frames = scene.n_frames = n_frames
     return scene
+
+
+def planned_frames(plan: TrialPlan, seed: int) -> int:
+    """Frames the trial will store, without rendering it (timing draws do not depend on the gain)."""
+    rng = np.random.default_rng([seed, plan.subject, plan.trial, 606])
+    _, n_frames = plan_timeline(list(plan.kinds), plan.subject, 1.0, rng, start=6, tail=6, rules=DATASET_TIMING)
+    return n_frames - 1  # the virtual D415 spends frame 0 priming the syncer
 
 
 def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attrs: dict | None = None) -> int:
