@@ -67,10 +67,15 @@ def contact_sheet(subject: int = 1, seed: int = 0, aus: list[int] | None = None,
         return cv2.resize(a[by:by + bh, bx:bx + bw], (bw * zoom, bh * zoom), interpolation=cv2.INTER_NEAREST)
 
     def depth_rgb(z16):
+        """Colour by distance (150 mm range) times a hill-shade of the (display-smoothed) surface."""
         valid = z16[z16 > 0]
         near = float(np.percentile(valid, 1)) if valid.size else 0.0
         scaled = np.clip((z16.astype(np.float32) - near) * 255 / 150.0, 0, 255).astype(np.uint8)
-        rgb = cv2.applyColorMap(255 - scaled, cv2.COLORMAP_TURBO)[:, :, ::-1].copy()
+        rgb = cv2.applyColorMap(255 - scaled, cv2.COLORMAP_TURBO)[:, :, ::-1].astype(np.float32)
+        smooth = cv2.medianBlur(z16, 5).astype(np.float32)
+        gy, gx = np.gradient(cv2.GaussianBlur(smooth, (0, 0), 1.5))
+        shade = np.clip((-0.6 * gx - 0.6 * gy + 1.0) / np.sqrt(1 + gx * gx + gy * gy), 0.25, 1.2)
+        rgb = np.clip(rgb * shade[..., None], 0, 255).astype(np.uint8)
         rgb[z16 == 0] = 0
         return rgb
 
@@ -79,7 +84,7 @@ def contact_sheet(subject: int = 1, seed: int = 0, aus: list[int] | None = None,
     for n in (ev.onset, ev.apex, ev.offset):
         color, depth = frames[n]
         color_row.append(_label(crop(color), f"{names[n]} (frame {n})"))
-        depth_row.append(_label(crop(depth_rgb(depth)), f"z16 depth {names[n]}"))
+        depth_row.append(_label(crop(depth_rgb(depth)), f"z16 depth {names[n]} (shaded)"))
     c0, c1 = frames[ev.onset][0].astype(np.int16), frames[ev.apex][0].astype(np.int16)
     diff = np.clip(np.abs(c1 - c0).max(axis=2) * 8, 0, 255).astype(np.uint8)
     color_row.append(_label(crop(np.dstack([diff] * 3)), "|apex - onset| x8"))
