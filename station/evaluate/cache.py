@@ -16,7 +16,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 from joblib import Parallel, delayed
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
+
+_THREADPOOLS = ThreadpoolController()
 
 from station.evaluate.loaders import Database, SampleRef
 from station.features.landmarks23 import CurvatureParams
@@ -71,12 +73,12 @@ class FeatureCache:
 
 
 def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, int, int]]) -> list[np.ndarray]:
-    with threadpool_limits(1):
+    with _THREADPOOLS.limit(limits=1):
         return [v.astype(np.float32) for v in lbptop_grids_of_sample(ref.load(), params, grids)]
 
 
 def _curvature_worker(ref: SampleRef, params: CurvatureParams) -> dict[str, np.ndarray]:
-    with threadpool_limits(1):
+    with _THREADPOOLS.limit(limits=1):
         return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
 
 
