@@ -39,6 +39,9 @@ def register(subparsers) -> None:
     p.add_argument("--lsl", action="store_true", help="also publish markers on a Lab Streaming Layer outlet")
     p.add_argument("--order-row", type=int, help="Latin-square row (default: from the participant number)")
     p.add_argument("--no-live", action="store_true", help="no live status panel in the terminal")
+    p.add_argument("--recorder", choices=["process", "thread"], default="process",
+                   help="run the camera recorder in a child process (HDF5 writing cannot delay display "
+                        "flips; docs/bench-elicit.md) or in a thread of this process")
     p.set_defaults(func=run_cmd)
 
     c = subparsers.add_parser(
@@ -68,7 +71,8 @@ def run_cmd(args) -> int:
 
     session = run_session(args.protocol, args.participant, camera=args.camera, age=args.age, sex=args.sex,
                           sessions_root=args.sessions, simulate=args.simulate_participant, window_size=args.window,
-                          windowed=args.windowed, lsl=args.lsl, order_row=args.order_row, live=not args.no_live)
+                          windowed=args.windowed, lsl=args.lsl, order_row=args.order_row, live=not args.no_live,
+                          recorder_mode=args.recorder)
     return 0 if session.data.get("status") in ("complete", "stopped by participant") else 1
 
 

@@ -107,11 +107,17 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 age: int | None = None, sex: str | None = None, sessions_root: str | Path = "sessions",
                 simulate: str | None = None, window_size: tuple[int, int] | None = None,
                 windowed: bool = False, lsl: bool = False, order_row: int | None = None,
-                live: bool = True) -> Session:
+                live: bool = True, recorder_mode: str = "process") -> Session:
     """Run a protocol for one participant; returns the session (also on a clean early stop).
 
-    ``camera`` is a spec for :func:`station.camera.open_camera` or an already built source.
+    ``camera`` is a spec for :func:`station.camera.open_camera` or an already built source
+    (always recorded in this process).  ``recorder_mode`` 'process' runs the recorder in a
+    child process (default: HDF5 writing then cannot delay display flips, see
+    docs/bench-elicit.md), 'thread' in this process.
     """
+    from station.checks import check_choice
+
+    check_choice(recorder_mode, ("process", "thread"), "recorder mode")
     protocol = load_protocol(protocol_path)
     sim = SimulatedParticipant.from_script(simulate) if simulate is not None else None
     participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
@@ -135,11 +141,18 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     session.update(status="starting", audio={"requested": protocol.sound, "playing": sound, "reason": audio_why})
     try:
         try:
-            from station.record.recorder import Recorder
+            warn = lambda m: setattr(state, "message", m)  # noqa: E731 - shown in the live panel
+            cam = protocol.camera
+            if isinstance(camera, str) and recorder_mode == "process":
+                from station.elicit.procrecorder import ProcessRecorder
 
-            source = open_camera(camera, width=protocol.camera.width, height=protocol.camera.height,
-                                 fps=protocol.camera.fps) if isinstance(camera, str) else camera
-            recorder = Recorder(source, on_warning=lambda m: setattr(state, "message", m))
+                recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn)
+            else:
+                from station.record.recorder import Recorder
+
+                source = open_camera(camera, width=cam.width, height=cam.height, fps=cam.fps) \
+                    if isinstance(camera, str) else camera
+                recorder = Recorder(source, on_warning=warn)
             recorder.open()
         except (CameraError, RuntimeError) as err:
             recorder = None
@@ -150,7 +163,8 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
         display = Display(size, fullscreen=protocol.display.fullscreen and not windowed,
                           screen=protocol.display.screen, background=protocol.display.background, markers=markers,
                           log_file=session.folder / "psychopy.log")
-        session.update(device={"camera": camera if isinstance(camera, str) else type(camera).__name__, "description": getattr(recorder.source, "description", ""),
+        session.update(device={"camera": camera if isinstance(camera, str) else type(camera).__name__,
+                               "recorder": type(recorder).__name__, "description": getattr(recorder.source, "description", ""),
                                **(recorder.calibration.device if recorder.calibration else {}),
                                "width": protocol.camera.width, "height": protocol.camera.height,
                                "fps": protocol.camera.fps},

@@ -1,0 +1,177 @@
+"""The Recorder in a child process, so that HDF5 writing never steals PsychoPy's frames.
+
+h5py holds the GIL while HDF5 compresses and writes a chunk (LZ4 of a 848x480 colour +
+depth frame, 60 times a second), so a writer *thread* in the PsychoPy process delays flips;
+docs/bench-elicit.md measures it.  :class:`ProcessRecorder` runs the unchanged
+:class:`station.record.recorder.Recorder` in a spawned child and offers the same interface
+(``open``, ``begin_trial``, ``mark``, ``end_trial``, ``status``, ``ended``, ``error``,
+``close``).  Markers and trial commands travel through one queue, so their order is kept;
+``time.perf_counter`` is CLOCK_MONOTONIC, the same clock in both processes, so marker and
+frame timestamps stay on one time line.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from station.camera.base import CameraError
+from station.checks import StationError
+
+STATUS_PERIOD_S = 0.2
+CALL_TIMEOUT_S = 120.0
+
+
+def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events) -> None:
+    """Child process: open the camera, then obey commands until 'close'."""
+    from station.camera import open_camera
+    from station.record.recorder import Recorder
+
+    try:
+        source = open_camera(spec, width=width, height=height, fps=fps)
+        rec = Recorder(source, on_warning=lambda m: events.put(("warning", m)))
+        rec.open()
+    except BaseException as err:  # report, never hang the parent
+        reply.put(("error", (type(err).__name__, str(err))))
+        return
+    reply.put(("ok", (rec.calibration, getattr(source, "description", spec))))
+    stop = threading.Event()
+
+    def publish() -> None:
+        while not stop.wait(STATUS_PERIOD_S):
+            events.put(("status", (rec.status(), rec.ended.is_set(), rec.error)))
+
+    threading.Thread(target=publish, name="status", daemon=True).start()
+    while True:
+        op, args = cmd.get()
+        try:
+            if op == "mark":
+                rec.mark(*args)
+                continue
+            if op == "begin":
+                reply.put(("ok", rec.begin_trial(Path(args[0]), args[1])))
+            elif op == "end":
+                reply.put(("ok", rec.end_trial(args[0])))
+            elif op == "close":
+                rec.close()
+                stop.set()
+                reply.put(("ok", rec.session_markers))
+                for q in (reply, events):  # deliver what is queued, then leave without running
+                    q.close()  # librealsense's static destructors (they abort on some drivers)
+                    q.join_thread()
+                import os
+
+                os._exit(0)
+        except BaseException as err:
+            reply.put(("error", (type(err).__name__, str(err))))
+
+
+class ProcessRecorder:
+    """Same interface as :class:`~station.record.recorder.Recorder`; the work happens in a child."""
+
+    def __init__(self, camera: str, width: int, height: int, fps: int,
+                 on_warning: Callable[[str], None] | None = None):
+        self.spec, self.mode = camera, (width, height, fps)
+        self.on_warning = on_warning or (lambda m: None)
+        self.calibration = None
+        self.source = SimpleNamespace(description=camera)
+        self.ended = threading.Event()
+        self.error = ""
+        self.session_markers: list[dict[str, Any]] = []
+        self._status = None
+        self._lock = threading.Lock()
+        self._proc = None
+        self._listener: threading.Thread | None = None
+        self._closed = threading.Event()
+
+    def open(self) -> None:
+        ctx = mp.get_context("spawn")  # no fork of a process holding an OpenGL context
+        self._cmd, self._reply, self._events = ctx.Queue(), ctx.Queue(), ctx.Queue()
+        self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events),
+                                 name="station-recorder", daemon=True)
+        self._proc.start()
+        calibration, description = self._wait_reply("open the camera")
+        self.calibration = calibration
+        self.source = SimpleNamespace(description=f"{description} (recorder process {self._proc.pid})")
+        self._listener = threading.Thread(target=self._listen, name="recorder-events", daemon=True)
+        self._listener.start()
+
+    def _listen(self) -> None:
+        while not self._closed.is_set():
+            try:
+                kind, payload = self._events.get(timeout=0.5)
+            except queue.Empty:
+                if self._proc is not None and not self._proc.is_alive() and not self._closed.is_set():
+                    self.error = self.error or f"recorder process exited (code {self._proc.exitcode})"
+                    self.ended.set()
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            if kind == "warning":
+                self.on_warning(payload)
+            elif kind == "status":
+                self._status, ended, error = payload
+                if ended and not self.ended.is_set():
+                    self.error = error
+                    self.ended.set()
+
+    def _wait_reply(self, what: str):
+        deadline = time.monotonic() + CALL_TIMEOUT_S
+        while True:
+            try:
+                kind, payload = self._reply.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self._proc.is_alive():
+                    raise CameraError(f"the recorder process died (exit code {self._proc.exitcode}) "
+                                      f"while trying to {what}.") from None
+                if time.monotonic() > deadline:
+                    raise CameraError(f"the recorder process did not {what} within {CALL_TIMEOUT_S:g} s.") from None
+        if kind == "ok":
+            return payload
+        name, message = payload
+        if name in ("CameraError", "RuntimeError", "EndOfStream"):
+            raise CameraError(message)
+        raise StationError(message)
+
+    def _call(self, op: str, *args, what: str):
+        with self._lock:
+            self._cmd.put((op, args))
+            return self._wait_reply(what)
+
+    def begin_trial(self, path, attrs=None, ground_truth=None) -> Path:
+        return self._call("begin", str(path), attrs or {}, what=f"start trial {path}")
+
+    def end_trial(self, reason: str = ""):
+        return self._call("end", reason, what="finish the trial")
+
+    def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
+        self._cmd.put(("mark", (event, clip, detail, time.perf_counter() if t is None else t)))
+
+    def status(self):
+        from station.record.recorder import RecorderStatus
+
+        return self._status or RecorderStatus(0.0, 0, 0, 0, 0, 0.0, 0, False, "", self.error)
+
+    def wait(self, seconds: float) -> bool:
+        return not self.ended.wait(seconds)
+
+    def close(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            if self._proc.is_alive():
+                self.session_markers = self._call("close", what="close the camera") or []
+        finally:
+            self._closed.set()
+            self._proc.join(timeout=10)
+            if self._proc.is_alive():  # pragma: no cover - a hung driver
+                self._proc.terminate()
+                self._proc.join(timeout=5)
+            self._proc = None
