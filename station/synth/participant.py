@@ -77,9 +77,9 @@ class SyntheticParticipant:
         ramp = np.clip(edge / (0.6 * iod), 0, 1)
         self._head_weight = (ramp * ramp * (3 - 2 * ramp)).astype(np.float32)
         color, lm = self._morph(look.color, lm, iod)
-        self.landmarks0 = lm
-        self.depth0 = face_depth(lm, (self.height, self.width), look.distance_m, self.fx)
-        self.color0 = color
+        depth = face_depth(lm, (self.height, self.width), look.distance_m, self.fx)
+        self.color0, self.depth0, self.landmarks0 = self._turn_head(color, depth, lm)
+        lm = self.landmarks0
         self.fields = {au: au_field(au, lm, iod, bx, by, bw, bh) for au in AU_LIBRARY}
         self.centre = face_centre(lm)
         self.eyelids = Eyelids(lm, iod, (self.height, self.width))
@@ -87,6 +87,35 @@ class SyntheticParticipant:
         # Head motion: a few slow sinusoids per axis (periods 1.5-8 s), amplitudes in px / deg.
         self._motion = [(rng.uniform(0.3, 1.0, 3) * amp, rng.uniform(1.5, 8.0, 3), rng.uniform(0, 2 * np.pi, 3))
                         for amp in (1.2, 0.8, 0.5)]  # x px, y px, roll deg
+
+    def _turn_head(self, color: np.ndarray, depth: np.ndarray, lm: np.ndarray):
+        """Seeded small head pose out of the image plane (yaw +-6 deg, pitch +-4 deg).
+
+        A photo cannot turn, but for small angles the image motion of a surface point is its
+        depth in front of the rotation centre times the angle (parallax): the nose moves more
+        than the cheeks, and the depth tilts.  Applied once per subject, as a forward field.
+        """
+        rng = np.random.default_rng([self.seed, self.subject, 707])
+        yaw, pitch = np.radians(rng.uniform(-6, 6)), np.radians(rng.uniform(-4, 4))
+        bx, by, bw, bh = self.box
+        gx, gy = self._grid
+        z = depth[by:by + bh, bx:bx + bw]
+        mm_px = self.look.mm_per_px
+        pivot = self.look.distance_m + 0.09  # rotation centre ~9 cm behind the cheeks (neck axis)
+        lever = np.clip(pivot - z, 0, None) * 1000.0 / mm_px  # px in front of the pivot
+        w = self._head_weight
+        centre = face_centre(lm)
+        field = np.stack([w * yaw * lever, w * pitch * lever,
+                          w * (-yaw * (gx - centre[0]) - pitch * (gy - centre[1])) * mm_px]).astype(np.float32)
+        self.pose_deg = (float(np.degrees(yaw)), float(np.degrees(pitch)), self.look.roll_deg)
+        mx, my = self._backward_maps(field[:2])
+        color, depth = color.copy(), depth.copy()
+        color[by:by + bh, bx:bx + bw] = cv2.remap(color, mx, my,
+                                                  cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        moved = cv2.remap(depth, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+        head = moved < self.look.distance_m + 0.2
+        depth[by:by + bh, bx:bx + bw] = np.where(head, moved + field[2] * np.float32(0.001), moved)
+        return color, depth, lm + sample_field(field[:2], bx, by, lm)
 
     def _morph(self, color: np.ndarray, lm: np.ndarray, iod: float) -> tuple[np.ndarray, np.ndarray]:
         """Seeded shape morph of the neutral face (same field machinery as the AUs)."""
