@@ -189,3 +189,14 @@ def test_camera_lost_mid_clip(tiny, tmp_path):
     assert files, "the interrupted trial must be kept"
     names = [n for n, _ in markers(files[-1])]
     assert "camera_lost" in names
+
+
+def test_selfreport_forms_for_an_existing_session(tmp_path):
+    from station.elicit.selfreport import selfreport
+    from station.session import load_session
+
+    s = create_session(tmp_path, "P05", extra={"order": ["one", "two"]})
+    assert selfreport(s.folder, simulate=True, window_size=(320, 240)) == 2
+    reports = load_session(s.folder).data["self_reports"]
+    assert [r["clip"] for r in reports] == ["one", "two"]
+    assert all(r["simulated"] and 1 <= r["intensity"] <= 5 and r["emotion"] for r in reports)

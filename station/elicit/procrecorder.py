@@ -46,7 +46,8 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
         while not stop.wait(STATUS_PERIOD_S):
             events.put(("status", (rec.status(), rec.ended.is_set(), rec.error)))
 
-    threading.Thread(target=publish, name="status", daemon=True).start()
+    publisher = threading.Thread(target=publish, name="status", daemon=True)
+    publisher.start()
     while True:
         op, args = cmd.get()
         try:
@@ -60,6 +61,7 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
             elif op == "close":
                 rec.close()
                 stop.set()
+                publisher.join(timeout=2)
                 reply.put(("ok", rec.session_markers))
                 for q in (reply, events):  # deliver what is queued, then leave without running
                     q.close()  # librealsense's static destructors (they abort on some drivers)
@@ -95,7 +97,13 @@ class ProcessRecorder:
         self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events),
                                  name="station-recorder", daemon=True)
         self._proc.start()
-        calibration, description = self._wait_reply("open the camera")
+        try:
+            calibration, description = self._wait_reply("open the camera")
+        except BaseException:
+            self._closed.set()
+            self._proc.join(timeout=10)
+            self._proc = None
+            raise
         self.calibration = calibration
         self.source = SimpleNamespace(description=f"{description} (recorder process {self._proc.pid})")
         self._listener = threading.Thread(target=self._listen, name="recorder-events", daemon=True)

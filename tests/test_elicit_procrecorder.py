@@ -1,0 +1,45 @@
+"""The recorder in a child process: same files, same markers, camera failures reported."""
+
+from __future__ import annotations
+
+import time
+
+import h5py
+import pytest
+
+from station.camera import CameraError
+from station.checks import StationError
+from station.elicit.procrecorder import ProcessRecorder
+
+
+@pytest.mark.slow
+def test_child_process_records_trials_with_markers(tmp_path):
+    rec = ProcessRecorder("virtual", 424, 240, 30)
+    rec.open()
+    try:
+        assert rec.calibration.device["serial"] == "VIRTUAL-D415-0001"
+        rec.mark("between_trials")
+        rec.begin_trial(tmp_path / "trial-01-a.h5", {"clip": "a"})
+        t = time.perf_counter()
+        rec.mark("clip_first_frame", "a", "pts=0", t=t)
+        time.sleep(1.0)
+        stats = rec.end_trial("test end")
+        assert stats.complete and stats.frames_written > 0 and stats.path.name == "trial-01-a.h5"
+        assert rec.status().fps >= 0
+    finally:
+        rec.close()
+    assert rec.session_markers[0]["event"] == "between_trials"
+    with h5py.File(tmp_path / "trial-01-a.h5", "r") as f:
+        m = f["markers"][:]
+        host = f["frames"]["host_time"][:]
+        assert f.attrs["clip"] == "a"
+    assert m["event"].tolist() == [b"clip_first_frame"] and m["host_time"][0] == t
+    # the child's frame times are on the parent's perf_counter clock
+    assert host[0] - 1.0 < t < host[-1] + 1.0
+
+
+def test_child_process_reports_a_camera_that_cannot_open(tmp_path):
+    rec = ProcessRecorder("playback:/nonexistent/recording.db3", 848, 480, 60)
+    with pytest.raises((CameraError, StationError), match="nonexistent"):
+        rec.open()
+    rec.close()  # nothing left to close: no error, no hang
