@@ -28,6 +28,7 @@ def still_scenes():
             for name, aus in (("mouth", [12]), ("brows", [1, 2]), ("eyes", [43]))}
 
 
+@pytest.mark.slow  # builds three scenes (~6 s with the photo landmarks)
 @pytest.mark.parametrize("region", ["mouth", "brows", "eyes"])
 def test_pixel_change_between_onset_and_apex_is_in_the_au_region(still_scenes, region):
     scene = still_scenes[region]

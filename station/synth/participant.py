@@ -218,6 +218,37 @@ class SyntheticParticipant:
             lm = lm + sample_field(field[:2], self.box[0], self.box[1], lm)
         return lm.astype(np.float32)
 
+    def _open_mouth(self, color: np.ndarray, index: int) -> np.ndarray:
+        """Darken the gap that lips parting (AU25) or the jaw dropping (AU26) opens.
+
+        A warp only stretches the lips; the dark mouth cavity appears where the inner-lip
+        polygon grows beyond where it would be without those two AUs.
+        """
+        weights = self.timeline.au_weights(index)
+        gap_weights = {au: w for au, w in weights.items() if au in (25, 26) and w}
+        if not gap_weights:
+            return color
+        inner = list(range(60, 68))
+        moved = {au: w * self._lm_shift(au)[inner] for au, w in gap_weights.items()}
+        now = self.landmarks(index)[inner]
+        closed = now - sum(moved.values())
+        bx, by, bw, bh = self.box
+        mask = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(mask, [np.round(now - (bx, by)).astype(np.int32)], 255)
+        cv2.fillPoly(mask, [np.round(closed - (bx, by)).astype(np.int32)], 0)
+        soft = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.8)[..., None]
+        out = color.copy()
+        roi = out[by:by + bh, bx:bx + bw].astype(np.float32)
+        out[by:by + bh, bx:bx + bw] = (roi * (1 - 0.8 * soft) + 12 * soft).astype(np.uint8)
+        return out
+
+    def _lm_shift(self, au: int) -> np.ndarray:
+        """(68, 2) landmark displacement of one AU at weight 1 (cached)."""
+        cache = self.__dict__.setdefault("_lm_shift_cache", {})
+        if au not in cache:
+            cache[au] = sample_field(self.fields[au][:2], self.box[0], self.box[1], self.landmarks0)
+        return cache[au]
+
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(color RGB uint8, depth metres float32, 0 = no data) of frame ``index``."""
         color, depth = self.color0, self.depth0
@@ -236,6 +267,7 @@ class SyntheticParticipant:
             face = cv2.remap(depth, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
             warped_depth[by:by + bh, bx:bx + bw] = face + field[2] * np.float32(0.001) * (face > 0)
             color, depth = warped_color, warped_depth
+            color = self._open_mouth(color, index)
         if self.noise is not None:
             depth = self.noise(depth, index, self.box)
         return color, depth
