@@ -147,7 +147,7 @@ def make_database(db: str | Path, *, n_subjects: int = 6, n_samples: int = 48, c
     textures = {f"s{i + 1:02d}": face_texture(rng, size) for i in range(n_subjects)}
     subjects = list(textures)
     weights = np.asarray(class_weights if class_weights is not None else np.ones(len(classes)), float)
-    labels = [classes[i % len(classes)] for i in range(n_samples)] if class_weights is None else \
+    labels = [classes[(i // n_subjects) % len(classes)] for i in range(n_samples)] if class_weights is None else \
         list(rng.choice(classes, size=n_samples, p=weights / weights.sum()))
     records = []
     for i, cls in enumerate(labels):
