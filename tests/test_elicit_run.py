@@ -65,7 +65,7 @@ def markers(path: Path) -> list[tuple[str, float]]:
 def test_run_end_to_end(tiny, tmp_path):
     sessions = tmp_path / "sessions"
     proc = run_cli("run", "--participant", "P01", "--protocol", str(tiny), "--camera", "virtual",
-                   "--simulate-participant", "abort=two@0.3", "--sessions", str(sessions), "--no-live", "--age", "30")
+                   "--simulate-participant", "pause=one@0.2,abort=two@0.3", "--sessions", str(sessions), "--no-live", "--age", "30")
     assert proc.returncode == 0, proc.stderr[-3000:]
     folder = sessions / "P01" / "001"
     data = json.loads((folder / "session.json").read_text())
@@ -85,6 +85,7 @@ def test_run_end_to_end(tiny, tmp_path):
     assert all(e["detail"].endswith("(simulated)") for e in data["events"] if e["event"] == "key")
     assert [t["outcome"] for t in data["trials"]] == ["complete", "aborted"]  # went on after the abort
     assert "clip_abort" in events and "answer" in events
+    assert events.index("pause") < events.index("resume") < events.index("clip_last_frame")  # experimenter key
     for trial in data["trials"]:
         assert trial["complete_file"]
         assert trial["camera"]["frames_written"] > 0 and trial["display_clip"]["flips"] > 10
@@ -129,6 +130,10 @@ def test_abort_then_stop_gets_a_new_session_number(tiny, tmp_path, capsys):
 def test_missing_clip_stops_before_anything_is_recorded(tiny, tmp_path):
     tiny.write_text(tiny.read_text().replace("clips: [one, two]", "clips: [one, lab]"))
     with pytest.raises(StationError, match=r"manifest.yaml:5: clips\[2\].file: clip 'lab' file .*lab.mp4.* does not exist"):
+        run_session(tiny, "P02", sessions_root=tmp_path / "s", simulate="", live=False)
+    assert not (tmp_path / "s").exists()
+    (tmp_path / "clips" / "lab.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom damaged film" * 50)
+    with pytest.raises(StationError, match=r"clip 'lab' file .*lab.mp4.* cannot be decoded"):
         run_session(tiny, "P02", sessions_root=tmp_path / "s", simulate="", live=False)
     assert not (tmp_path / "s").exists()
 

@@ -88,6 +88,20 @@ def prepare_clips(protocol: Protocol) -> None:
         if not clip.path.exists():
             raise StationError(f"{clip.where('file')}: clip {clip.id!r} file {str(clip.path)!r} does not exist. "
                                f"Copy the film there (see docs/elicit.md) and run `station check {protocol.file}`.")
+        if not decodes(clip.path):
+            raise StationError(f"{clip.where('file')}: clip {clip.id!r} file {str(clip.path)!r} cannot be decoded "
+                               f"as a video (damaged file or unknown codec). Run `station check {protocol.file}`.")
+
+
+def decodes(path: Path) -> bool:
+    """Quick test that a film opens and its first frame decodes (the full test is `station check`)."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return cap.isOpened() and cap.read()[0]
+    finally:
+        cap.release()
 
 
 def summary_table(session: Session) -> Table:
