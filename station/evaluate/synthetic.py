@@ -148,7 +148,7 @@ def make_database(db: str | Path, *, n_subjects: int = 6, n_samples: int = 48, c
     subjects = list(textures)
     weights = np.asarray(class_weights if class_weights is not None else np.ones(len(classes)), float)
     labels = [classes[(i // n_subjects) % len(classes)] for i in range(n_samples)] if class_weights is None else \
-        list(rng.choice(classes, size=n_samples, p=weights / weights.sum()))
+        [str(c) for c in rng.choice(classes, size=n_samples, p=weights / weights.sum())]
     records = []
     for i, cls in enumerate(labels):
         subject = subjects[i % n_subjects]
