@@ -70,6 +70,7 @@ class Display:
         self.log = FrameLog()
         self.phase, self.clip = "", ""
         self.last_flip: float | None = None
+        self.late_in_phase = 0  # display frames missed since the phase / clip began (live panel)
         self.win.recordFrameIntervals = True
         self.refresh_hz, self.vsync = self._measure_refresh()
         self.paced_hz = pace_hz if pace_hz else (None if self.vsync else 60.0)
@@ -123,6 +124,12 @@ class Display:
             self.last_flip = t_grid if abs(t_grid - t) < self.period / 2 else t
         else:
             self.last_flip = t
+        if self.log.times and (self.log.phases[-1], self.log.clips[-1]) == (self.phase, self.clip):
+            dt = t - self.log.times[-1]
+            if dt > 1.5 * self.period:
+                self.late_in_phase += max(0, round(dt / self.period) - 1)
+        else:
+            self.late_in_phase = 0
         self.log.times.append(t)
         self.log.phases.append(self.phase)
         self.log.clips.append(self.clip)

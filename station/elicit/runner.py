@@ -238,8 +238,9 @@ class Runner:
             if self.p.record.baseline:
                 self._begin_trial(path, attrs, clip)
             self.display.on_flip("baseline_start", clip.id)
-            self.screen("baseline", self.p.baseline.text, fixation=True, seconds=self.p.baseline.seconds,
-                        clip=clip.id) if self.p.baseline.seconds > 0 else None
+            if self.p.baseline.seconds > 0:
+                self.screen("baseline", self.p.baseline.text, fixation=True, seconds=self.p.baseline.seconds,
+                            clip=clip.id)
             if not self.trial_open and self.p.record.clip:
                 self._begin_trial(path, attrs, clip)
             self.markers.emit("baseline_end", clip.id, t=self.display.last_flip)
@@ -302,6 +303,7 @@ class Runner:
                 shown += 1
                 last_pts = pts
             t = d.flip()
+            st.display_drops = d.late_in_phase  # live panel: display frames missed in this film so far
             if new_frame:
                 last_frame_t = t
                 first_t = first_t if first_t is not None else t
