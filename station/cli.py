@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as err:
-            if err.name == name:  # area not built yet
+            if err.name and name.startswith(err.name):  # area not built yet
                 continue
             raise
         module.register(sub)

@@ -14,6 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
+from station.checks import StationError
+
 #: The capture mode of the paper (section 3.2): both streams at 848x480, 60 fps.
 WIDTH, HEIGHT, FPS = 848, 480, 60
 
@@ -95,7 +97,7 @@ class Calibration:
     device: dict[str, str] = field(default_factory=dict)  # name, serial, firmware, product line
 
 
-class CameraError(Exception):
+class CameraError(StationError):
     """The camera cannot be opened, was lost, or was asked for something it cannot do."""
 
 

@@ -206,7 +206,8 @@ class VirtualD415:
             frames.keep()
             self._queue.enqueue(frames)
 
-    def read(self, timeout_s: float = 1.0) -> Frameset | None:
+    def read_rs(self, timeout_s: float = 1.0) -> rs.composite_frame | None:
+        """Next frameset as librealsense frames (for ``rs.align``, ``rs.pointcloud``, filters)."""
         if not self.realtime:
             if self._ended(self._next_index):
                 raise EndOfStream(self.scene.name)
@@ -219,7 +220,11 @@ class VirtualD415:
                 raise EndOfStream(self.scene.name)
         if not ok:
             return None
-        return frameset_from_rs(frames, time.perf_counter())
+        return frames.as_frameset()
+
+    def read(self, timeout_s: float = 1.0) -> Frameset | None:
+        frames = self.read_rs(timeout_s)
+        return None if frames is None else frameset_from_rs(frames, time.perf_counter())
 
     def stop(self) -> None:
         self._stop.set()

@@ -86,6 +86,7 @@ class _Trial:
         self.last_color: int | None = None
         self.last_depth: int | None = None
         self.finished = threading.Event()
+        self.markers_closed = False  # set (under markers_lock) once the last markers were written
 
 
 class Recorder:
@@ -159,8 +160,7 @@ class Recorder:
 
     def _finish_source(self, error: str) -> None:
         self.error = error
-        if error:
-            self.mark("camera_lost", detail=error[:250])
+        self.mark("camera_lost" if error else "source_ended", detail=error[:250])
         self.ended.set()
         trial = self._trial
         if trial is not None:
@@ -206,7 +206,12 @@ class Recorder:
         if trial is None:
             raise StationError("no trial is being recorded.")
         trial.stats.stop_reason = trial.stats.stop_reason or reason
-        trial.queue.put(None)  # blocks only while the queue is full, i.e. briefly
+        while not trial.finished.is_set():  # the writer may have stopped by itself (disk full)
+            try:
+                trial.queue.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
         self._writer_thread.join()
         self._trial = None
         return trial.stats
@@ -215,11 +220,13 @@ class Recorder:
         """Add a marker (thread-safe); ``t`` defaults to now on ``time.perf_counter()``."""
         t = time.perf_counter() if t is None else t
         trial = self._trial
-        if trial is None:
-            self.session_markers.append({"host_time": t, "event": event, "clip": clip, "detail": detail})
-            return
-        with trial.markers_lock:
-            trial.markers.append(marker_row(t, event, clip, detail))
+        if trial is not None:
+            with trial.markers_lock:
+                if not trial.markers_closed:
+                    trial.markers.append(marker_row(t, event, clip, detail))
+                    return
+        # between trials, or after the trial's file was closed: kept for the session log
+        self.session_markers.append({"host_time": t, "event": event, "clip": clip, "detail": detail})
 
     def wait(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; returns early (False) if the trial or the source ended."""
@@ -286,10 +293,11 @@ class Recorder:
                 if time.perf_counter() - last_flush >= self.flush_s:
                     self._flush(trial)
                     last_flush = time.perf_counter()
-            self._flush(trial)
-        except OSError as err:  # disk full or I/O error mid-write: keep what was flushed
-            stats.stop_reason = f"write failed: {err}"
-            self._warn(f"writing {writer.partial_path} failed ({err}); frames up to the last flush are kept.")
+            self._flush(trial, last=True)
+        except Exception as err:  # noqa: BLE001 - disk full (h5py raises RuntimeError or OSError), I/O error...
+            reason = "disk full" if "No space left" in str(err) or getattr(err, "errno", 0) == 28 else str(err)
+            stats.stop_reason = f"write failed: {reason}"
+            self._warn(f"writing {writer.partial_path} failed ({reason}); frames up to the last flush are kept.")
             trial.finished.set()
             stats.ended = time.perf_counter()
             stats.path = writer.abandon()
@@ -301,9 +309,10 @@ class Recorder:
         stats.complete = stats.path == writer.path
         self._drain(trial)
 
-    def _flush(self, trial: _Trial) -> None:
+    def _flush(self, trial: _Trial, last: bool = False) -> None:
         with trial.markers_lock:
             markers, trial.markers = trial.markers, []
+            trial.markers_closed = last
         trial.writer.add_markers(markers)
         trial.writer.set_counters(trial.stats.counters())
         trial.writer.flush()

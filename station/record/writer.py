@@ -29,6 +29,9 @@ from station.record.pointcloud import deproject_depth, pixel_rays
 
 COMPRESSIONS = ("none", "lz4", "blosc2", "zstd")
 
+#: h5py objects of files whose close failed (disk full); freeing them would crash HDF5.
+_UNCLOSABLE: list[tuple] = []
+
 
 @dataclass(frozen=True)
 class Storage:
@@ -202,11 +205,15 @@ class TrialWriter:
     def abandon(self) -> Path:
         """Close after a failure without finalising; what was flushed stays readable."""
         if self._file is not None:
+            handles = (self._file, self._color, self._depth, self._vertices, self._frames, self._markers,
+                       self._counters)
             try:
                 self._file.close()
             except Exception:  # noqa: BLE001 - the file handle may already be broken (ENOSPC)
-                pass
-            self._file = None
+                # HDF5 crashes if these objects are freed after a failed close: keep them alive.
+                _UNCLOSABLE.append(handles)
+            self._file = self._color = self._depth = self._vertices = None
+            self._frames = self._markers = self._counters = None
         return self.partial_path
 
 

@@ -1,0 +1,183 @@
+"""Verbs of the acquisition core: ``station record``, ``station inspect``, ``station export-pointclouds``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from rich.live import Live
+from rich.table import Table
+
+from station.camera import CAMERA_KINDS, open_camera
+from station.camera.base import FPS, HEIGHT, WIDTH
+from station.checks import StationError, check_positive, format_bytes
+from station.console import console, print_ok, print_warning
+from station.record.recorder import RecorderStatus, TrialInterrupted, TrialStats, record_trial
+from station.record.writer import COMPRESSIONS, Storage
+
+CAMERA_HELP = ("camera source: 'virtual' (a synthetic participant on a librealsense software device; "
+               "the default, no hardware needed), 'realsense' or 'realsense:SERIAL' (a live D415), "
+               "'playback:FILE' (a librealsense .db3/.bag recording)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("record", help="record one trial from a camera to HDF5",
+                       description="Record color + depth (848x480 @ 60 fps by default) with every "
+                                   "timestamp to a crash-safe trial HDF5 file, showing fps, queue, drops, "
+                                   "MB/s and free disk live.  Ctrl-C stops cleanly and keeps every frame.")
+    p.add_argument("--camera", default="virtual", metavar="SOURCE", help=CAMERA_HELP + " (default: virtual)")
+    p.add_argument("--seconds", type=float, default=10.0,
+                   help="how long to record (default 10); a recording played back ends at its end")
+    p.add_argument("--out", default="sessions/recordings",
+                   help="trial file (*.h5) or folder; in a folder the next free trial-NN.h5 is used "
+                        "(default sessions/recordings); existing files are never overwritten")
+    p.add_argument("--width", type=int, default=WIDTH, help=f"image width (default {WIDTH})")
+    p.add_argument("--height", type=int, default=HEIGHT, help=f"image height (default {HEIGHT})")
+    p.add_argument("--fps", type=int, default=FPS, help=f"frame rate (default {FPS})")
+    p.add_argument("--subject", type=int, default=1, help="virtual camera: which synthetic participant (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="virtual camera: seed of its expressions (default 0)")
+    p.add_argument("--compression", choices=COMPRESSIONS, default="lz4",
+                   help="HDF5 compression of color and depth (default lz4: holds 60 fps, see docs/benchmarks.md)")
+    p.add_argument("--store-vertices", action="store_true",
+                   help="also store a float32 vertex per depth pixel (not needed: clouds are rebuilt "
+                        "exactly from depth; costs ~5 MB a frame)")
+    p.add_argument("--fast", action="store_true",
+                   help="virtual/playback: produce frames as fast as they can be written instead of in real time")
+    p.set_defaults(func=run_record)
+
+    p = sub.add_parser("inspect", help="summarise a trial file, or --check its integrity",
+                       description="Print frames, duration, effective fps, drops, markers and calibration "
+                                   "of a trial HDF5 file (also one left as *.h5.writing by a crash).")
+    p.add_argument("trial", nargs="+", help="trial file(s)")
+    p.add_argument("--check", action="store_true",
+                   help="verify monotonic timestamps, color/depth pairing, calibration and layout; "
+                        "exit status 1 if a check fails")
+    p.set_defaults(func=run_inspect)
+
+    p = sub.add_parser("export-pointclouds", help="write one coloured PLY point cloud per frame",
+                       description="Rebuild each frame's point cloud from the stored depth and calibration "
+                                   "(rs2_deproject_pixel_to_point semantics), colour it from the color image, "
+                                   "and write OUTDIR/frame-<number>.ply with open3d.")
+    p.add_argument("trial", help="trial file")
+    p.add_argument("outdir", help="output folder (created)")
+    p.add_argument("--frames", default="", metavar="A:B",
+                   help="only frames A..B-1 (positions in the file, Python slice syntax), e.g. 0:60")
+    p.set_defaults(func=run_export_pointclouds)
+
+
+# -- record ---------------------------------------------------------------------------------------
+
+def next_trial_path(out: str | Path) -> Path:
+    """``out`` itself if it names a .h5 file, else the next free ``trial-NN.h5`` in that folder."""
+    out = Path(out)
+    if out.suffix == ".h5":
+        return out
+    taken = [int(m.group(1)) for p in out.glob("trial-*.h5*") if (m := re.match(r"trial-(\d+)", p.name))]
+    return out / f"trial-{max(taken, default=0) + 1:02d}.h5"
+
+
+def status_table(status: RecorderStatus, elapsed: float, seconds: float, source: str) -> Table:
+    """The live status line: what a lab watches while recording."""
+    table = Table.grid(padding=(0, 2))
+    state = "[red]● REC[/]" if status.recording else "[dim]○ idle[/]"
+    table.add_row(
+        state, f"{elapsed:5.1f}/{seconds:.0f} s", f"{status.fps:5.1f} fps",
+        f"queue {status.queue_depth}/{status.queue_size}",
+        f"[{'red' if status.dropped else 'green'}]drops {status.dropped}[/]",
+        f"{status.mb_per_s:6.1f} MB/s", f"disk free {format_bytes(status.disk_free)}", f"[dim]{source}[/]",
+    )
+    if status.warning:
+        table.add_row("[yellow]warning[/]", status.warning)
+    return table
+
+
+def run_record(args: argparse.Namespace) -> int:
+    check_positive(args.seconds, "--seconds")
+    path = next_trial_path(args.out)
+    extra = {"subject": args.subject, "seed": args.seed} if args.camera == "virtual" else {}
+    source = open_camera(args.camera, width=args.width, height=args.height, fps=args.fps,
+                         realtime=not args.fast, **extra)
+    storage = Storage(compression=args.compression, store_vertices=args.store_vertices)
+    console.print(f"Recording [bold]{source.description}[/] for {args.seconds:g} s to [bold]{path}[/] "
+                  "(Ctrl-C stops and keeps everything)")
+    live = Live(console=console, refresh_per_second=8, transient=False)
+    started = [0.0]
+
+    def tick(status: RecorderStatus) -> None:
+        import time
+
+        started[0] = started[0] or time.perf_counter()
+        live.update(status_table(status, time.perf_counter() - started[0], args.seconds, source.description))
+
+    try:
+        with live:
+            stats = record_trial(source, path, args.seconds, storage=storage, on_tick=tick,
+                                 on_warning=print_warning, attrs={"camera": args.camera})
+    except TrialInterrupted as stop:
+        stats = stop.stats
+        print_warning(f"stopped by Ctrl-C; {stats.frames_written} frames kept.")
+    report_stats(stats)
+    return 0
+
+
+def report_stats(stats: TrialStats) -> None:
+    """One closing summary after a recording."""
+    where = str(stats.path)
+    if stats.stop_reason:
+        print_warning(f"recording ended early: {stats.stop_reason}")
+    dropped = stats.dropped
+    (print_ok if stats.complete else print_warning)(
+        f"{stats.frames_written} frames written, {dropped} dropped "
+        f"(queue {stats.dropped_queue}, frame-number gaps {stats.dropped_gaps_color}) -> {where}"
+        + ("" if stats.complete else " (not finalised: readable up to the last flush)"))
+
+
+# -- inspect --------------------------------------------------------------------------------------
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from station.record.inspect import check, device_summary, summarize
+
+    failed = False
+    for path in args.trial:
+        s = summarize(path)
+        table = Table(title=f"{s.path}", show_header=False, title_justify="left")
+        table.add_row("state", "complete" if s.complete else "[yellow]not finalised (crash or being written)[/]")
+        table.add_row("frames", f"{s.frames}  ({s.duration_s:.2f} s, effective {s.effective_fps:.2f} fps, "
+                                f"nominal {s.nominal_fps})")
+        c = s.counters
+        table.add_row("drops", f"{s.dropped}  (queue {c.get('dropped_queue', 0)}, color gaps "
+                               f"{c.get('dropped_gaps_color', 0)}, depth gaps {c.get('dropped_gaps_depth', 0)}, "
+                               f"unpaired {c.get('unpaired', 0)})")
+        if s.stop_reason:
+            table.add_row("stop reason", s.stop_reason)
+        table.add_row("resolution", f"{s.attrs.get('resolution')}  compression {s.attrs.get('compression')}")
+        table.add_row("device", device_summary(s.attrs))
+        table.add_row("versions", f"schema {s.attrs.get('schema_version')}, station {s.attrs.get('software_version')}")
+        table.add_row("markers", str(len(s.markers)) + "".join(
+            f"\n  {m['host_time']:.3f}  {m['event']}  {m['clip']}  {m['detail']}" for m in s.markers[:20])
+            + ("\n  ..." if len(s.markers) > 20 else ""))
+        if s.ground_truth_events:
+            table.add_row("ground truth", f"{s.ground_truth_events} synthetic events (not coder data)")
+        console.print(table)
+        if args.check:
+            report = check(path)
+            for name, passed, detail in report.results:
+                console.print(f"  {'[green]✓[/]' if passed else '[red]✗[/]'} {name}: {detail}")
+            failed |= not report.ok
+    return 1 if failed else 0
+
+
+# -- export-pointclouds ---------------------------------------------------------------------------
+
+def run_export_pointclouds(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from station.record.exportclouds import export_pointclouds
+
+    with Progress(console=console) as progress:
+        task = progress.add_task("writing PLY", total=None)
+        written = export_pointclouds(args.trial, args.outdir, args.frames,
+                                     on_frame=lambda i, n: progress.update(task, completed=i + 1, total=n))
+    print_ok(f"{len(written)} point clouds written to {args.outdir}")
+    return 0
