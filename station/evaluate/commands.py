@@ -158,7 +158,7 @@ def parallel_backend(scheduler: str | None):
     import joblib
 
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout="5s")
     except (OSError, TimeoutError) as err:
         raise StationError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}") from err
     try:
