@@ -92,11 +92,20 @@ class ProcessRecorder:
         self._closed = threading.Event()
 
     def open(self) -> None:
+        """Start the child and wait until its camera streams (``start`` + ``wait_ready``)."""
+        self.start()
+        self.wait_ready()
+
+    def start(self) -> None:
+        """Spawn the child; it imports and opens the camera while the caller does other work."""
         ctx = mp.get_context("spawn")  # no fork of a process holding an OpenGL context
         self._cmd, self._reply, self._events = ctx.Queue(), ctx.Queue(), ctx.Queue()
         self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events),
                                  name="station-recorder", daemon=True)
         self._proc.start()
+
+    def wait_ready(self) -> None:
+        """Block until the child's camera is open; raises its error if it could not open."""
         try:
             calibration, description = self._wait_reply("open the camera")
         except BaseException:

@@ -21,6 +21,7 @@ from station.console import console, print_ok, print_warning
 from station.elicit.display import Display, WindowClosed
 from station.elicit.markers import Markers, open_lsl
 from station.elicit.order import clip_order
+from station.elicit.procrecorder import ProcessRecorder as ProcessRecorderT
 from station.elicit.protocol import Protocol, load_protocol
 from station.elicit.runner import CameraLost, Runner, SimulatedParticipant
 from station.elicit.status import RunState, live_status
@@ -167,7 +168,10 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 source = open_camera(camera, width=cam.width, height=cam.height, fps=cam.fps) \
                     if isinstance(camera, str) else camera
                 recorder = Recorder(source, on_warning=warn)
-            recorder.open()
+            if isinstance(recorder, ProcessRecorderT):
+                recorder.start()  # the child opens the camera while we open the window
+            else:
+                recorder.open()
         except (CameraError, RuntimeError) as err:
             recorder = None
             raise StationError(f"camera {str(camera)!r} cannot be opened: {err}. Check the USB 3 cable, "
@@ -177,6 +181,12 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
         display = Display(size, fullscreen=protocol.display.fullscreen and not windowed,
                           screen=protocol.display.screen, background=protocol.display.background, markers=markers,
                           log_file=session.folder / "psychopy.log")
+        if isinstance(recorder, ProcessRecorderT):
+            try:
+                recorder.wait_ready()
+            except CameraError as err:
+                raise StationError(f"camera {str(camera)!r} cannot be opened: {err}. Check the USB 3 cable, "
+                                   "or run with --camera virtual to try the station without one.") from err
         session.update(device={"camera": camera if isinstance(camera, str) else type(camera).__name__,
                                "recorder": type(recorder).__name__, "description": getattr(recorder.source, "description", ""),
                                **(recorder.calibration.device if recorder.calibration else {}),
