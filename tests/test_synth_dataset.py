@@ -69,6 +69,31 @@ def test_same_seed_gives_identical_content(two_runs):
 
 
 @pytest.mark.slow
+def test_rerun_resumes_keeping_finished_trials(two_runs, tmp_path):
+    manifest = json.loads((two_runs[0] / "manifest.json").read_text())
+    trial = two_runs[0] / manifest["trials"][0]["file"]
+    before = trial.stat().st_mtime_ns
+    again = make_dataset(two_runs[0], 1, 2, seed=5, **SMALL)
+    assert trial.stat().st_mtime_ns == before  # kept, not re-rendered
+    assert again["frames"] == manifest["frames"]
+    # A trial cut short by a crash (only its .writing file) is regenerated, identically.
+    trial.rename(tmp_path / "done.h5")
+    (trial.parent / (trial.name + ".writing")).write_bytes(b"left by a crash")
+    make_dataset(two_runs[0], 1, 2, seed=5, **SMALL)
+    with h5py.File(trial) as x, h5py.File(tmp_path / "done.h5") as y:
+        assert np.array_equal(x[schema.COLOR][...], y[schema.COLOR][...])
+    assert not (trial.parent / (trial.name + ".writing")).exists()
+    stranger = tmp_path / "sub01" / "trial-01.h5"
+    stranger.parent.mkdir(parents=True)
+    stranger.write_bytes(b"not a trial")
+    from station.checks import StationError
+
+    with pytest.raises(StationError, match="trial-01.h5"):
+        make_dataset(tmp_path, 1, 2, seed=5, **SMALL)
+    assert stranger.read_bytes() == b"not a trial"
+
+
+@pytest.mark.slow
 def test_preview_verb_writes_a_contact_sheet(tmp_path):
     parser = argparse.ArgumentParser(prog="station")
     commands.register(parser.add_subparsers())

@@ -29,7 +29,7 @@ import numpy as np
 from station.camera.base import EndOfStream
 from station.camera.virtual import VirtualD415
 from station.checks import StationError, check_positive, check_writable_dir
-from station.record.writer import Storage, TrialWriter
+from station.record.writer import Storage, TrialWriter, writing_path
 from station.synth.events import TimingRules, plan_timeline
 from station.synth.participant import SyntheticParticipant
 
@@ -133,17 +133,45 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
     return len(numbers)
 
 
+def _finished_frames(path: Path) -> int | None:
+    """Frames of a finished synthetic trial (so a rerun resumes), None if it must be (re)made.
+
+    A synthetic trial cut short by an interruption is deleted: the same seed regenerates it
+    identically.  Any other file in the way is left alone and reported.
+    """
+    if not path.exists():
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            synthetic = bool(f.attrs.get("synthetic", False))
+            if synthetic and f.attrs.get("complete") and LANDMARKS in f["ground_truth"]:
+                return int(f["color"].shape[0])
+    except (OSError, KeyError):
+        synthetic = False
+    if not synthetic:
+        raise StationError(f"{str(path)!r} is in the way and is not a synthetic trial; move it elsewhere.")
+    path.unlink()
+    return None
+
+
 def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage: Storage = Storage("zstd"),
                  progress=None, width: int = 848, height: int = 480) -> dict:
-    """Write the whole database under ``out``; returns the manifest (also saved as manifest.json)."""
+    """Write the whole database under ``out``; returns the manifest (also saved as manifest.json).
+
+    An interrupted run is resumed by running it again: finished trials are kept (the same seed
+    would give the same content), a half-written one is regenerated.
+    """
     out = check_writable_dir(out, "synthetic dataset folder")
     plans = plan_dataset(subjects, samples, seed)
     trials, total_bytes = [], 0
     for plan in plans:
         path = out / plan.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        scene = trial_scene(plan, seed, width, height)
-        frames = record_scene(scene, path, storage)
+        frames = _finished_frames(path)
+        if frames is None:  # not written yet, or left half-written by an interrupted run
+            writing_path(path).unlink(missing_ok=True)  # synthetic: regenerated identically
+            scene = trial_scene(plan, seed, width, height)
+            frames = record_scene(scene, path, storage)
         size = path.stat().st_size
         total_bytes += size
         trials.append({"file": plan.relpath, "subject": plan.subject, "trial": plan.trial, "frames": frames,
