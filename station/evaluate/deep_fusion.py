@@ -39,7 +39,12 @@ def _light(sample: Sample) -> Sample:
 
 
 def deep_table(db: Database, result: EvaluationResult, models: list[str], report: Report, *, work_dir: Path,
-               seed: int = 0, progress=None) -> list[dict]:
+               seed: int = 0, progress=None, deep_kwargs: dict | None = None) -> list[dict]:
+    """Table 12 rows: LBP-TOP and each deep model, alone and fused with each 3D feature.
+
+    ``deep_kwargs`` go to ``station.deep.oof_probabilities`` unchanged (e.g. a quicker training
+    ``config`` in tests); the documented contract needs none.
+    """
     deep = import_deep()
     unknown = [m for m in models if m not in deep.MODELS]
     if unknown:
@@ -56,8 +61,9 @@ def deep_table(db: Database, result: EvaluationResult, models: list[str], report
     rows: list[dict] = []
     methods = [(MODALITY_2D, run.oof(MODALITY_2D, 0))]
     for name in models:
-        p2 = np.asarray(deep.oof_probabilities(name, samples, np.asarray(ls.y), groups, seed=seed,
-                                               work_dir=Path(work_dir) / name))
+        extra = (deep_kwargs or {}).get(name, {})
+        p2 = np.asarray(deep.oof_probabilities(name, samples, np.asarray(ls.y).astype(str), groups, seed=seed,
+                                               work_dir=Path(work_dir) / name, **extra))
         if p2.shape != (len(samples), n_classes):
             raise StationError(f"station.deep.oof_probabilities({name!r}) returned shape {p2.shape}, expected "
                                f"{(len(samples), n_classes)}.")
