@@ -70,6 +70,7 @@ def test_check_reports_a_malformed_protocol(tmp_path):
     assert run_checks.last[0].result == FAIL and "p.yaml:" in run_checks.last[0].detail
 
 
+@pytest.mark.slow
 def test_check_camera_virtual_and_bad_camera(tmp_path, clip_file):
     p = make_protocol(tmp_path, clip_file)
     run_checks(p, camera="virtual", display=False, sessions_root=tmp_path)
@@ -108,3 +109,14 @@ def test_import_paper_forms(tmp_path):
     with pytest.raises(StationError, match=r"forms.csv:2: intensity must be between 1 and 5"):
         import_csv(csv, ["a"])
     assert len(json.loads((s.folder / "session.json").read_text())["self_reports"]) == 3  # nothing half-imported
+
+
+def test_station_check_cli_exit_codes(station_cli):
+    ok = station_cli("check", "protocols/demo.yaml", "--no-camera", "--no-display")
+    assert ok.returncode == 0, ok.stderr
+    assert "demo-happiness" in ok.stderr and "ready" in ok.stderr
+    lab = station_cli("check", "protocols/dsme3d.yaml", "--no-camera", "--no-display")
+    assert lab.returncode == 1
+    assert "FAIL" in lab.stderr and "stimuli/lab/happiness-1.mp4" in lab.stderr and "check(s) failed" in lab.stderr
+    bad = station_cli("run", "--participant", "John Smith", "--protocol", "protocols/nowhere.yaml")
+    assert bad.returncode == 2 and "protocols/nowhere.yaml" in bad.stderr and "does not exist" in bad.stderr
