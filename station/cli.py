@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "station.elicit.commands",  # run, check, selfreport
     "station.process.commands",  # code, spot, agree, process
     "station.evaluate.commands",  # evaluate
+    "station.demo",  # demo: all of the above on the virtual D415
 )
 
 DESCRIPTION = """\

@@ -29,3 +29,17 @@ def grab(camera, n: int) -> list:
         if fs is not None:
             frames.append(fs)
     return frames
+
+
+def drain(camera) -> list:
+    """Every frameset a started finite source still has, until its end of stream."""
+    from station.camera.base import EndOfStream
+
+    frames = []
+    while True:
+        try:
+            fs = camera.read(timeout_s=2.0)
+        except EndOfStream:
+            return frames
+        if fs is not None:
+            frames.append(fs)

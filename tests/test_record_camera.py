@@ -7,11 +7,11 @@ import pyrealsense2 as rs
 import pytest
 
 from station.camera import open_camera
-from station.camera.base import CameraError, EndOfStream
+from station.camera.base import CameraError
 from station.camera.realsense import PlaybackSource, connected_devices
 from station.checks import StationError
 from station.record.pointcloud import deproject_depth
-from swdev import SMALL, grab, small_camera
+from swdev import SMALL, drain, grab, small_camera
 
 
 def test_virtual_frames_carry_d415_streams_and_hardware_timestamps():
@@ -62,28 +62,14 @@ def test_virtual_device_records_itself_to_db3_and_plays_back_identically(tmp_pat
     cam = small_camera(12, record_to=db3)
     cam.start()
     try:
-        originals = []
-        while True:
-            try:
-                fs = cam.read(timeout_s=2.0)
-            except EndOfStream:
-                break
-            if fs is not None:
-                originals.append(fs)
+        originals = drain(cam)
     finally:
         cam.stop()
     assert db3.exists() and db3.stat().st_size > 0
     playback = PlaybackSource(db3, realtime=False)
     cal = playback.start()
-    played = []
     try:
-        while True:
-            try:
-                fs = playback.read(timeout_s=2.0)
-            except EndOfStream:
-                break
-            if fs is not None:
-                played.append(fs)
+        played = drain(playback)
     finally:
         playback.stop()
     assert cal.depth_scale == pytest.approx(0.001)
