@@ -1,12 +1,12 @@
 """The synthetic participant: a :class:`~station.camera.scene.Scene` for the virtual D415.
 
-Per frame: the active events give AU weights; the weighted AU fields (precomputed for the
-subject over the face box) form one forward displacement (dx, dy px; dz mm); it is inverted
-to a backward map (one fixed-point step, exact to well under 0.1 px for these smooth fields)
-and applied with ``cv2.remap`` to the color image and the depth surface of the face box;
-then a small head motion (sub-pixel to ~2 px drift, < 1 deg roll, slow) moves the whole
-person with one ``cv2.warpAffine``; finally :class:`~station.synth.depthface.D415Noise` adds
-the sensor's errors.  The true 68 landmark positions follow the same forward motions and are
+Per frame: blinks close the eyelids (:class:`~station.synth.aus.Eyelids`); the active events'
+AU weights times the AU fields (precomputed for the subject over the head box), plus a small
+head motion (~1 px drift, < 1 deg roll, slow sinusoids, fading out at the box edge), form one
+forward displacement (dx, dy px; dz mm); it is inverted to a backward map (one fixed-point
+step, well under 0.1 px error for these smooth fields) and applied with one ``cv2.remap`` to
+the color image and one to the depth of the head box; lips parting darkens the mouth gap;
+finally :class:`~station.synth.depthface.D415Noise` adds the sensor's errors.  The true 68 landmark positions follow the same forward motions and are
 available from :meth:`SyntheticParticipant.landmarks`.
 
 Everything is a pure function of ``(subject, seed, index)``, so a real-time producer that
@@ -14,7 +14,6 @@ skips frames and a dataset writer that renders every frame see the same particip
 """
 
 from __future__ import annotations
-
 
 import cv2
 import numpy as np
@@ -124,8 +123,8 @@ class SyntheticParticipant:
         gx, gy = self._grid
         field = np.zeros((2, bh, bw), np.float32)
         for lms, dx, dy, reach in _MORPHS:
-            k = rng.normal(0, 1) if lms not in ((42, 45), (54,), (11, 12)) else self._last_k
-            self._last_k = k
+            # The second of each left/right pair reuses the first's draw: symmetric morphs.
+            k = rng.normal(0, 1) if lms not in ((42, 45), (54,), (11, 12)) else k
             c = lm[list(lms)].mean(axis=0)
             g = np.exp(-0.5 * ((gx - c[0]) ** 2 + (gy - c[1]) ** 2) / (reach * iod) ** 2)
             field[0] += g * dx * iod * k
