@@ -112,3 +112,25 @@ def test_dataset_verb_refuses_bad_counts(tmp_path):
 
     with pytest.raises(StationError, match="--samples"):
         args.func(args)
+
+
+@pytest.mark.slow
+def test_a_live_virtual_recording_gets_its_ground_truth_afterwards(tmp_path):
+    from station.camera import open_camera
+    from station.record.recorder import record_trial
+    from station.synth.dataset import annotate_recording
+
+    camera = open_camera("virtual", realtime=False, subject=3, seed=2, **SMALL)
+    assert camera.scene.endless
+    camera.scene.n_frames = 90  # the live scene, cut after 1.5 s so the test does not depend on speed
+    stats = record_trial(camera, tmp_path / "live.h5")
+    n_events = annotate_recording(stats.path, camera.scene)
+    assert n_events >= 1
+    with open_trial(stats.path) as f:
+        numbers = f[schema.FRAMES]["color_number"][...]
+        events = read_ground_truth(f)
+        assert len(events) == n_events
+        for e in events:  # only events that overlap the recorded frames
+            assert e["offset"] > numbers.min() and e["onset"] < numbers.max()
+        assert f[schema.GROUND_TRUTH][LANDMARKS].shape == (len(numbers), 68, 2)
+        assert f.attrs["synthetic"] and f.attrs["subject"] == 3

@@ -124,13 +124,54 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
     finally:
         camera.stop()
     final = writer.close({"frames": len(numbers)})
-    landmarks = np.stack([scene.landmarks(n) for n in numbers]).astype(np.float32) if numbers else \
-        np.zeros((0, 68, 2), np.float32)
     with h5py.File(final, "r+") as f:
-        ds = f["ground_truth"].create_dataset(LANDMARKS, data=landmarks)
-        ds.attrs["frame_numbers"] = np.asarray(numbers, np.int64)
-        ds.attrs["units"] = "color image pixels (x, y), dlib 68-point order"
+        _write_landmarks(f, scene, numbers)
     return len(numbers)
+
+
+def _write_landmarks(f: h5py.File, scene: SyntheticParticipant, numbers) -> None:
+    numbers = [int(n) for n in numbers]
+    landmarks = (np.stack([scene.landmarks(n) for n in numbers]).astype(np.float32) if numbers
+                 else np.zeros((0, 68, 2), np.float32))
+    group = f.require_group("ground_truth")
+    if LANDMARKS in group:
+        del group[LANDMARKS]
+    ds = group.create_dataset(LANDMARKS, data=landmarks)
+    ds.attrs["frame_numbers"] = np.asarray(numbers, np.int64)
+    ds.attrs["units"] = "color image pixels (x, y), dlib 68-point order"
+
+
+def events_between(scene: SyntheticParticipant, first: int, last: int) -> list[dict]:
+    """Ground-truth events of ``scene`` that overlap device frames ``first``..``last``."""
+    if scene.endless:
+        from station.synth.events import endless_block
+        from station.synth.participant import ENDLESS_BLOCK
+
+        events = [e for b in range(max(0, first // ENDLESS_BLOCK - 1), last // ENDLESS_BLOCK + 1)
+                  for e in endless_block(scene.subject, scene.seed, scene.look.gain, b, ENDLESS_BLOCK)]
+    else:
+        events = scene.events()
+    return [e.as_dict() for e in sorted(events, key=lambda e: e.onset) if e.offset > first and e.onset < last]
+
+
+def annotate_recording(path: str | Path, scene: SyntheticParticipant) -> int:
+    """Add the ground truth to a trial recorded from the virtual D415 (e.g. by ``station record``).
+
+    A live recording starts and stops at arbitrary device frames and may drop frames, so the
+    ground truth is written after the trial is closed: the events overlapping its frame range
+    (their frames are device frame numbers, and may start before the first stored frame) and
+    the true landmarks of every stored frame.  Returns the number of events.
+    """
+    with h5py.File(path, "r+") as f:
+        numbers = f["frames"]["color_number"][...]
+        events = events_between(scene, int(numbers.min()), int(numbers.max())) if numbers.size else []
+        group = f.require_group("ground_truth")
+        if "events" in group:
+            del group["events"]
+        group.create_dataset("events", data=json.dumps(events))
+        _write_landmarks(f, scene, numbers)
+        f.attrs.update({"synthetic": True, "subject": scene.subject, "seed": scene.seed, "photo": scene.look.photo})
+    return len(events)
 
 
 def _finished_frames(path: Path) -> int | None:
