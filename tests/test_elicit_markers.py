@@ -63,3 +63,4 @@ def test_lsl_missing_is_a_clear_message_not_a_crash():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == LSL_MISSING and "pip install 'station[lsl]'" in out.stdout
+

@@ -37,6 +37,19 @@ PYGLET_KEYS = {"space": "SPACE", "escape": "ESCAPE", "return": "RETURN", "f9": "
                "q": "Q"}
 
 
+def frame_stats(intervals: list[float], period: float) -> dict:
+    """Dropped display frames: each interval longer than 1.5 refresh periods missed
+    ``round(interval / period) - 1`` refreshes (a 50 ms interval at 60 Hz missed 2)."""
+    if not intervals:
+        return {"flips": 0, "dropped": 0}
+    threshold = 1.5 * period
+    missed = sum(max(0, round(dt / period) - 1) for dt in intervals if dt > threshold)
+    s = sorted(intervals)
+    return {"flips": len(intervals) + 1, "dropped": missed, "late_intervals": sum(dt > threshold for dt in intervals),
+            "mean_ms": 1000 * sum(s) / len(s), "p99_ms": 1000 * s[min(len(s) - 1, int(0.99 * len(s)))],
+            "max_ms": 1000 * s[-1], "period_ms": 1000 * period}
+
+
 class Display:
     """One PsychoPy window, its flip clock and its frame log."""
 
@@ -178,15 +191,7 @@ class Display:
         return out
 
     def summary(self, intervals: list[float]) -> dict:
-        """Dropped display frames: intervals longer than 1.5 refresh periods."""
-        if not intervals:
-            return {"flips": 0, "dropped": 0}
-        threshold = 1.5 * self.period
-        missed = sum(max(0, round(dt / self.period) - 1) for dt in intervals if dt > threshold)
-        s = sorted(intervals)
-        return {"flips": len(intervals) + 1, "dropped": missed, "late_intervals": sum(dt > threshold for dt in intervals),
-                "mean_ms": 1000 * sum(s) / len(s), "p99_ms": 1000 * s[min(len(s) - 1, int(0.99 * len(s)))],
-                "max_ms": 1000 * s[-1], "period_ms": 1000 * self.period}
+        return frame_stats(intervals, self.period)
 
     def info(self) -> dict:
         try:

@@ -261,6 +261,10 @@ class Runner:
         except SessionStopped:
             self._end_trial(number, clip, movie, "session ended by participant", display_before, "stopped")
             raise
+        except KeyboardInterrupt:  # Ctrl-C in the experimenter's terminal
+            self.markers.emit("interrupted", clip.id, "Ctrl-C")
+            self._end_trial(number, clip, movie, "interrupted (Ctrl-C)", display_before, "interrupted")
+            raise
         finally:
             try:
                 movie.unload()

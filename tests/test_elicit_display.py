@@ -1,0 +1,13 @@
+"""Display frame statistics: how dropped display frames are counted."""
+
+from __future__ import annotations
+
+
+def test_dropped_display_frames_are_counted_in_missed_refreshes():
+    from station.elicit.display import frame_stats
+
+    p = 1 / 60
+    s = frame_stats([p, p, 3 * p, p, 1.4 * p, 2 * p], p)
+    assert s["dropped"] == 3 and s["late_intervals"] == 2 and s["flips"] == 7
+    assert abs(s["max_ms"] - 50.0) < 1e-9
+    assert frame_stats([], p) == {"flips": 0, "dropped": 0}
