@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", required=True, help="output folder (created; existing trial files are never overwritten)")
     d.add_argument("--seed", type=int, default=0, help="seed of appearance and expressions (default 0)")
     d.add_argument("--compression", choices=("lz4", "zstd", "blosc2", "none"), default="zstd",
-                   help="HDF5 compression (default zstd: ~25%% smaller than lz4 for these frames)")
+                   help="HDF5 compression (default zstd: ~15%% smaller files than lz4 here, depth ~45%% smaller)")
     d.set_defaults(func=run_dataset)
 
     v = verbs.add_parser("preview", help="PNG contact sheet of one synthetic micro-expression",
