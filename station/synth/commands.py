@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description=DATASET_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("--subjects", type=int, default=33, help="number of synthetic subjects (default 33)")
     d.add_argument("--samples", type=int, default=373, help="micro-expression samples in total (default 373)")
-    d.add_argument("--out", required=True, help="output folder (created); a rerun resumes: finished trials are kept, other files are never touched")
+    d.add_argument("--out", required=True,
+                   help="output folder (created); a rerun resumes: finished trials are kept, other files are never touched")
     d.add_argument("--seed", type=int, default=0, help="seed of appearance and expressions (default 0)")
     d.add_argument("--compression", choices=("lz4", "zstd", "blosc2", "none"), default="zstd",
                    help="HDF5 compression (default zstd: ~15%% smaller files than lz4 here, depth ~45%% smaller)")
