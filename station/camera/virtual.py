@@ -47,32 +47,54 @@ class DepthReprojector:
     For each depth pixel we look up the color pixel that sees the same surface point, by a
     fixed-point iteration on the unknown depth (two passes of ``cv2.remap``); pixels whose
     surface the color camera cannot see become holes, as at the D415's occlusion edges.
+
+    It runs on every frame of the live virtual camera, so the maths is arranged for speed: a
+    depth pixel's point in the color camera is linear in its depth (``a * z + t`` per
+    pixel, ``a`` precomputed), and the first pass, at the scene's median distance, is cached
+    per millimetre of that distance.
     """
 
     def __init__(self, calib: Calibration):
         d, c = calib.depth_intrinsics, calib.color_intrinsics
         m = calib.depth_to_color.matrix()
-        self._rot, self._t = m[:3, :3].astype(np.float32), m[:3, 3].astype(np.float32)
+        rot, t = m[:3, :3].astype(np.float32), m[:3, 3].astype(np.float32)
         v, u = np.mgrid[0 : d.height, 0 : d.width].astype(np.float32)
-        self._rx, self._ry = (u - d.ppx) / d.fx, (v - d.ppy) / d.fy  # depth rays
-        self._c = c
+        rays = np.stack([(u - d.ppx) / d.fx, (v - d.ppy) / d.fy, np.ones_like(u)])  # depth rays
+        a = np.einsum("ij,jhw->ihw", rot, rays).astype(np.float32)  # point in color frame = a * z + t
+        self._ax, self._ay, self._az = a[0] * np.float32(c.fx), a[1] * np.float32(c.fy), a[2]
+        self._tx, self._ty, self._tz = (np.float32(t[0] * c.fx), np.float32(t[1] * c.fy), np.float32(t[2]))
+        self._ppx, self._ppy = np.float32(c.ppx), np.float32(c.ppy)
+        self._first_pass: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _maps(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r, t, c = self._rot, self._t, self._c
-        x, y = self._rx * z, self._ry * z
-        xc = r[0, 0] * x + r[0, 1] * y + r[0, 2] * z + t[0]
-        yc = r[1, 0] * x + r[1, 1] * y + r[1, 2] * z + t[1]
-        zc = r[2, 0] * x + r[2, 1] * y + r[2, 2] * z + t[2]
-        zc = np.where(zc > 0, zc, 1.0)
-        return (xc / zc * c.fx + c.ppx).astype(np.float32), (yc / zc * c.fy + c.ppy).astype(np.float32)
+    def _maps(self, z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        """Color-image coordinates of every depth pixel if its surface were at depth ``z``."""
+        den, mx, my = (np.empty_like(self._ax) for _ in range(3))
+        np.multiply(self._az, z, out=den)
+        den += self._tz
+        np.maximum(den, np.float32(1e-6), out=den)
+        np.reciprocal(den, out=den)
+        np.multiply(self._ax, z, out=mx)
+        mx += self._tx
+        mx *= den
+        mx += self._ppx
+        np.multiply(self._ay, z, out=my)
+        my += self._ty
+        my *= den
+        my += self._ppy
+        return mx, my
 
     def __call__(self, z_color: np.ndarray) -> np.ndarray:
-        valid = z_color[z_color > 0]
-        z = np.full(self._rx.shape, float(np.median(valid)) if valid.size else 1.0, np.float32)
-        for _ in range(2):
-            mx, my = self._maps(z)
-            z = cv2.remap(z_color, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        return z
+        sample = z_color[::8, ::8]
+        valid = sample[sample > 0]
+        z0_mm = int(round(float(np.median(valid)) * 1000)) if valid.size else 1000
+        if z0_mm not in self._first_pass:
+            if len(self._first_pass) > 64:
+                self._first_pass.clear()
+            self._first_pass[z0_mm] = self._maps(np.float32(z0_mm / 1000))
+        mx, my = self._first_pass[z0_mm]
+        z = cv2.remap(z_color, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        mx, my = self._maps(z)
+        return cv2.remap(z_color, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 class VirtualD415:
