@@ -11,3 +11,10 @@ def test_dropped_display_frames_are_counted_in_missed_refreshes():
     assert s["dropped"] == 3 and s["late_intervals"] == 2 and s["flips"] == 7
     assert abs(s["max_ms"] - 50.0) < 1e-9
     assert frame_stats([], p) == {"flips": 0, "dropped": 0}
+
+
+def test_reflow_keeps_paragraphs_and_joins_hard_wrapped_lines():
+    from station.elicit.runner import reflow
+
+    assert reflow("Keep a neutral\n  face.\n\nPress SPACE.\n") == "Keep a neutral face.\n\nPress SPACE."
+    assert reflow("") == ""

@@ -56,28 +56,29 @@ class FormScreen:
 
         win = display.win
         self.display, self.questions, self.emotions = display, questions, emotions
+        wide = min(1.2, 0.9 * win.size[0] / win.size[1])  # widget width that fits a 4:3 window too
         self.mouse = event.Mouse(win=win)
-        self.title = visual.TextStim(win, text=title, pos=(0, 0.42), height=0.035, wrapWidth=1.5, units="height")
+        self.title = visual.TextStim(win, text=title, pos=(0, 0.42), height=0.035, wrapWidth=wide + 0.1, units="height")
         self.stims: list = [self.title]
         self.emotion = self.intensity = self.text = None
         y = 0.30
         if "emotion" in questions:
-            self.stims.append(visual.TextStim(win, PROMPTS["emotion"], pos=(0, y), height=0.028, wrapWidth=1.5, units="height"))
+            self.stims.append(visual.TextStim(win, PROMPTS["emotion"], pos=(0, y), height=0.028, wrapWidth=wide + 0.1, units="height"))
             self.emotion = visual.Slider(win, ticks=list(range(1, len(emotions) + 1)), labels=list(emotions),
-                                         granularity=1, style="radio", size=(1.2, 0.03), pos=(0, y - 0.08),
+                                         granularity=1, style="radio", size=(wide, 0.03), pos=(0, y - 0.08),
                                          labelHeight=0.022, units="height")
             self.stims.append(self.emotion)
             y -= 0.2
         if "intensity" in questions:
-            self.stims.append(visual.TextStim(win, PROMPTS["intensity"], pos=(0, y), height=0.028, wrapWidth=1.5, units="height"))
+            self.stims.append(visual.TextStim(win, PROMPTS["intensity"], pos=(0, y), height=0.028, wrapWidth=wide + 0.1, units="height"))
             self.intensity = visual.Slider(win, ticks=[1, 2, 3, 4, 5], labels=["1", "2", "3", "4", "5"],
                                            granularity=1, style="rating", size=(0.7, 0.03), pos=(0, y - 0.08),
                                            labelHeight=0.024, units="height")
             self.stims.append(self.intensity)
             y -= 0.2
         if "movements" in questions:
-            self.stims.append(visual.TextStim(win, PROMPTS["movements"], pos=(0, y), height=0.026, wrapWidth=1.5, units="height"))
-            self.text = visual.TextBox2(win, text="", editable=True, size=(1.2, 0.14), pos=(0, y - 0.1),
+            self.stims.append(visual.TextStim(win, PROMPTS["movements"], pos=(0, y), height=0.026, wrapWidth=wide + 0.1, units="height"))
+            self.text = visual.TextBox2(win, text="", editable=True, size=(wide, 0.14), pos=(0, y - 0.1),
                                         letterHeight=0.024, color="white", fillColor=(-0.7, -0.7, -0.7),
                                         borderColor="white", units="height")
             self.stims.append(self.text)

@@ -31,6 +31,16 @@ from station.elicit.protocol import Clip, Protocol
 from station.elicit.status import RunState
 
 
+def reflow(text: str) -> str:
+    """Join the hard-wrapped lines of a YAML block into paragraphs; the window wraps them itself.
+
+    Blank lines separate paragraphs; a line of its own stays one (e.g. "Press SPACE...").
+    """
+    paragraphs = [" ".join(line.strip() for line in block.splitlines() if line.strip())
+                  for block in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
 class CameraLost(Exception):
     """The camera stopped delivering frames during a trial."""
 
@@ -110,10 +120,10 @@ class Runner:
         from psychopy import visual
 
         win = display.win
-        self.text = visual.TextStim(win, text="", height=0.032, wrapWidth=1.4, color="white", units="height")
+        self.win_aspect = win.size[0] / win.size[1]
+        wrap = 0.9 * self.win_aspect  # text never runs off a narrow (4:3) window
+        self.text = visual.TextStim(win, text="", height=0.032, wrapWidth=wrap, color="white", units="height")
         self.fixation = visual.TextStim(win, text="+", height=0.08, color="white", units="height")
-        self.caption = visual.TextStim(win, text="", height=0.028, pos=(0, -0.35), wrapWidth=1.4, color="grey",
-                                       units="height")
 
     # -- helpers -------------------------------------------------------------------------------
     def _simulate(self, phase: str, clip: str, elapsed: float, can_continue: bool) -> None:
@@ -161,6 +171,7 @@ class Runner:
         """
         self.state.enter(phase, clip)
         self.display.phase, self.display.clip = phase, clip
+        text = reflow(text)
         self.text.text = text
         start = None
         paused_for, pause_start = 0.0, None
@@ -224,9 +235,10 @@ class Runner:
         if movie.duration is None or movie.duration <= 0:
             raise StationError(f"clip {clip.id!r} ({clip.path}) has no decodable video "
                                f"({clip.where('file')}); run `station check {self.p.file}`.")
-        if not self.p.display.movie_size:  # fit the window height, keep aspect
+        if not self.p.display.movie_size:  # as large as fits the window, keeping the film's aspect
             w, h = movie.frameSize if movie.frameSize else (16, 9)
-            movie.size = (0.9 * w / h, 0.9) if w / h <= 1.6 else (1.6, 1.6 * h / w)
+            height = min(0.9, 0.95 * self.win_aspect / (w / h))
+            movie.size = (height * w / h, height)
         attrs = {"participant": self.session.participant, "session": self.session.session_id,
                  "clip": clip.id, "clip_emotion": clip.emotion, "clip_file": str(clip.path), "trial": number,
                  "protocol": self.p.name, "simulated_participant": self.sim is not None}
