@@ -283,6 +283,7 @@ def test_cli_record_inspect_and_export(tmp_path):
     assert proc.returncode == 0, proc.stderr
     trial = tmp_path / "trial-01.h5"
     assert trial.exists() and "frames written" in proc.stderr
+    assert "ground truth of the synthetic participant stored" in proc.stderr
     proc = run_station("inspect", "--check", str(trial))
     assert proc.returncode == 0, proc.stderr
     assert "color/depth pairing" in proc.stderr and "✗" not in proc.stderr

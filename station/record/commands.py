@@ -118,6 +118,12 @@ def run_record(args: argparse.Namespace) -> int:
         stats = stop.stats
         print_warning(f"stopped by Ctrl-C; {stats.frames_written} frames kept.")
     report_stats(stats)
+    scene = getattr(source, "scene", None)
+    if stats.complete and hasattr(scene, "landmarks"):  # a synthetic participant: store its ground truth
+        from station.synth.dataset import annotate_recording
+
+        n = annotate_recording(stats.path, scene)
+        print_ok(f"ground truth of the synthetic participant stored: {n} event(s) in /ground_truth")
     return 0
 
 
