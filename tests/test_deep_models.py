@@ -71,6 +71,7 @@ def test_same_seed_same_network_other_seed_other_network(tiny_data):
             .predict_proba(inputs["ststnet"]) for s in (7, 7, 8)]
     assert np.array_equal(runs[0], runs[1])
     assert not np.allclose(runs[0], runs[2])
+    assert not torch.are_deterministic_algorithms_enabled()  # the process-wide switch is given back
 
 
 def test_checkpoint_state_rebuilds_the_same_predictions(tiny_data):

@@ -126,7 +126,16 @@ class DeepClassifier:
         if y.min() < 0 or y.max() >= self.n_classes:
             raise StationError(f"labels must be class indices 0..{self.n_classes - 1}, got "
                                f"{sorted(set(y.tolist()))}.")
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
         make_deterministic(self.seed, self.device)
+        try:
+            self._train(X, y, on_epoch)
+        finally:  # a process-wide switch: give the caller's setting back
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+        return self
+
+    def _train(self, X: np.ndarray, y: np.ndarray, on_epoch: Callable[[int, float], None] | None) -> None:
         net = build_network(self.model_name, self.n_classes, self.config).to(self.device)
         weights = torch.as_tensor(balanced_class_weights(y, self.n_classes), dtype=torch.float32)
         loss_fn = nn.CrossEntropyLoss(weight=weights.to(self.device))
@@ -155,12 +164,11 @@ class DeepClassifier:
             if on_epoch is not None:
                 on_epoch(epoch, self.loss_history_[-1])
         self.network_ = net.eval()
-        return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(N, n_classes) float64 class probabilities (softmax of the network's outputs)."""
         if self.network_ is None:
-            raise StationError("this DeepClassifier is not fitted yet: call fit() or load_state() first.")
+            raise StationError("this DeepClassifier is not fitted yet: call fit() or DeepClassifier.from_state() first.")
         X = np.asarray(X, np.float32)
         outputs = []
         with torch.no_grad():
