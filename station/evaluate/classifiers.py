@@ -88,8 +88,8 @@ def svm_pipeline(kernel: str = "linear", C: float = 1.0, *, probability: bool = 
 
 def inner_cv(y: np.ndarray, groups: np.ndarray | None, *, grouped: bool, n_splits: int = 3, seed: int = 0):
     """Inner splitter: by subject (GroupKFold) inside LOSO, stratified inside k-fold."""
-    if grouped:
-        return GroupKFold(n_splits=max(2, min(n_splits, len(np.unique(groups)))))
+    if grouped and len(np.unique(groups)) >= 2:  # (one subject left: nothing to group, stratify)
+        return GroupKFold(n_splits=min(n_splits, len(np.unique(groups))))
     smallest = np.bincount(np.unique(y, return_inverse=True)[1]).min()
     return StratifiedKFold(max(2, min(n_splits, int(smallest) if smallest >= 2 else n_splits)), shuffle=True,
                            random_state=seed)
