@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -82,6 +83,19 @@ def test_same_seed_same_probabilities_and_changed_settings_get_their_own_folder(
     c = run_loso("cnn3d", samples, y, groups, seed=2, work_dir=tmp_path / "a", config=TINY["cnn3d"])
     assert len(c.trained_folds) == 4 and not np.array_equal(a, c.probabilities)
     assert len(list((tmp_path / "a").iterdir())) == 2  # the seed-1 run is kept untouched
+
+
+def test_new_pixels_or_new_apex_under_the_same_names_start_a_new_run(database, tmp_path):
+    samples, y, groups = database
+    first = run_loso("ststnet", samples, y, groups, work_dir=tmp_path, config=TINY["ststnet"])
+    changed = [copy.deepcopy(s) for s in samples]
+    changed[0].cropped[0, 0, 0] ^= 1  # one pixel of one frame, as after a re-export
+    second = run_loso("ststnet", changed, y, groups, work_dir=tmp_path, config=TINY["ststnet"])
+    assert second.run_dir != first.run_dir and len(second.trained_folds) == 4
+    moved = [copy.deepcopy(s) for s in samples]
+    moved[5].record.apex -= 1  # recoded apex
+    third = run_loso("ststnet", moved, y, groups, work_dir=tmp_path, config=TINY["ststnet"])
+    assert third.run_dir not in (first.run_dir, second.run_dir)
 
 
 def test_classes_are_sorted_labels_in_column_order(database, tmp_path):
