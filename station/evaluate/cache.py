@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -80,11 +79,6 @@ def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, 
 def _curvature_worker(ref: SampleRef, params: CurvatureParams) -> dict[str, np.ndarray]:
     with _THREADPOOLS.limit(limits=1):
         return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
-
-
-@contextmanager
-def _null_progress() -> Iterator[None]:
-    yield None
 
 
 def parallel_map(fn: Callable, items: list, *args: Any, n_jobs: int = 1, progress=None,

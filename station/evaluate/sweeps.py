@@ -17,7 +17,6 @@ from station.evaluate.cache import FeatureCache, curvature_matrices, lbptop_matr
 from station.evaluate.loaders import Database
 from station.evaluate.protocols import PROTOCOL_TITLES
 from station.evaluate.report import Report, pct
-from station.features.lbptop import LbpTopParams
 
 SWEEPS = ("radii", "blocks", "radius3d")
 #: Table 6: Rx, Ry in 1..4, Rt in 2..4
