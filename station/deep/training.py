@@ -168,7 +168,8 @@ class DeepClassifier:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(N, n_classes) float64 class probabilities (softmax of the network's outputs)."""
         if self.network_ is None:
-            raise StationError("this DeepClassifier is not fitted yet: call fit() or DeepClassifier.from_state() first.")
+            raise StationError("this DeepClassifier is not fitted yet: call fit() or "
+                               "DeepClassifier.from_state() first.")
         X = np.asarray(X, np.float32)
         outputs = []
         with torch.no_grad():
