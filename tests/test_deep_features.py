@@ -95,3 +95,15 @@ def test_unknown_flow_method_is_named():
     with pytest.raises(StationError, match="one shape"):
         optical_flow(first, second[:10])
     assert FLOW_METHOD in ("tvl1", "farneback")
+
+
+def test_without_torch_the_models_say_how_to_install_it(monkeypatch, tmp_path):
+    import sys
+
+    from station import deep
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on a station installed without [deep]
+    samples, y, groups = synthetic_database(2, 3, seed=0, frames=4, size=16)
+    assert deep.MODELS == ("ststnet", "cnn3d")
+    with pytest.raises(StationError, match=r"pip install -e \.\[deep\]"):
+        deep.oof_probabilities("cnn3d", samples, y, groups, work_dir=tmp_path)
