@@ -18,10 +18,15 @@ def _shifted_pair(dy: int = 0, dx: int = 0, size: int = 64):
     return first, second
 
 
+@pytest.mark.parametrize("method", ["farneback", "tvl1-skimage", "tvl1"])
 @pytest.mark.parametrize("dy,dx", [(0, 1), (1, 0), (0, -1), (-1, 0)])
-def test_flow_points_where_the_content_moved(dy, dx):
+def test_flow_points_where_the_content_moved(dy, dx, method):
+    if method == "tvl1" and FLOW_METHOD != "tvl1":
+        with pytest.raises(StationError, match="opencv-contrib"):
+            optical_flow(*_shifted_pair(dy, dx), method=method)
+        return
     first, second = _shifted_pair(dy, dx)
-    flow = optical_flow(first, second)[8:-8, 8:-8]
+    flow = optical_flow(first, second, method=method)[8:-8, 8:-8]
     assert flow.dtype == np.float32
     assert np.median(flow[..., 0]) == pytest.approx(dx, abs=0.3)
     assert np.median(flow[..., 1]) == pytest.approx(dy, abs=0.3)

@@ -100,3 +100,6 @@ def test_bad_inputs_say_what_was_given():
         clf.fit(np.zeros((2, 3, 28, 28), np.float32), np.array([0, 5]))
     with pytest.raises(StationError, match="epochs must be a positive integer, got 0"):
         TrainConfig(epochs=0, batch_size=4, learning_rate=1e-3)
+    with pytest.raises(StationError, match="TrainConfig.flow must be one of 'tvl1', 'tvl1-skimage', "
+                                           "'farneback', got 'horn'"):
+        TrainConfig(epochs=1, batch_size=4, learning_rate=1e-3, flow="horn")

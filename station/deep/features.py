@@ -6,7 +6,8 @@ Two inputs, one per deep baseline of the paper's section 4.3.3 (Table 12):
   optical flow from the onset frame to the apex frame (horizontal u, vertical v) and the
   optical strain derived from it, each resized to 28x28.  Flow is TV-L1 when this OpenCV
   build offers it (``cv2.optflow`` from opencv-contrib), else Farneback, which ships with
-  every OpenCV build; :data:`FLOW_METHOD` says which one runs.
+  every OpenCV build; :data:`FLOW_METHOD` says which one runs by default, and
+  ``"tvl1-skimage"`` (slower) gives TV-L1 without opencv-contrib.
 * :func:`sequence_input` -- the spatio-temporal 3D CNN reads the whole onset..offset clip,
   grayscale, as change since the onset frame, resampled to a fixed number of frames by
   linear interpolation (samples last anywhere from a few to dozens of frames) and resized
@@ -38,6 +39,11 @@ def _tvl1_factory():
 #: ``"tvl1"`` when OpenCV has TV-L1 (what STSTNet's authors used), else ``"farneback"``.
 FLOW_METHOD = "tvl1" if _tvl1_factory() is not None else "farneback"
 
+#: Every method :func:`optical_flow` knows.  ``"tvl1-skimage"`` is scikit-image's TV-L1: the
+#: authors' algorithm without opencv-contrib, but ~100x slower than Farneback (a quarter of a
+#: second per 96x96 pair), so it is a choice, not the default.
+FLOW_METHODS = ("tvl1", "tvl1-skimage", "farneback")
+
 
 def optical_flow(first: np.ndarray, second: np.ndarray, method: str = FLOW_METHOD) -> np.ndarray:
     """Dense flow (h, w, 2) float32 in pixels from gray ``first`` to gray ``second``.
@@ -55,12 +61,17 @@ def optical_flow(first: np.ndarray, second: np.ndarray, method: str = FLOW_METHO
             raise StationError("flow method 'tvl1' needs opencv-contrib (cv2.optflow); "
                                "this OpenCV build offers only 'farneback'.")
         return factory().calc(a, b, None).astype(np.float32)
+    if method == "tvl1-skimage":
+        from skimage.registration import optical_flow_tvl1
+
+        v, u = optical_flow_tvl1(a.astype(np.float32) / 255, b.astype(np.float32) / 255)
+        return np.stack([u, v], axis=-1).astype(np.float32)
     if method == "farneback":
         # Small faces and sub-pixel micro-motion: fine pyramid, small window.
         return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=9,
                                             iterations=5, poly_n=5, poly_sigma=1.1,
                                             flags=0).astype(np.float32)
-    raise StationError(f"flow method must be one of 'tvl1', 'farneback', got {method!r}.")
+    raise StationError(f"flow method must be one of {', '.join(map(repr, FLOW_METHODS))}, got {method!r}.")
 
 
 def optical_strain(flow: np.ndarray) -> np.ndarray:

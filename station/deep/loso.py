@@ -30,7 +30,7 @@ from sklearn.model_selection import LeaveOneGroupOut
 from station.checks import StationError, check_choice, check_writable_dir
 from station.console import console
 from station.dataset import Sample
-from station.deep.features import FLOW_METHOD, sequence_input, ststnet_input
+from station.deep.features import sequence_input, ststnet_input
 from station.deep.training import DEFAULT_CONFIGS, DeepClassifier, TrainConfig
 
 
@@ -51,7 +51,7 @@ def network_inputs(model_name: str, samples: list[Sample], config: TrainConfig,
     rows = []
     for sample in samples:
         if model_name == "ststnet":
-            rows.append(ststnet_input(sample, size=config.size))
+            rows.append(ststnet_input(sample, size=config.size, method=config.flow))
         else:
             rows.append(sequence_input(sample, frames=config.frames, size=config.size))
         if on_sample is not None:
@@ -75,7 +75,6 @@ def run_fingerprint(model_name: str, samples: list[Sample], y: np.ndarray, group
                     seed: int, config: TrainConfig) -> dict:
     """Everything that changes a run's probabilities, as plain JSON-able values."""
     return {"model": model_name, "seed": int(seed), "config": config.as_dict(),
-            "flow_method": FLOW_METHOD if model_name == "ststnet" else None,
             "samples": [f"{s.record.subject}/{s.record.sample}" for s in samples],
             "frames": [[int(s.record.onset), int(s.record.apex), int(s.record.offset), int(len(s))]
                        for s in samples],

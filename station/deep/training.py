@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from station.checks import StationError, check_choice, check_positive  # noqa: E402
+from station.deep.features import FLOW_METHOD, FLOW_METHODS  # noqa: E402
 from station.deep.models import STSTNet, SpatioTemporalCNN3D  # noqa: E402
 
 
@@ -30,7 +31,8 @@ class TrainConfig:
     """How one network is trained, and the size of what it reads.
 
     ``size`` is the side of the network's square input; ``frames`` the clip length the
-    3D CNN's sequences are resampled to (STSTNet reads one motion image and ignores it).
+    3D CNN's sequences are resampled to and ``flow`` the optical flow method of STSTNet's
+    motion image (each model ignores what it does not read).
     """
 
     epochs: int
@@ -39,8 +41,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     size: int = 28
     frames: int = 16
+    flow: str = FLOW_METHOD
 
     def __post_init__(self) -> None:
+        check_choice(self.flow, FLOW_METHODS, "TrainConfig.flow")
         for name in ("epochs", "batch_size", "size", "frames"):
             check_positive(getattr(self, name), f"TrainConfig.{name}", integer=True)
         check_positive(self.learning_rate, "TrainConfig.learning_rate")
