@@ -76,7 +76,9 @@ class CodingSession:
 
         self.trial_path = Path(trial)
         self.trial = trial_key(self.trial_path)
-        self.file = open_trial(self.trial_path)
+        from station.process.trialcheck import check_trial_file
+
+        self.file = open_trial(check_trial_file(self.trial_path))
         try:
             table = self.file["frames"][...]
             self.n = min(len(table), self.file["color"].shape[0])

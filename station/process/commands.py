@@ -77,7 +77,7 @@ def _register_spot(sub) -> None:
     p.add_argument("trials", nargs="+", help="trial files or folders of trials")
     p.add_argument("--out", default="candidates.csv", help="candidates CSV (default candidates.csv)")
     p.add_argument("--rules", default=None, help="rules YAML (macro threshold; default station/process/rules.yaml)")
-    p.add_argument("--jobs", type=int, default=1, help="trials spotted in parallel (joblib)")
+    p.add_argument("--jobs", type=int, default=1, help="trials spotted in parallel (worker processes)")
     p.set_defaults(func=_run_spot)
 
 
@@ -163,7 +163,7 @@ def _register_process(sub) -> None:
                      help="use the synthetic ground truth of each trial as the coding (no coders needed)")
     p.add_argument("--out", required=True, help="database folder to write")
     p.add_argument("--rules", default=None, help="selection/label rules YAML (default station/process/rules.yaml)")
-    p.add_argument("--jobs", type=int, default=1, help="trials processed in parallel on this machine (joblib)")
+    p.add_argument("--jobs", type=int, default=1, help="trials processed in parallel on this machine (worker processes)")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786): process the "
                    "trials on that cluster instead")
     p.add_argument("--no-png", action="store_true", help="skip the per-frame PNG sequences")

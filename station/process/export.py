@@ -24,6 +24,7 @@ from station.dataset import Sample, SampleRecord
 from station.process import face2d, face3d
 from station.process.coding import Annotation, trial_key
 from station.process.facs import format_aus, parse_aus
+from station.process.trialcheck import check_trial_file
 from station.process.selection import (Rules, durations_ms, is_micro, load_rules, nonobjective_class,
                                        objective_class, strip_uncoded)
 
@@ -118,7 +119,7 @@ def ground_truth_specs(path: str | Path) -> list[SampleSpec]:
     """
     from station.record.writer import open_trial, read_ground_truth
 
-    with open_trial(path) as f:
+    with open_trial(check_trial_file(path)) as f:
         events = read_ground_truth(f)
     specs = []
     for n, ev in enumerate(sorted((e for e in events if e.get("kind") != "blink"), key=lambda e: e["onset"]), start=1):
@@ -263,6 +264,7 @@ def process_trial(path: str | Path, specs: list[SampleSpec], options: ProcessOpt
     outcome = TrialOutcome(trial_key(path))
     try:
         rules = load_rules(options.rules)
+        check_trial_file(path)
         f = open_trial(path)
     except StationError as err:
         outcome.skipped.append(Skip(str(path), str(err)))

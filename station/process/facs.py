@@ -61,8 +61,8 @@ def parse_aus(text: str, where: str = "AU field") -> tuple[ActionUnit, ...]:
                                "e.g. '1+2', 'R12+25', 'L14', '4+7C' (side L/R before, intensity A-E after).")
         side, number, intensity = match.group(1).upper(), int(match.group(2)), match.group(3).upper()
         if number not in KNOWN_AUS:
-            raise StationError(f"{where}: AU {number} in {text!r} is not a FACS action unit; known AUs are "
-                               f"{', '.join(str(n) for n in sorted(KNOWN_AUS))}.")
+            raise StationError(f"{where}: AU {number} in {text!r} is not a FACS action unit "
+                               "(FACS codes are 1-2, 4-46, 51-58, 61-66, 69-74).")
         units.append(ActionUnit(number, side if side in ("L", "R") else "", intensity))
     return tuple(sorted(set(units), key=lambda u: (u.number, u.side)))
 

@@ -1,8 +1,13 @@
-"""Trials in parallel: joblib on this machine, or a Dask distributed cluster.
+"""Trials in parallel: a process pool on this machine, or a Dask distributed cluster.
 
 A trial is independent of every other (its own file, its own samples), so the unit of work is
 one call of :func:`station.process.export.process_trial`; it never raises, so one bad trial
 cannot cancel the rest.  Results come back as they finish so the progress bar is honest.
+
+Locally we use the standard library's ``ProcessPoolExecutor`` with *spawn* workers rather than
+joblib's loky backend: on the project machine (2 cores, heavy load) a loky worker repeatedly
+hung at start-up holding the pool (reproduced 3 times), while spawn workers are plain fresh
+interpreters with nothing inherited (no h5py handles, no librealsense or rich threads).
 """
 
 from __future__ import annotations
@@ -26,14 +31,16 @@ def run_trials(jobs: list[Job], options: ProcessOptions, n_jobs: int = 1, schedu
             if on_done:
                 on_done(outcomes[-1])
     else:
-        from joblib import Parallel, delayed
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
         outcomes = []
-        for outcome in parallel(delayed(process_trial)(path, specs, options) for path, specs in jobs):
-            outcomes.append(outcome)
-            if on_done:
-                on_done(outcome)
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(process_trial, path, specs, options) for path, specs in jobs]
+            for future in as_completed(futures):
+                outcomes.append(future.result())
+                if on_done:
+                    on_done(outcomes[-1])
     return sorted(outcomes, key=lambda o: o.trial)
 
 

@@ -281,7 +281,9 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
     from station.record.writer import open_trial, read_calibration, read_ground_truth
 
     params = params or SpotParams(macro_min_ms=load_rules(rules).macro_min_ms)
-    path = Path(path)
+    from station.process.trialcheck import check_trial_file
+
+    path = check_trial_file(path)
     with open_trial(path) as f:
         try:
             calibration = read_calibration(f)
@@ -314,11 +316,13 @@ def _spot_or_message(path, rules):
 
 
 def spot_trials(paths, rules: str | None = None, n_jobs: int = 1) -> tuple[list[SpotResult], list[str]]:
-    """Spot every trial (joblib when ``n_jobs`` > 1); bad trials become messages, the rest go on."""
-    if n_jobs > 1 and len(paths) > 1:
-        from joblib import Parallel, delayed
+    """Spot every trial (a process pool when ``n_jobs`` > 1); bad trials become messages, the rest go on."""
+    if n_jobs > 1 and len(paths) > 1:  # spawn workers: see station.process.parallel for why not loky
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        pairs = Parallel(n_jobs=n_jobs)(delayed(_spot_or_message)(p, rules) for p in paths)
+        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pairs = list(pool.map(_spot_or_message, paths, [rules] * len(paths)))
     else:
         pairs = [_spot_or_message(p, rules) for p in paths]
     return [r for r, _ in pairs if r is not None], [m for _, m in pairs if m is not None]
