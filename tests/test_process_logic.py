@@ -93,3 +93,23 @@ def test_bad_rules_file_is_named(tmp_path):
     bad.write_text("selection: {max_total_ms: 500}\n")
     with pytest.raises(StationError, match="rules.yaml"):
         selection.load_rules(bad)
+
+
+@pytest.mark.parametrize("libver", ["earliest", "latest"])
+def test_truncated_or_foreign_files_are_refused_before_hdf5_opens_them(tmp_path, libver):
+    import h5py
+
+    from station.process.trialcheck import check_trial_file
+
+    good = tmp_path / "trial-01.h5"
+    with h5py.File(good, "w", libver=libver) as f:
+        f.create_dataset("color", data=np.arange(100_000, dtype=np.uint8))
+    assert check_trial_file(good) == good
+    cut = tmp_path / "trial-02.h5"
+    cut.write_bytes(good.read_bytes()[:40_000])
+    with pytest.raises(StationError, match="trial-02.h5.*truncated"):
+        check_trial_file(cut)
+    junk = tmp_path / "trial-03.h5"
+    junk.write_bytes(b"not a trial" * 100)
+    with pytest.raises(StationError, match="trial-03.h5.*not an HDF5 file"):
+        check_trial_file(junk)
