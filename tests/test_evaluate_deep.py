@@ -30,7 +30,7 @@ def test_deep_models_fused_with_3d(tmp_path):
 
     torch.set_num_threads(1)
     db_path = tmp_path / "db"
-    make_database(db_path, n_subjects=3, n_samples=12, classes=("I", "II", "IV"), size=32, n_frames=8, seed=7)
+    make_database(db_path, n_subjects=3, n_samples=18, classes=("I", "II", "IV"), size=32, n_frames=10, seed=7)
     db = load_database(db_path)
     options = EvalOptions(lbptop=LbpTopParams(radii=(1, 1, 2), rows=3, cols=3), label_sets=("3class",),
                           protocols=("loso",))
