@@ -83,10 +83,22 @@ def test_radii_sweep_table(db, tmp_path):
     assert all(float(r["objective LOSO Acc (%)"]) > 50 for r in rows)
 
 
+def test_radius3d_sweep_table(db, tmp_path):
+    out = tmp_path / "r3d"
+    assert main(["evaluate", str(db), "--out", str(out), "--label-sets", "objective", "--protocols", "loso",
+                 "--sweep", "radius3d", "--sweep-radius3d", "8,14", *COMMON]) == 0
+    rows = _rows(out / "table_radius3d.csv")
+    assert [r["radius (mm)"] for r in rows] == ["8", "14"]
+    assert all(float(r["SI+HK Acc (%)"]) > 40 for r in rows)
+    assert float(rows[0]["LBP-TOP + SI+HK [nested a] Acc (%)"]) > 40
+
+
 def test_bad_arguments_are_explained(db, tmp_path, capsys):
     assert main(["evaluate", str(db), "--out", str(tmp_path), "--blocks", "5by5"]) == 2
     assert "ROWSxCOLS" in capsys.readouterr().err
     assert main(["evaluate", str(db), "--out", str(tmp_path), "--label-sets", "happy"]) == 2
     assert "objective, nonobjective, 3class" in " ".join(capsys.readouterr().err.split())
+    assert main(["evaluate", str(db), "--out", str(tmp_path), "--models", "resnet"]) == 2
+    assert "unknown model" in " ".join(capsys.readouterr().err.split())
     assert main(["evaluate", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
     assert "is not a folder" in " ".join(capsys.readouterr().err.split())

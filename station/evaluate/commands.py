@@ -190,7 +190,11 @@ def run(args) -> int:
     if models:
         from station.evaluate.deep_fusion import import_deep
 
-        import_deep()  # fail before hours of work if the extra is missing
+        deep = import_deep()  # fail before hours of work if the extra is missing or a name is wrong
+        unknown = [m for m in models if m not in deep.MODELS]
+        if unknown:
+            raise StationError(f"--models: unknown model(s) {', '.join(unknown)}; available: "
+                               f"{', '.join(deep.MODELS)}.")
     console.print(f"[bold]{db.fmt}[/] database {str(db.root)!r}: {len(db.refs)} samples, "
                   f"{len({r.subject for r in db.records})} subjects, {'2D + 3D' if options.use_3d else '2D only'}")
     for note in db.notes[:5]:

@@ -81,6 +81,11 @@ def make_label_set(name: str, objective: list[str], nonobjective: list[str], thr
             if mapped is None:
                 dropped["Others" if lab in OTHERS else f"no 3-class mapping for {lab!r}"] += 1
             raw.append(mapped)
+    if name != "3class":  # show labels as the database spells them ("Others", "I"), compare canonically
+        shown: dict[str, str] = {}
+        for original in (objective if name == "objective" else nonobjective):
+            shown.setdefault(canonical(original), str(original).strip())
+        raw = [shown[lab] if lab is not None else None for lab in raw]
     counts = Counter(lab for lab in raw if lab is not None)
     for lab, n in counts.items():
         if n < min_class_size:
