@@ -135,12 +135,17 @@ def test_process_cli_skips_bad_inputs_with_file_and_frame_and_goes_on(synth_tria
     proc = subprocess.run([sys.executable, "-m", "station.cli", "process", str(trials), "--coding", str(coding),
                            "--out", str(db), "--no-ply", "--jobs", "2"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
-    text = " ".join(proc.stderr.split())
     assert proc.returncode == 1, proc.stderr
     assert [r.onset for r in read_index(db)] == [6]
-    assert "frame 500" in text and "AU 99" in text
-    assert "trial-02.h5" in text and "no face" in text and "trial-03.h5" in text
-    assert "skipped (4)" in text
+    assert "skipped (4)" in proc.stderr
+    import json
+
+    skipped = {(Path(s["file"]).name, s["frame"]): s["reason"]
+               for s in json.loads((db / "process-report.json").read_text())["skipped"]}
+    assert "not in the trial" in skipped[("trial-01.h5", 500)]
+    assert "AU 99" in skipped[("trial-01.h5", None)]
+    assert "truncated" in skipped[("trial-02.h5", None)]
+    assert "no face" in skipped[("trial-03.h5", 3)]
 
 
 def test_dask_local_cluster_gives_the_same_samples(synth_trial, tmp_path):
