@@ -169,6 +169,7 @@ def parallel_backend(scheduler: str | None):
 
 
 def run(args) -> int:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from station.console import console, print_ok, print_warning
@@ -198,7 +199,7 @@ def run(args) -> int:
     console.print(f"[bold]{db.fmt}[/] database {str(db.root)!r}: {len(db.refs)} samples, "
                   f"{len({r.subject for r in db.records})} subjects, {'2D + 3D' if options.use_3d else '2D only'}")
     for note in db.notes[:5]:
-        print_warning(note)
+        print_warning(escape(note))
     report = Report(out, f"station evaluate: {db.root.name}" + (f" (sweep {args.sweep})" if args.sweep else ""))
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
@@ -234,11 +235,13 @@ def run(args) -> int:
         if title.startswith("Table") and title != "Table 11: LBP-TOP, 3D features and their fusion":
             from rich.table import Table
 
-            table = Table(title=title)
+            from rich.markup import escape
+
+            table = Table(title=escape(title))
             for h in headers:
-                table.add_column(h)
+                table.add_column(escape(h))
             for row in rows:
-                table.add_row(*[str(c) for c in row])
+                table.add_row(*[escape(str(c)) for c in row])
             console.print(table)
     page = report.write()
     print_ok(f"report written to {str(page)!r} ({time.perf_counter() - started:.0f} s; feature cache: "

@@ -222,11 +222,13 @@ def baseline_sections(report: Report, result: EvaluationResult, *, name_prefix: 
 
 def console_table(result: EvaluationResult, title: str = "Baseline"):
     """Accuracy (%) of every method per label set and protocol: what ``station evaluate`` prints."""
+    from rich.markup import escape
     from rich.table import Table
 
     combos = [(ls, p) for ls in result.label_sets for p in PROTOCOL_TITLES if (ls, p) in result.runs]
     short = {"objective": "obj", "nonobjective": "non-obj", "3class": "3-class"}
-    table = Table(title=title + " — accuracy % (F1)")
+    table = Table(title=title + " — accuracy % (F1)",
+                  caption=escape("+X [paper|nested]: LBP-TOP fused with X, a chosen the paper's way or nested"))
     table.add_column("method", no_wrap=True)
     for ls, p in combos:
         table.add_column(f"{short.get(ls, ls)} {PROTOCOL_TITLES[p]}", justify="right")
@@ -239,6 +241,6 @@ def console_table(result: EvaluationResult, title: str = "Baseline"):
         for ls, p in combos:
             row = result.get(ls, p, method, fusion)
             cells.append(f"{pct(row['accuracy'])} ({row['f1']:.2f})" if row else "")
-        label = method if fusion == "-" else f"{method.replace(' + ', '+', 1)} [{fusion}]"
+        label = method if fusion == "-" else escape(f"+{method.split(' + ', 1)[1]} [{fusion}]")  # fused with LBP-TOP
         table.add_row(label, *cells, style="dim" if fusion == "nested" else None)
     return table
