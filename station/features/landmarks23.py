@@ -59,15 +59,23 @@ class CurvatureParams:
 
 def landmark_histograms(cloud: np.ndarray, landmarks: np.ndarray, params: CurvatureParams,
                         viewpoint: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """(L, 9) SI and (L, 9) HK frequencies of the cloud's vertices near each of L 3D landmarks."""
+    """(L, 9) SI and (L, 9) HK frequencies of the cloud's vertices near each of L 3D landmarks.
+
+    Non-finite points are ignored; a landmark with no finite position gets all-zero histograms.
+    """
     cloud = np.asarray(cloud, dtype=np.float64)
+    cloud = cloud[np.isfinite(cloud).all(axis=1)]  # holes in the depth can leave NaN points
+    landmarks = np.asarray(landmarks, dtype=np.float64)
     n_lm = len(landmarks)
     si_hist = np.zeros((n_lm, 9))
     hk_hist = np.zeros((n_lm, 9))
     if len(cloud) < 10:
         return si_hist, hk_hist
     tree = cKDTree(cloud)
-    groups = tree.query_ball_point(np.asarray(landmarks, dtype=np.float64), r=params.radius)
+    valid = np.isfinite(landmarks).all(axis=1)  # a landmark without depth: empty neighbourhood (zeros)
+    groups = [[] for _ in range(n_lm)]
+    for j, group in zip(np.flatnonzero(valid), tree.query_ball_point(landmarks[valid], r=params.radius)):
+        groups[j] = group
     used = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups] + [np.zeros(0, np.int64)]))
     if len(used) == 0:
         return si_hist, hk_hist
