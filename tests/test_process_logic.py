@@ -113,3 +113,24 @@ def test_truncated_or_foreign_files_are_refused_before_hdf5_opens_them(tmp_path,
     junk.write_bytes(b"not a trial" * 100)
     with pytest.raises(StationError, match="trial-03.h5.*not an HDF5 file"):
         check_trial_file(junk)
+
+
+def test_trial_context_reads_recorder_attributes_and_the_session_self_report(tmp_path):
+    import json
+
+    import h5py
+
+    from station.process.export import trial_context
+
+    folder = tmp_path / "sessions" / "P07" / "S1"
+    folder.mkdir(parents=True)
+    path = folder / "trial-03-funny.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update({"participant": "P07", "clip": "funny", "clip_emotion": "happiness", "trial": 3})
+    (folder / "session.json").write_text(json.dumps({"self_reports": [{"clip": "funny", "emotion": "amusement"}]}))
+    with h5py.File(path, "r") as f:
+        context = trial_context(f, path)
+    assert context == {"subject": "P07", "trial_no": 3, "clip": "funny", "clip_emotion": "happiness",
+                       "self_report": "amusement"}
+    rules = selection.load_rules()
+    assert selection.nonobjective_class("6+12", rules, context["clip_emotion"], context["self_report"]) == "happiness"

@@ -103,7 +103,8 @@ def trial_context(f, path: Path) -> dict:
     session = path.parent / "session.json"
     if not context["self_report"] and session.exists():
         try:
-            reports = json.loads(session.read_text()).get("self_reports", [])
+            raw = json.loads(session.read_text())
+            reports = raw.get("self_reports") or raw.get("reports") or []
             for report in reports if isinstance(reports, list) else []:
                 if report.get("clip") == context["clip"]:
                     context["self_report"] = str(report.get("emotion", ""))
