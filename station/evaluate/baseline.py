@@ -41,6 +41,7 @@ class EvalOptions:
     min_class_size: int = 3
     seed: int = 0
     n_jobs: int = 1
+    search: str = "lean"  # or "sklearn": Pipeline + GridSearchCV (same result, slower)
 
 
 @dataclass
@@ -109,7 +110,7 @@ def evaluate_features(db: Database, features: dict[str, np.ndarray], options: Ev
             run = run_protocol(feats, ls.y, groups, protocol, n_repeats=options.n_repeats,
                                n_splits=options.n_splits, kernel=options.kernel, c_grid=options.c_grid,
                                nested=options.nested and fuse and len(feats) > 1, seed=options.seed,
-                               n_jobs=options.n_jobs, progress=progress,
+                               n_jobs=options.n_jobs, progress=progress, search=options.search,
                                description=f"{name} {protocol} ({len(ls.y)} samples)")
             result.runs[(name, protocol)] = run
             result.notes.extend(f"{name} {protocol}: {note}" for note in run.notes)

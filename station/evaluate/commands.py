@@ -93,6 +93,9 @@ def register(subparsers) -> None:
     g.add_argument("--no-nested", action="store_true",
                    help="skip the nested choice of the fusion weight (faster; the paper's choice stays)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the k-fold splits and the SVM")
+    g.add_argument("--search", default="lean", choices=("lean", "sklearn"),
+                   help="how C is searched: lean (default, one kernel matrix per inner split) or sklearn "
+                        "(Pipeline + GridSearchCV; same choice, slower: for checking)")
     f = p.add_argument_group("features")
     f.add_argument("--radii", default="1,1,4", help="LBP-TOP radii Rx,Ry,Rt (default 1,1,4: the paper's LOSO best)")
     f.add_argument("--neighbours", default="8,8,8", help="LBP-TOP neighbours on XY,XT,YT (default 8,8,8)")
@@ -142,7 +145,7 @@ def options_from_args(args, has_3d: bool):
                        protocols=_names(args.protocols, PROTOCOLS, "--protocols"), n_repeats=args.repeats,
                        n_splits=args.folds, kernel=args.kernel, c_grid=_floats(args.c_grid, "--C"),
                        use_3d=has_3d and not args.no_3d, nested=not args.no_nested,
-                       min_class_size=args.min_class_size, seed=args.seed, n_jobs=args.jobs)
+                       min_class_size=args.min_class_size, seed=args.seed, n_jobs=args.jobs, search=args.search)
 
 
 @contextlib.contextmanager
