@@ -200,8 +200,9 @@ def code_step(db, trials, report) -> None:
     script = db / "keys.txt"
     script.write_text("D o d d d d k d d d d f u text:1+2 enter t text:bench enter enter q\n")
     out_csv = db / "coder-ui.csv"
-    if out_csv.exists():
-        out_csv.unlink()
+    for stale in (out_csv, out_csv.with_name(out_csv.name + ".cursor.json")):
+        if stale.exists():
+            stale.unlink()
     env_display = os.environ.get("DISPLAY")
     cmd = ["code", str(trials[0]), "--coder", "bench", "--out", str(out_csv), "--script", str(script)]
     if env_display:
