@@ -148,14 +148,22 @@ def test_process_cli_skips_bad_inputs_with_file_and_frame_and_goes_on(synth_tria
     assert "no face" in skipped[("trial-03.h5", 3)]
 
 
-def test_dask_local_cluster_gives_the_same_samples(synth_trial, tmp_path):
-    from dask.distributed import Client, LocalCluster
+def test_process_cli_runs_on_a_dask_cluster_by_address(synth_trial, tmp_path):
+    """``--scheduler ADDRESS``: the CLI connects to a running dask.distributed scheduler."""
+    from dask.distributed import LocalCluster
 
-    from station.process.parallel import run_trials
+    db = tmp_path / "db"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        proc = subprocess.run([sys.executable, "-m", "station.cli", "process", str(synth_trial), "--from-ground-truth",
+                               "--out", str(db), "--no-png", "--no-ply", "--scheduler", cluster.scheduler_address],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert [(r.sample, r.onset, r.offset) for r in read_index(db)] == [("1_1_1", 6, 29)]
 
-    jobs = [(str(synth_trial), ground_truth_specs(synth_trial))]
-    options = ProcessOptions(out=str(tmp_path / "db"), write_png=False, write_ply=False)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
-        outcomes = run_trials(jobs, options, scheduler=client)
-    assert [(r.sample, r.onset, r.offset) for r in outcomes[0].records] == [("1_1_1", 6, 29)]
+
+def test_unreachable_scheduler_is_a_clear_error(synth_trial, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "station.cli", "process", str(synth_trial), "--from-ground-truth",
+                           "--out", str(tmp_path / "db"), "--scheduler", "tcp://127.0.0.1:9"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "cannot reach the Dask scheduler" in " ".join(proc.stderr.split())
