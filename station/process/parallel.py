@@ -51,7 +51,7 @@ def _run_dask(jobs: Iterable[Job], options: ProcessOptions, scheduler, on_done) 
 
     own = not hasattr(scheduler, "submit")
     try:
-        client = Client(scheduler, timeout="10s") if own else scheduler
+        client = Client(scheduler, timeout="5s") if own else scheduler
     except (OSError, TimeoutError) as err:
         raise StationError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}. Start one with "
                            "`dask scheduler` (and `dask worker ADDRESS` on each machine).") from err
