@@ -102,8 +102,11 @@ def durations_ms(timestamps_ms: np.ndarray, frame_numbers: np.ndarray, onset: in
     lookup = {int(n): i for i, n in enumerate(frame_numbers)}
     missing = [name for name, n in (("onset", onset), ("apex", apex), ("offset", offset)) if int(n) not in lookup]
     if missing:
-        raise StationError(f"{', '.join(missing)} frame(s) {[onset, apex, offset]} are not in the trial "
-                           f"(frames {int(frame_numbers[0])}..{int(frame_numbers[-1])}).")
+        inside = all(int(frame_numbers[0]) <= n <= int(frame_numbers[-1]) for n in (onset, apex, offset))
+        detail = ("within the trial's range but not stored (dropped during recording); pick a neighbouring frame"
+                  if inside else "not in the trial")
+        raise StationError(f"{', '.join(missing)} frame(s) {[onset, apex, offset]} are {detail} "
+                           f"(frames {int(frame_numbers[0])}..{int(frame_numbers[-1])}, {len(frame_numbers)} stored).")
     t = lambda n: float(timestamps_ms[lookup[int(n)]])  # noqa: E731
     return t(offset) - t(onset), t(apex) - t(onset)
 
