@@ -59,3 +59,19 @@ def test_cli_code_runs_a_key_script_in_a_subprocess(trial, tmp_path):
 
     image = cv2.imread(str(snapshot))
     assert image is not None and image.shape[0] > 480  # frame + status panel were drawn
+
+
+def test_jump_to_spotted_candidates_and_take_their_marks(trial, tmp_path):
+    import numpy as np
+
+    from station.process.spotting import Candidate, SpotResult, write_candidates
+
+    candidates = write_candidates(tmp_path / "candidates.csv", [SpotResult(
+        "trial-01-demo.h5", str(trial), [Candidate(9, 14, 21, 7.5, "micro"), Candidate(30, 32, 35, 9.0, "blink")],
+        np.zeros(0), np.zeros(0))])
+    out = tmp_path / "carol.csv"
+    session = CodingSession(trial, "carol", out, candidates=candidates)
+    result = session.run(script_keys("n c u text:1+2 enter enter n n p q".split()))
+    assert result["window_visible"]
+    assert [(r.onset, r.apex, r.offset, r.aus) for r in read_coding(out)] == [(9, 14, 21, "1+2")]
+    assert session.number() == 9  # n -> blink at 30, n -> no more, p -> back to 9

@@ -134,3 +134,27 @@ def test_trial_context_reads_recorder_attributes_and_the_session_self_report(tmp
                        "self_report": "amusement"}
     rules = selection.load_rules()
     assert selection.nonobjective_class("6+12", rules, context["clip_emotion"], context["self_report"]) == "happiness"
+
+
+def test_agree_cli_writes_reliability_disagreements_and_applies_arbitration(tmp_path):
+    import csv
+
+    from station.cli import main
+
+    c1, c2 = tmp_path / "c1.csv", tmp_path / "c2.csv"
+    coding.write_coding(c1, [_ann("a", "t.h5", 10, 14, 20, "1+2+5")])
+    coding.write_coding(c2, [_ann("b", "t.h5", 10, 15, 20, "1+2")])
+    out = tmp_path / "agree"
+    assert main(["agree", str(c1), str(c2), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "reliability.csv")))
+    assert rows[-1]["R"] == f"{2 * 2 / 5:.3f}"
+    assert [r.aus for r in coding.read_coding(out / "final.csv")] == ["1+2"]
+    disputes = list(csv.DictReader(open(out / "disagreements.csv")))
+    assert [d["field"] for d in disputes] == ["AU5"]  # apex 14 vs 15 is within the 2-frame tolerance
+    disputes[0]["decision"] = "keep"
+    with open(out / "decided.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(disputes[0]))
+        writer.writeheader()
+        writer.writerows(disputes)
+    assert main(["agree", str(c1), str(c2), "--out", str(out), "--arbitration", str(out / "decided.csv")]) == 0
+    assert [(r.apex, r.aus) for r in coding.read_coding(out / "final.csv")] == [(14, "1+2+5")]
