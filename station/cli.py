@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from station import __version__
@@ -69,5 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry_point() -> None:
+    """Console-script entry: ``main()``, then a hard exit if HDF5 cannot shut down cleanly."""
+    code = main()
+    from station.record.writer import hdf5_needs_hard_exit
+
+    if hdf5_needs_hard_exit():  # a disk filled up mid-write; everything flushed is on disk
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry_point()

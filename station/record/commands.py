@@ -13,7 +13,8 @@ from station.camera import CAMERA_KINDS, open_camera
 from station.camera.base import FPS, HEIGHT, WIDTH
 from station.checks import StationError, check_positive, format_bytes
 from station.console import console, print_ok, print_warning
-from station.record.recorder import RecorderStatus, TrialInterrupted, TrialStats, record_trial
+from station.record.recorder import (MIN_FREE_BYTES, WARN_FREE_BYTES, RecorderStatus, TrialInterrupted,
+                                     TrialStats, record_trial)
 from station.record.writer import COMPRESSIONS, Storage
 
 CAMERA_HELP = ("camera source: 'virtual' (a synthetic participant on a librealsense software device; "
@@ -42,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store-vertices", action="store_true",
                    help="also store a float32 vertex per depth pixel (not needed: clouds are rebuilt "
                         "exactly from depth; costs ~5 MB a frame)")
+    p.add_argument("--min-free-mb", type=float, default=MIN_FREE_BYTES / 1e6,
+                   help=f"stop cleanly when free disk falls under this (default {MIN_FREE_BYTES / 1e6:.0f} MB)")
+    p.add_argument("--warn-free-mb", type=float, default=WARN_FREE_BYTES / 1e6,
+                   help=f"warn when free disk falls under this (default {WARN_FREE_BYTES / 1e6:.0f} MB)")
     p.add_argument("--fast", action="store_true",
                    help="virtual/playback: produce frames as fast as they can be written instead of in real time")
     p.set_defaults(func=run_record)
@@ -113,7 +118,8 @@ def run_record(args: argparse.Namespace) -> int:
     try:
         with live:
             stats = record_trial(source, path, args.seconds, storage=storage, on_tick=tick,
-                                 on_warning=print_warning, attrs={"camera": args.camera})
+                                 on_warning=print_warning, attrs={"camera": args.camera},
+                                 min_free_bytes=int(args.min_free_mb * 1e6), warn_free_bytes=int(args.warn_free_mb * 1e6))
     except TrialInterrupted as stop:
         stats = stop.stats
         print_warning(f"stopped by Ctrl-C; {stats.frames_written} frames kept.")

@@ -217,6 +217,15 @@ class TrialWriter:
         return self.partial_path
 
 
+def hdf5_needs_hard_exit() -> bool:
+    """True after a write failure left HDF5 objects that cannot be freed (see ``TrialWriter.abandon``).
+
+    HDF5 then crashes while the interpreter shuts down, so the process must end with
+    ``os._exit`` (after flushing its output): the data on disk is already as safe as it gets.
+    """
+    return bool(_UNCLOSABLE)
+
+
 def open_trial(path: str | Path) -> h5py.File:
     """Open a trial for reading, including one whose writer was killed (SWMR read)."""
     path = Path(path)
