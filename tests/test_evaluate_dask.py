@@ -16,7 +16,8 @@ def test_evaluate_on_a_local_dask_cluster(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     db = tmp_path / "db"
     make_database(db, n_subjects=3, n_samples=12, classes=("I", "II"), size=24, n_frames=8, seed=5)
-    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                  dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             out = tmp_path / "report"
             rc = main(["evaluate", str(db), "--out", str(out), "--scheduler", cluster.scheduler_address,

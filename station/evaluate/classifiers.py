@@ -26,6 +26,13 @@ DEFAULT_C_GRID = (0.01, 0.1, 1.0)
 warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
 
 
+def _fit_svc(svc: SVC, kernel: np.ndarray, y: np.ndarray) -> SVC:
+    """``svc.fit`` without the probability deprecation message (also under pytest's own filters)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `probability` parameter", category=FutureWarning)
+        return svc.fit(kernel, y)
+
+
 def kernel_matrix(a: np.ndarray, b: np.ndarray, kernel: str, gamma: float) -> np.ndarray:
     """Linear or RBF kernel between the rows of ``a`` and ``b``."""
     # float32 product: half the time of float64, and far below the SVM's own tolerance
@@ -64,7 +71,7 @@ class KernelSVC(ClassifierMixin, BaseEstimator):
         self.gamma_ = resolve_gamma(self.gamma, X)
         self.svc_ = SVC(C=self.C, kernel="precomputed", probability=self.probability,
                         random_state=self.random_state)
-        self.svc_.fit(self._gram(X, X), y)
+        _fit_svc(self.svc_, self._gram(X, X), y)
         self.classes_ = self.svc_.classes_
         return self
 
@@ -170,12 +177,12 @@ def lean_select_and_fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, gro
             if len(np.unique(y[train])) < 2:
                 scores[ci].append(0.0)
                 continue
-            svc = SVC(C=c, kernel="precomputed", random_state=seed).fit(k_tr, y[train])
+            svc = _fit_svc(SVC(C=c, kernel="precomputed", random_state=seed), k_tr, y[train])
             scores[ci].append(float(np.mean(svc.predict(k_te) == y[test])))
     best_c = float(c_grid[int(np.argmax([np.mean(sc) for sc in scores]))])
     everything = np.arange(len(y))
     scaler, a, g, k_all, _ = _scaled_split(X, everything, everything[:0], kernel, gamma)
-    svc = SVC(C=best_c, kernel="precomputed", probability=True, random_state=seed).fit(k_all, y)
+    svc = _fit_svc(SVC(C=best_c, kernel="precomputed", probability=True, random_state=seed), k_all, y)
     model = FittedSVM(scaler, a, svc, kernel, g)
     oof = None
     if inner_oof:
@@ -184,7 +191,7 @@ def lean_select_and_fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, gro
             if len(np.unique(y[train])) < 2:
                 oof[test] = 1.0 / n_classes
                 continue
-            inner = SVC(C=best_c, kernel="precomputed", probability=True, random_state=seed).fit(k_tr, y[train])
+            inner = _fit_svc(SVC(C=best_c, kernel="precomputed", probability=True, random_state=seed), k_tr, y[train])
             proba = inner.predict_proba(k_te)
             for j, c in enumerate(inner.classes_):
                 oof[test, int(c)] = proba[:, j]

@@ -160,7 +160,8 @@ def baseline_sections(report: Report, result: EvaluationResult, *, name_prefix: 
               [[r[c] for c in RESULT_COLUMNS] for r in result.rows])
     write_csv(report.out / f"{name_prefix}per_class_recall.csv",
               ["label_set", "protocol", "method", "fusion", "class", "recall"],
-              [[r[c] for c in ("label_set", "protocol", "method", "fusion", "class", "recall")] for r in result.recalls])
+              [[r[c] for c in ("label_set", "protocol", "method", "fusion", "class", "recall")]
+               for r in result.recalls])
     combos = [(ls, p) for ls in result.label_sets for p in PROTOCOL_TITLES if (ls, p) in result.runs]
     methods = []
     for r in result.rows:
@@ -178,7 +179,8 @@ def baseline_sections(report: Report, result: EvaluationResult, *, name_prefix: 
             for ls, p in combos:
                 row = result.get(ls, p, m, fusion)
                 found |= row is not None
-                cells += [pct(row["accuracy"]), num(row["f1"]), row["a"] if fusion != "-" else ""] if row else ["", "", ""]
+                cells += ([pct(row["accuracy"]), num(row["f1"]), row["a"] if fusion != "-" else ""] if row
+                          else ["", "", ""])
             if found:
                 rows.append(cells)
     report.table(f"{name_prefix}table11_fusion", "Table 11: LBP-TOP, 3D features and their fusion", headers, rows,

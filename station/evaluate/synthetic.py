@@ -102,7 +102,8 @@ def make_sample(rng: np.random.Generator, subject: str, name: str, cls: str, tex
     for t in range(n_frames):
         dx = window * direction[0] * amp * prof[t]
         dy = window * direction[1] * amp * prof[t]
-        img = cv2.remap(texture, (xx - dx).astype(np.float32), (yy - dy).astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        img = cv2.remap(texture, (xx - dx).astype(np.float32), (yy - dy).astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REFLECT)
         img = img + rng.normal(0, noise, img.shape)
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     gray = np.stack(frames)
@@ -110,7 +111,10 @@ def make_sample(rng: np.random.Generator, subject: str, name: str, cls: str, tex
 
     # 3D: crop pixel (x, y) <-> face mm; a bump at the moving landmarks grows towards the apex
     mm_per_px = 120.0 / size
-    to_mm = lambda p: np.stack([(p[:, 0] - size / 2) * mm_per_px, (p[:, 1] - size / 2) * mm_per_px], axis=1)  # noqa: E731
+
+    def to_mm(p: np.ndarray) -> np.ndarray:
+        return np.stack([(p[:, 0] - size / 2) * mm_per_px, (p[:, 1] - size / 2) * mm_per_px], axis=1)
+
     g = np.arange(-60, 60 + 1e-9, cloud_step)
     gx, gy = np.meshgrid(g, g)
     base_xy = np.stack([gx.ravel(), gy.ravel()], axis=1)
@@ -139,7 +143,8 @@ def make_sample(rng: np.random.Generator, subject: str, name: str, cls: str, tex
                   icp_rmse=np.zeros(n_frames))
 
 
-def make_database(db: str | Path, *, n_subjects: int = 6, n_samples: int = 48, classes: tuple[str, ...] = ("I", "II", "IV", "Others"),
+def make_database(db: str | Path, *, n_subjects: int = 6, n_samples: int = 48,
+                  classes: tuple[str, ...] = ("I", "II", "IV", "Others"),
                   size: int = 40, n_frames: int = 12, strength: float = 1.0, seed: int = 0,
                   class_weights: tuple[float, ...] | None = None) -> list[SampleRecord]:
     """Write a synthetic database of ``n_samples`` samples over ``n_subjects`` subjects."""
