@@ -39,7 +39,8 @@ def test_a_trial_holds_every_frame_with_clocks_markers_and_calibration(tmp_path)
     s = summarize(path)
     assert s.frames == 39 and s.complete
     assert s.effective_fps == pytest.approx(60, rel=1e-6)  # device clock, not wall clock
-    assert [m["event"] for m in s.markers] == ["recording_start", "source_ended"]
+    events = [m["event"] for m in s.markers]
+    assert events[0] == "recording_start" and "source_ended" in events
     with open_trial(path) as f:
         assert f[schema.COLOR].shape == (39, SMALL[1], SMALL[0], 3)
         assert f[schema.COLOR].compression is not None or f[schema.COLOR]._filters  # compressed

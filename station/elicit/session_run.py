@@ -21,7 +21,7 @@ from station.console import console, print_ok, print_warning
 from station.elicit.display import Display, WindowClosed
 from station.elicit.markers import Markers, open_lsl
 from station.elicit.order import clip_order
-from station.elicit.procrecorder import ProcessRecorder as ProcessRecorderT
+from station.record.procrecorder import ProcessRecorder as ProcessRecorderT
 from station.elicit.protocol import Protocol, load_protocol
 from station.elicit.runner import CameraLost, Runner, SimulatedParticipant
 from station.elicit.status import RunState, live_status
@@ -159,7 +159,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
             warn = lambda m: setattr(state, "message", m)  # noqa: E731 - shown in the live panel
             cam = protocol.camera
             if isinstance(camera, str) and recorder_mode == "process":
-                from station.elicit.procrecorder import ProcessRecorder
+                from station.record.procrecorder import ProcessRecorder
 
                 recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn)
             else:

@@ -114,9 +114,17 @@ class Recorder:
         self._disk_path: Path | None = None
 
     # -- camera -----------------------------------------------------------------------------
-    def open(self) -> None:
-        """Start the camera and the capture thread."""
+    def open(self, first_trial: str | Path | None = None, attrs: dict[str, Any] | None = None,
+             ground_truth: list[dict] | None = None) -> None:
+        """Start the camera and the capture thread.
+
+        With ``first_trial`` the trial begins before the first frame is read, so a source
+        that runs faster than real time (playback, fast virtual camera) loses nothing.
+        """
         self.calibration = self.source.start()
+        if first_trial is not None:
+            self.begin_trial(first_trial, attrs, ground_truth)
+            self.mark("recording_start")
         self._capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
         self._capture.start()
 
@@ -339,10 +347,8 @@ def record_trial(source: CameraSource, path: str | Path, seconds: float | None =
     line uses it).  KeyboardInterrupt ends the trial cleanly: frames are flushed first.
     """
     recorder = Recorder(source, storage=storage, **recorder_kwargs)
-    recorder.open()
     try:
-        recorder.begin_trial(path, attrs, ground_truth)
-        recorder.mark("recording_start")
+        recorder.open(path, attrs, ground_truth)
         deadline = None if seconds is None else time.perf_counter() + seconds
         try:
             while deadline is None or time.perf_counter() < deadline:

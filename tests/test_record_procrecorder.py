@@ -9,7 +9,7 @@ import pytest
 
 from station.camera import CameraError
 from station.checks import StationError
-from station.elicit.procrecorder import ProcessRecorder
+from station.record.procrecorder import ProcessRecorder
 
 
 @pytest.mark.slow
