@@ -1,6 +1,7 @@
 """Which trial storage holds 60 fps?  Depth-only (clouds rebuilt) vs stored vertices, per compression.
 
-Writes the same pre-rendered 848x480 framesets (virtual D415) through the real TrialWriter,
+Writes the same pre-rendered 848x480 framesets (virtual D415 filming synthetic participant 1)
+through the real TrialWriter,
 with a flush every 30 frames as the recorder does, and reports frames/s, MB per frame on disk
 and the ratio to the reference in the same run: an uncompressed depth-only write.
 
@@ -14,15 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from station.camera.scene import MovingSurface
 from station.camera.virtual import VirtualD415
+from station.synth.participant import SyntheticParticipant
 from station.record.writer import Storage, TrialWriter
 
 CASES = [("none", False), ("lz4", False), ("blosc2", False), ("zstd", False), ("lz4", True), ("none", True)]
 
 
 def render(n: int):
-    cam = VirtualD415(MovingSurface(n_frames=n + 1), realtime=False)
+    cam = VirtualD415(SyntheticParticipant(1, 0), realtime=False)
     cal = cam.start()
     frames = []
     try:
