@@ -4,7 +4,7 @@ index vs ground truth, reliability and the coding tool round trip.
     python bench/process_pipeline.py --data DATA --db DB [--make --subjects 6 --samples 24]
 
 ``--make`` first writes the dataset with ``station synth dataset``.  Prints a markdown report
-(also written to ``DB/bench-process.md``) with the figures docs/bench-process.md quotes.
+(also written to ``DB/bench-process.md``) with the figures docs/benchmarks.md quotes.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     p.add_argument("--no-live", action="store_true", help="no live status panel in the terminal")
     p.add_argument("--recorder", choices=["process", "thread"], default="process",
                    help="run the camera recorder in a child process (HDF5 writing cannot delay display "
-                        "flips; docs/bench-elicit.md) or in a thread of this process")
+                        "flips; docs/benchmarks.md) or in a thread of this process")
     p.set_defaults(func=run_cmd)
 
     c = subparsers.add_parser(

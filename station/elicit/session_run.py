@@ -128,7 +128,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     ``camera`` is a spec for :func:`station.camera.open_camera` or an already built source
     (always recorded in this process).  ``recorder_mode`` 'process' runs the recorder in a
     child process (default: HDF5 writing then cannot delay display flips, see
-    docs/bench-elicit.md), 'thread' in this process.
+    docs/benchmarks.md), 'thread' in this process.
     """
     from station.checks import check_choice
 

@@ -45,7 +45,7 @@ class SpotParams:
     background_s: float = 1.0  # half-width of the median reference window
     smooth_frames: int = 3
     low: float = 3.0  # hysteresis thresholds in noise units
-    high: float = 4.0  # tuned on synthetic subjects 1-3 of docs/bench-process.md (seed 1)
+    high: float = 4.0  # tuned on synthetic subjects 1-3 of docs/benchmarks.md (seed 1)
     min_frames: int = 4
     merge_gap_frames: int = 3
     blink_share: float = 0.6  # eye regions' share of the apex score that makes a blink

@@ -2,7 +2,7 @@
 
 h5py holds the GIL while HDF5 compresses and writes a chunk (LZ4 of a 848x480 colour +
 depth frame, 60 times a second), so a writer *thread* in the PsychoPy process delays flips;
-docs/bench-elicit.md measures it.  :class:`ProcessRecorder` runs the unchanged
+docs/benchmarks.md measures it.  :class:`ProcessRecorder` runs the unchanged
 :class:`station.record.recorder.Recorder` in a spawned child and offers the same interface
 (``open``, ``begin_trial``, ``mark``, ``end_trial``, ``status``, ``ended``, ``error``,
 ``close``).  Markers and trial commands travel through one queue, so their order is kept;

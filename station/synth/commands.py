@@ -9,7 +9,7 @@ from pathlib import Path
 from station.checks import StationError, check_positive, format_bytes, free_bytes
 from station.console import console, print_ok
 
-#: Stored bytes per 848x480 frame with zstd, measured over the five photos (docs/bench-synth.md).
+#: Stored bytes per 848x480 frame with zstd, measured over the five photos (docs/benchmarks.md).
 BYTES_PER_FRAME = 620_000
 
 DATASET_HELP = """\
