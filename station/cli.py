@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    return dispatch(args)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed verb: user-fixable errors print as one line (exit 2), Ctrl-C exits 130."""
     from station.console import console, print_error
 
     try:

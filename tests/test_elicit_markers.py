@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ import h5py
 import pytest
 
 from station.camera import open_camera
-from station.elicit.markers import LSL_MISSING, Markers, open_lsl
+from station.elicit.markers import LSL_MISSING, LSLOutlet, Markers, open_lsl
 from station.record.recorder import Recorder
 from station.session import create_session, load_session
 
@@ -40,9 +41,10 @@ def test_markers_reach_trial_file_and_session(tmp_path):
 
 def test_lsl_outlet_publishes_the_same_markers():
     pylsl = pytest.importorskip("pylsl")
-    outlet = open_lsl(True)
-    assert outlet is not None
-    streams = pylsl.resolve_byprop("name", "station-markers", timeout=5)
+    assert isinstance(open_lsl(True), LSLOutlet)
+    name = f"station-markers-test-{os.getpid()}-{time.monotonic_ns()}"  # not another run's outlet
+    outlet = LSLOutlet(name=name, source_id=name)
+    streams = pylsl.resolve_byprop("name", name, timeout=5)
     assert streams
     inlet = pylsl.StreamInlet(streams[0])
     inlet.open_stream(timeout=5)
@@ -64,3 +66,14 @@ def test_lsl_missing_is_a_clear_message_not_a_crash():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == LSL_MISSING and "pip install 'station[lsl]'" in out.stdout
 
+
+
+def test_psychopy_times_convert_to_the_recorders_clock_whichever_psychopy_clock_they_are_on():
+    """Flip times (monotonicClock) and absolute core.getTime() values both land on perf_counter."""
+    from psychopy import core
+
+    from station.elicit.markers import psychopy_to_perf
+
+    to_perf = psychopy_to_perf()
+    for psychopy_now in (core.getTime(), core.monotonicClock.getTime()):
+        assert abs(to_perf(psychopy_now) - time.perf_counter()) < 0.05

@@ -20,7 +20,7 @@ import numpy as np
 import pyrealsense2 as rs
 
 from station.camera.base import FPS, HEIGHT, WIDTH, Calibration, EndOfStream, Extrinsics, Frameset, Intrinsics
-from station.camera.realsense import device_info, frameset_from_rs, intrinsics_to_rs
+from station.camera.realsense import frameset_from_rs, intrinsics_to_rs
 from station.camera.scene import MovingSurface, Scene
 
 DEPTH_UNITS_M = 0.001

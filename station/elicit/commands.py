@@ -99,19 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 
     Same behaviour as ``station VERB``; useful when another area's verbs fail to import.
     """
-    from station.console import console, print_error
+    from station.cli import dispatch
 
     parser = argparse.ArgumentParser(prog="station")
     register(parser.add_subparsers(dest="verb", metavar="VERB", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except StationError as err:
-        print_error(str(err))
-        return 2
-    except KeyboardInterrupt:
-        console.print("[yellow]Interrupted.[/]")
-        return 130
+    return dispatch(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -19,15 +19,25 @@ LSL_MISSING = ("pylsl is not installed, so no Lab Streaming Layer markers are pu
 
 
 def psychopy_to_perf() -> Callable[[float], float]:
-    """Converter from PsychoPy's core / flip clock to ``time.perf_counter``.
+    """Converter from PsychoPy's clocks to ``time.perf_counter``.
 
-    PsychoPy's ``core.getTime()``, key timestamps and ``win.flip()`` return seconds since
-    ``core.monotonicClock`` was reset, on the same monotonic source as ``perf_counter``.
+    PsychoPy hands out times on two clocks: ``core.getTime()`` (absolute; with psychtoolbox
+    installed on Linux this is wall-clock time, not the monotonic source of ``perf_counter``)
+    and ``core.monotonicClock`` (seconds since its reset; what ``win.flip()`` returns).  Which
+    one a value is on is told by which "now" it is close to; the offset to ``perf_counter``
+    is measured at each conversion, so events from the last seconds convert to well under a
+    millisecond.
     """
     from psychopy import core
 
-    reset = core.monotonicClock.getLastResetTime()
-    return lambda t: t + reset
+    def to_perf(t: float) -> float:
+        before = time.perf_counter()
+        absolute, relative = core.getTime(), core.monotonicClock.getTime()
+        perf = (before + time.perf_counter()) / 2
+        now = absolute if abs(t - absolute) < abs(t - relative) else relative
+        return t + (perf - now)
+
+    return to_perf
 
 
 class LSLOutlet:

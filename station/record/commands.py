@@ -9,9 +9,9 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
-from station.camera import CAMERA_KINDS, open_camera
+from station.camera import open_camera
 from station.camera.base import FPS, HEIGHT, WIDTH
-from station.checks import StationError, check_positive, format_bytes
+from station.checks import check_positive, format_bytes
 from station.console import console, print_ok, print_warning
 from station.record.recorder import (MIN_FREE_BYTES, WARN_FREE_BYTES, RecorderStatus, TrialInterrupted,
                                      TrialStats, record_trial)
