@@ -26,3 +26,13 @@ def run_station(*args: str, timeout: float = 300, cwd: Path | None = None, env: 
 @pytest.fixture
 def station_cli():
     return run_station
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Deep-model tests train on one CPU thread: deterministic, and fair to the other tests."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -20,12 +20,7 @@ TINY = {"ststnet": DEFAULT_CONFIGS["ststnet"].with_(epochs=6, batch_size=8),
         "cnn3d": DEFAULT_CONFIGS["cnn3d"].with_(epochs=2, batch_size=8, frames=6, size=20)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

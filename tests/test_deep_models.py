@@ -18,12 +18,7 @@ TINY = {"ststnet": DEFAULT_CONFIGS["ststnet"].with_(epochs=25, batch_size=8),
         "cnn3d": DEFAULT_CONFIGS["cnn3d"].with_(epochs=8, batch_size=8, frames=8, size=24)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,28 +29,28 @@ examples:
   station evaluate DB --sweep blocks --sweep-blocks 3x3,5x5,7x10 --sweep-overlaps 0,10,30
   station evaluate CASME2/ --format casme2 --label-sets nonobjective,3class
   station evaluate DB --models ststnet,cnn3d          (needs pip install -e .[deep])
-  station evaluate DB --sweep radii --scheduler tcp://10.0.0.5:8786
+  station evaluate DB --sweep radii --scheduler tcp://HOST:8786
 """
 
 
-def _ints(text: str, name: str, count: int | None = None) -> tuple[int, ...]:
+def _numbers(text: str, name: str, kind: type, count: int | None = None) -> tuple:
+    """Comma-separated ints or floats from a command-line value, with a message naming the option."""
     try:
-        values = tuple(int(v) for v in text.split(","))
+        values = tuple(kind(v) for v in text.split(","))
     except ValueError:
-        raise StationError(f"{name} must be comma-separated integers, got {text!r}.") from None
-    if count is not None and len(values) != count:
-        raise StationError(f"{name} needs {count} values, got {text!r}.")
-    return values
-
-
-def _floats(text: str, name: str, count: int | None = None) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise StationError(f"{name} must be comma-separated numbers, got {text!r}.") from None
+        what = "integers" if kind is int else "numbers"
+        raise StationError(f"{name} must be comma-separated {what}, got {text!r}.") from None
     if count is not None and len(values) != count:
         raise StationError(f"{name} needs {count} values (e.g. 1,1,4), got {text!r}.")
     return values
+
+
+def _ints(text: str, name: str, count: int | None = None) -> tuple[int, ...]:
+    return _numbers(text, name, int, count)
+
+
+def _floats(text: str, name: str, count: int | None = None) -> tuple[float, ...]:
+    return _numbers(text, name, float, count)
 
 
 def _grid(text: str, name: str) -> tuple[int, int]:
