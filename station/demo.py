@@ -22,6 +22,7 @@ from station.checks import StationError
 from station.console import console, print_ok
 
 STEPS = ("session", "check", "synth", "spot", "process", "evaluate")
+DEMO_PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "demo.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +64,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = _next_run_folder(Path(args.out))
     sessions, synth, db, report = out / "sessions", out / "synth", out / "database", out / "report"
     if "session" not in skip:
-        _verb("run", "--participant", "demo01", "--protocol", "protocols/demo.yaml", "--camera", "virtual",
+        _verb("run", "--participant", "demo01", "--protocol", str(DEMO_PROTOCOL), "--camera", "virtual",
               "--simulate-participant", "--windowed", "--sessions", str(sessions), "--no-live")
         if "check" not in skip:
             trials = sorted(str(p) for p in sessions.rglob("trial-*.h5"))
