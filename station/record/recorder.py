@@ -15,6 +15,7 @@ or counted as dropped, and the counts are stored in the trial.  Markers from any
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -108,7 +109,7 @@ class Recorder:
         self._stop = threading.Event()
         self._capture: threading.Thread | None = None
         self._writer_thread: threading.Thread | None = None
-        self._arrivals: list[float] = []
+        self._arrivals: collections.deque[float] = collections.deque()  # arrival times in the last second
         self._warning = ""
         self._disk_free = 0
         self._disk_path: Path | None = None
@@ -157,7 +158,9 @@ class Recorder:
             if fs is None:
                 continue
             now = time.perf_counter()
-            self._arrivals = [t for t in self._arrivals[-240:] if now - t < 1.0] + [now]
+            self._arrivals.append(now)
+            while now - self._arrivals[0] >= 1.0:
+                self._arrivals.popleft()
             trial = self._trial
             if trial is not None:
                 self._count_gaps(trial, fs)
