@@ -43,3 +43,46 @@ def test_child_process_reports_a_camera_that_cannot_open(tmp_path):
     with pytest.raises((CameraError, StationError), match="nonexistent"):
         rec.open()
     rec.close()  # nothing left to close: no error, no hang
+
+
+@pytest.mark.slow
+def test_a_killed_session_process_still_gets_its_trial_finalised(tmp_path):
+    """SIGKILL of the PsychoPy process mid-trial: the recorder child finalises the file and exits."""
+    import subprocess
+    import sys
+    import textwrap
+
+    trial = tmp_path / "trial-01-a.h5"
+    script = textwrap.dedent(f"""
+        import os, signal, time
+        from station.record.procrecorder import ProcessRecorder
+        rec = ProcessRecorder("virtual", 424, 240, 30)
+        rec.open()
+        rec.begin_trial({str(trial)!r}, {{"clip": "a"}})
+        rec.mark("clip_first_frame", "a")
+        time.sleep(1.5)
+        print(rec._proc.pid, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    child = int(proc.stdout.split()[-1])
+    deadline = time.monotonic() + 30
+    while not trial.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert trial.exists(), "the orphaned recorder did not finalise the trial"
+    with h5py.File(trial, "r") as f:
+        events = [e.decode() for e in f["markers"]["event"]]
+        assert f.attrs["complete"] and f["color"].shape[0] > 0
+    assert events[0] == "clip_first_frame" and "session_process_died" in events
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            import os
+
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the orphaned recorder process is still running")

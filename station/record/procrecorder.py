@@ -25,6 +25,7 @@ from station.checks import StationError
 
 STATUS_PERIOD_S = 0.2
 CALL_TIMEOUT_S = 120.0
+PARENT_CHECK_S = 1.0  # how often an idle child checks that the session process still lives
 
 
 def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events) -> None:
@@ -48,8 +49,14 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
 
     publisher = threading.Thread(target=publish, name="status", daemon=True)
     publisher.start()
+    parent = mp.parent_process()
     while True:
-        op, args = cmd.get()
+        try:
+            op, args = cmd.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            if parent is not None and not parent.is_alive():
+                _orphaned(rec)  # the session process crashed or was killed: keep the trial
+            continue
         try:
             if op == "mark":
                 rec.mark(*args)
@@ -71,6 +78,15 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
                 os._exit(0)
         except BaseException as err:
             reply.put(("error", (type(err).__name__, str(err))))
+
+
+def _orphaned(rec) -> None:
+    """The parent died (crash, SIGKILL): finalise the current trial, release the camera, exit."""
+    import os
+
+    rec.mark("session_process_died", detail="recorder finalised the trial on its own")
+    rec.close()  # ends the trial: queued frames flushed, file finalised
+    os._exit(0)
 
 
 class ProcessRecorder:
