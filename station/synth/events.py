@@ -17,12 +17,13 @@ phase (onset -> apex) under 260 ms, as in the micro-expression literature; macro
 last more than 500 ms and are the negatives a spotter must reject; blinks (AU43, 100-300 ms)
 are distractors.  Events never overlap and are separated by neutral gaps.
 
-The objective-class table :data:`CLASS_COMBOS` is deliberately small; the processing area
-keeps the full rule table.
+:data:`CLASS_COMBOS` lists which AU combinations the generator draws per class; their class
+labels come from the processing area's rule table, the one coders' samples go through.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -44,25 +45,21 @@ EVENT_KEYS = ("kind", "onset", "apex", "offset", "aus", "objective_class", "emot
 
 
 def objective_class(aus) -> str:
-    """Objective class of an AU combination, by the rules of Davison et al. (2017), simplified.
+    """Objective class of an AU combination: the same rule table coders' samples go through.
 
-    First match wins, most specific combinations first, so that e.g. AU1+2+4 is fear (VI)
-    before AU1 alone would say sadness (V).
+    One table (``station/process/rules.yaml``, Davison et al. 2017) labels both the synthetic
+    ground truth and coded samples, so the two can only disagree where the AUs differ.
     """
-    s = set(aus)
-    if {1, 2, 4} <= s or 20 in s:
-        return "VI"
-    if 6 in s or 12 in s:
-        return "I"
-    if 9 in s or 10 in s:
-        return "IV"
-    if {1, 2} <= s or 5 in s or 25 in s or 26 in s:
-        return "II"
-    if 15 in s or s == {1}:
-        return "V"
-    if 4 in s or 23 in s or {17, 24} <= s or (7 in s and 4 in s):
-        return "III"
-    return "VII"
+    from station.process.selection import objective_class as rule_class
+
+    return rule_class("+".join(str(a) for a in sorted(aus)), _default_rules())
+
+
+@functools.lru_cache(maxsize=1)
+def _default_rules():
+    from station.process.selection import load_rules
+
+    return load_rules()
 
 
 @dataclass
