@@ -124,8 +124,15 @@ def aligned_faces(frames: np.ndarray, landmarks68: np.ndarray) -> tuple[np.ndarr
     return faces, regions
 
 
-def region_scores(faces: np.ndarray, regions: dict[str, tuple], fps: float, background_s: float = 1.0) -> np.ndarray:
-    """(T, R) difference to the local median background, per region, in noise units."""
+def _against_local_background(faces: np.ndarray, regions: dict[str, tuple], fps: float, background_s: float,
+                              measure, top_divisor: int) -> np.ndarray:
+    """(T, R) robust z-scores of ``measure(background, frame)`` per region.
+
+    The background of frame t is the median of the frames within ``background_s`` around it
+    (recomputed every sixth of that span), so slow drifts and head motion cancel while a
+    movement of a few hundred milliseconds stands out; each region scores the mean of its top
+    ``1 / top_divisor`` of pixels, then every region is scaled by its own median and MAD.
+    """
     n = len(faces)
     half = max(2, int(round(background_s * fps)))
     step = max(1, half // 6)
@@ -134,14 +141,20 @@ def region_scores(faces: np.ndarray, regions: dict[str, tuple], fps: float, back
         lo, hi = max(0, c - half), min(n, c + half + 1)
         background = np.median(faces[lo:hi:2], axis=0)
         for t in range(c, min(n, c + step)):
-            diff = np.abs(faces[t] - background)
+            magnitude = measure(background, faces[t])
             for r, (x0, y0, x1, y1) in enumerate(regions.values()):
-                patch = diff[y0:y1, x0:x1].ravel()
-                k = max(1, patch.size // 10)
+                patch = magnitude[y0:y1, x0:x1].ravel()
+                k = max(1, patch.size // top_divisor)
                 raw[t, r] = np.partition(patch, -k)[-k:].mean() if patch.size else 0.0
     median = np.median(raw, axis=0)
     mad = np.median(np.abs(raw - median), axis=0) * 1.4826 + 1e-3
     return (raw - median) / mad
+
+
+def region_scores(faces: np.ndarray, regions: dict[str, tuple], fps: float, background_s: float = 1.0) -> np.ndarray:
+    """(T, R) difference to the local median background, per region, in noise units."""
+    return _against_local_background(faces, regions, fps, background_s,
+                                     lambda background, frame: np.abs(frame - background), top_divisor=10)
 
 
 def flow_region_scores(faces: np.ndarray, regions: dict[str, tuple], fps: float, background_s: float = 1.0
@@ -152,29 +165,16 @@ def flow_region_scores(faces: np.ndarray, regions: dict[str, tuple], fps: float,
     misalignment that plain differences see at every edge; what global motion is left is
     removed by subtracting the nose region's median flow (the nose barely moves with AUs).
     """
-    n = len(faces)
-    half = max(2, int(round(background_s * fps)))
-    step = max(1, half // 6)
-    names = list(regions)
-    nose = regions["nose"]
-    raw = np.zeros((n, len(regions)), np.float32)
-    for c in range(0, n, step):
-        lo, hi = max(0, c - half), min(n, c + half + 1)
-        background = np.clip(np.median(faces[lo:hi:2], axis=0), 0, 255).astype(np.uint8)
-        for t in range(c, min(n, c + step)):
-            frame = np.clip(faces[t], 0, 255).astype(np.uint8)
-            flow = cv2.calcOpticalFlowFarneback(background, frame, None, 0.5, 2, 9, 3, 5, 1.1, 0)
-            x0, y0, x1, y1 = nose
-            flow -= np.median(flow[y0:y1, x0:x1].reshape(-1, 2), axis=0)
-            mag = np.linalg.norm(flow, axis=-1)
-            for r, name in enumerate(names):
-                x0, y0, x1, y1 = regions[name]
-                patch = mag[y0:y1, x0:x1].ravel()
-                k = max(1, patch.size // 4)
-                raw[t, r] = np.partition(patch, -k)[-k:].mean() if patch.size else 0.0
-    median = np.median(raw, axis=0)
-    mad = np.median(np.abs(raw - median), axis=0) * 1.4826 + 1e-3
-    return (raw - median) / mad
+    nx0, ny0, nx1, ny1 = regions["nose"]
+
+    def flow_magnitude(background: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        flow = cv2.calcOpticalFlowFarneback(np.clip(background, 0, 255).astype(np.uint8),
+                                            np.clip(frame, 0, 255).astype(np.uint8), None,
+                                            0.5, 2, 9, 3, 5, 1.1, 0)
+        flow -= np.median(flow[ny0:ny1, nx0:nx1].reshape(-1, 2), axis=0)
+        return np.linalg.norm(flow, axis=-1)
+
+    return _against_local_background(faces, regions, fps, background_s, flow_magnitude, top_divisor=4)
 
 
 def intervals_from_score(score: np.ndarray, params: SpotParams) -> list[tuple[int, int, int]]:
