@@ -289,13 +289,16 @@ class Recorder:
         writer, stats = trial.writer, trial.stats
         last_flush = time.perf_counter()
         frame_bytes = 0
+        ended_on_request = False
         try:
             while True:
                 fs = trial.queue.get()
                 if fs is None:
+                    ended_on_request = True
                     break
                 if not self._check_disk():
                     stats.stop_reason = "disk almost full"
+                    stats.dropped_queue += 1  # this frame, and those queued behind it (below)
                     break
                 writer.append(fs)
                 stats.frames_written = writer.frames_written
@@ -304,6 +307,8 @@ class Recorder:
                 if time.perf_counter() - last_flush >= self.flush_s:
                     self._flush(trial)
                     last_flush = time.perf_counter()
+            if not ended_on_request:
+                self._drain(trial, count=True)  # stopped early: what is queued will not be written
             self._flush(trial, last=True)
         except Exception as err:  # noqa: BLE001 - disk full (h5py raises RuntimeError or OSError), I/O error...
             reason = "disk full" if "No space left" in str(err) or getattr(err, "errno", 0) == 28 else str(err)
@@ -312,13 +317,13 @@ class Recorder:
             trial.finished.set()
             stats.ended = time.perf_counter()
             stats.path = writer.abandon()
-            self._drain(trial)
+            self._drain(trial, count=True)
             return
         trial.finished.set()
         stats.ended = time.perf_counter()
         stats.path = writer.close({**stats.counters(), "stop_reason": stats.stop_reason})
         stats.complete = stats.path == writer.path
-        self._drain(trial)
+        self._drain(trial, count=False)
 
     def _flush(self, trial: _Trial, last: bool = False) -> None:
         with trial.markers_lock:
@@ -329,14 +334,21 @@ class Recorder:
         trial.writer.flush()
 
     @staticmethod
-    def _drain(trial: _Trial) -> None:
-        """After an early stop, frames still queued are counted as not written."""
+    def _drain(trial: _Trial, count: bool) -> None:
+        """Empty the queue so the capture thread never blocks on it.
+
+        With ``count`` (the trial stopped early), frames queued before the end request are
+        counted as not written; frames behind the end sentinel arrived after the trial was
+        ended on request, were never part of it, and are discarded uncounted.
+        """
         while True:
             try:
                 fs = trial.queue.get_nowait()
             except queue.Empty:
                 return
-            if fs is not None:
+            if fs is None:
+                count = False
+            elif count:
                 trial.stats.dropped_queue += 1
 
 
