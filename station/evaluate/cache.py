@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
-from joblib import Parallel, delayed
 from threadpoolctl import ThreadpoolController
 
 _THREADPOOLS = ThreadpoolController()
 
 from station.evaluate.loaders import Database, SampleRef
+from station.evaluate.parallel import parallel_map
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
 from station.features.sample import curvature_of_sample, lbptop_grids_of_sample
@@ -79,24 +78,6 @@ def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, 
 def _curvature_worker(ref: SampleRef, params: CurvatureParams) -> dict[str, np.ndarray]:
     with _THREADPOOLS.limit(limits=1):
         return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
-
-
-def parallel_map(fn: Callable, items: list, *args: Any, n_jobs: int = 1, progress=None,
-                 description: str = "") -> list:
-    """``[fn(item, *args) for item in items]`` on joblib's current backend, with a progress bar.
-
-    Results come back in order; the bar advances as they arrive (``return_as="generator"``).
-    """
-    task = progress.add_task(description, total=len(items)) if progress is not None else None
-    out = []
-    results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(fn)(item, *args) for item in items)
-    for result in results:
-        out.append(result)
-        if progress is not None:
-            progress.advance(task)
-    if progress is not None:
-        progress.remove_task(task)
-    return out
 
 
 def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, int, int]] | None = None, *,

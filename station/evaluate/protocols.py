@@ -22,11 +22,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.model_selection import LeaveOneGroupOut, RepeatedStratifiedKFold
 import sklearn
 from threadpoolctl import ThreadpoolController
 
+from station.evaluate.parallel import parallel_map
 from station.evaluate.classifiers import (DEFAULT_C_GRID, aligned_proba, inner_cv, lean_select_and_fit,
                                          select_and_fit)
 
@@ -143,6 +143,12 @@ def run_fold(features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
     return FoldResult(repeat, train, test, proba, inner, chosen)
 
 
+def _run_fold_spec(spec: tuple, features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
+                   options: dict) -> FoldResult:
+    """``run_fold`` for one (repeat, train, test) split; module-level so worker processes can load it."""
+    return run_fold(features, y, groups, *spec, **options)
+
+
 def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray, protocol: str, *,
                  n_repeats: int = 10, n_splits: int = 10, kernel: str = "linear",
                  c_grid: tuple[float, ...] = DEFAULT_C_GRID, nested: bool = True, seed: int = 0, n_jobs: int = 1,
@@ -160,17 +166,9 @@ def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np
         if small:
             notes.append(f"{len(small)} class(es) with fewer than {n_splits} samples ({', '.join(small)}): "
                          "not in every test fold; kept, stratification spreads them as far as they go.")
-    task = progress.add_task(description or protocol, total=len(folds_spec)) if progress is not None else None
-    results = []
-    jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
-        delayed(run_fold)(features, y, groups, rep, tr, te, protocol=protocol, n_classes=len(classes),
-                          kernel=kernel, c_grid=c_grid, nested=nested, seed=seed, search=search)
-        for rep, tr, te in folds_spec)
-    for res in jobs:
-        results.append(res)
-        if progress is not None:
-            progress.advance(task)
-    if progress is not None:
-        progress.remove_task(task)
+    fold_options = dict(protocol=protocol, n_classes=len(classes), kernel=kernel, c_grid=c_grid, nested=nested,
+                        seed=seed, search=search)
+    results = parallel_map(_run_fold_spec, folds_spec, features, y, groups, fold_options, n_jobs=n_jobs,
+                           progress=progress, description=description or protocol)
     n_rep = 1 if protocol == "loso" else n_repeats
     return ProtocolRun(protocol, classes, y, groups, results, n_rep, notes)
