@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import time
 from pathlib import Path
 
 from rich.live import Live
@@ -110,8 +111,6 @@ def run_record(args: argparse.Namespace) -> int:
     started = [0.0]
 
     def tick(status: RecorderStatus) -> None:
-        import time
-
         started[0] = started[0] or time.perf_counter()
         live.update(status_table(status, time.perf_counter() - started[0], args.seconds, source.description))
 
