@@ -171,81 +171,121 @@ def parallel_backend(scheduler: str | None):
         client.close()
 
 
-def run(args) -> int:
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _report_folder(args) -> Path:
+    """--out, or ./evaluation-<DB name>; checked writable before any work starts."""
+    out = Path(args.out) if args.out else Path.cwd() / f"evaluation-{Path(args.db).resolve().name}"
+    return check_writable_dir(out, "report folder")
 
-    from station.console import console, print_ok, print_warning
-    from station.evaluate.baseline import run_baseline
-    from station.evaluate.cache import FeatureCache
-    from station.evaluate.loaders import load_database
-    from station.evaluate.report import Report, baseline_sections, console_table
-    from station.evaluate import sweeps
 
-    started = time.perf_counter()
-    db = load_database(args.db, args.format)
-    options = options_from_args(args, db.has_3d)
-    out = check_writable_dir(Path(args.out) if args.out else Path.cwd() / f"evaluation-{Path(args.db).resolve().name}",
-                             "report folder")
-    cache = FeatureCache(None if args.no_cache else Path(args.cache) if args.cache else out / "cache")
-    if args.scheduler:
-        options = replace(options, n_jobs=-1)
+def _deep_models(args) -> list[str]:
+    """The --models names, checked against the deep extra before hours of work start."""
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else []
     if models:
         from station.evaluate.deep_fusion import import_deep
 
-        deep = import_deep()  # fail before hours of work if the extra is missing or a name is wrong
+        deep = import_deep()  # fail early if the extra is missing or a name is wrong
         unknown = [m for m in models if m not in deep.MODELS]
         if unknown:
             raise StationError(f"--models: unknown model(s) {', '.join(unknown)}; available: "
                                f"{', '.join(deep.MODELS)}.")
+    return models
+
+
+def _announce_database(db, options) -> None:
+    """One line about the database and its first loading notes."""
+    from rich.markup import escape
+
+    from station.console import console, print_warning
+
     console.print(f"[bold]{db.fmt}[/] database {str(db.root)!r}: {len(db.refs)} samples, "
                   f"{len({r.subject for r in db.records})} subjects, {'2D + 3D' if options.use_3d else '2D only'}")
     for note in db.notes[:5]:
         print_warning(escape(note))
-    report = Report(out, f"station evaluate: {db.root.name}" + (f" (sweep {args.sweep})" if args.sweep else ""))
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
-    with parallel_backend(args.scheduler), progress:
-        if args.sweep == "radii":
-            radii = None
-            if args.sweep_radii:
-                radii = [_floats(t, "--sweep-radii", 3) for t in args.sweep_radii.split(";") if t.strip()]
-            sweeps.sweep_radii(db, options, cache, report, radii, progress)
-        elif args.sweep == "blocks":
-            blocks = [_grid(t, "--sweep-blocks") for t in args.sweep_blocks.split(",")] if args.sweep_blocks else None
-            overlaps = _ints(args.sweep_overlaps, "--sweep-overlaps") if args.sweep_overlaps else None
-            sweeps.sweep_blocks(db, options, cache, report, blocks, overlaps, progress)
-        elif args.sweep == "radius3d":
-            if not options.use_3d:
-                raise StationError("--sweep radius3d needs 3D data: a station database without --no-3d.")
-            radii3d = _floats(args.sweep_radius3d, "--sweep-radius3d") if args.sweep_radius3d else None
-            sweeps.sweep_radius3d(db, options, cache, report, radii3d, progress)
-        else:
-            if models:
-                options = replace(options, label_sets=tuple(dict.fromkeys(options.label_sets + ("3class",))),
-                                  protocols=tuple(dict.fromkeys(options.protocols + ("loso",))))
-            result = run_baseline(db, options, cache, progress)
-            baseline_sections(report, result)
-            console.print(console_table(result, f"Baseline: {db.root.name}"))
-            if models:
-                from station.evaluate.deep_fusion import deep_table
 
-                deep_table(db, result, models, report,
-                           work_dir=Path(args.deep_work_dir) if args.deep_work_dir else out / "deep",
-                           seed=options.seed, progress=progress)
+
+def _run_sweep(args, db, options, cache, report, progress) -> None:
+    """``--sweep radii|blocks|radius3d``: the paper's Tables 6-10 instead of the baseline."""
+    from station.evaluate import sweeps
+
+    if args.sweep == "radii":
+        radii = None
+        if args.sweep_radii:
+            radii = [_floats(t, "--sweep-radii", 3) for t in args.sweep_radii.split(";") if t.strip()]
+        sweeps.sweep_radii(db, options, cache, report, radii, progress)
+    elif args.sweep == "blocks":
+        blocks = [_grid(t, "--sweep-blocks") for t in args.sweep_blocks.split(",")] if args.sweep_blocks else None
+        overlaps = _ints(args.sweep_overlaps, "--sweep-overlaps") if args.sweep_overlaps else None
+        sweeps.sweep_blocks(db, options, cache, report, blocks, overlaps, progress)
+    elif args.sweep == "radius3d":
+        if not options.use_3d:
+            raise StationError("--sweep radius3d needs 3D data: a station database without --no-3d.")
+        radii3d = _floats(args.sweep_radius3d, "--sweep-radius3d") if args.sweep_radius3d else None
+        sweeps.sweep_radius3d(db, options, cache, report, radii3d, progress)
+
+
+def _run_baseline(args, db, options, cache, report, models, out: Path, progress) -> None:
+    """Table 11 (and Table 12 with --models): the baseline, its report sections and console table."""
+    from station.console import console
+    from station.evaluate.baseline import run_baseline
+    from station.evaluate.report import baseline_sections, console_table
+
+    if models:  # the deep models are compared on 3 classes under LOSO, as in the paper
+        options = replace(options, label_sets=tuple(dict.fromkeys(options.label_sets + ("3class",))),
+                          protocols=tuple(dict.fromkeys(options.protocols + ("loso",))))
+    result = run_baseline(db, options, cache, progress)
+    baseline_sections(report, result)
+    console.print(console_table(result, f"Baseline: {db.root.name}"))
+    if models:
+        from station.evaluate.deep_fusion import deep_table
+
+        deep_table(db, result, models, report,
+                   work_dir=Path(args.deep_work_dir) if args.deep_work_dir else out / "deep",
+                   seed=options.seed, progress=progress)
+
+
+def _print_paper_tables(report) -> None:
+    """The paper-shaped tables (other than Table 11, printed by the baseline) on the console."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from station.console import console
+
     for title, headers, rows, _, _ in report.sections:
         if title.startswith("Table") and title != "Table 11: LBP-TOP, 3D features and their fusion":
-            from rich.table import Table
-
-            from rich.markup import escape
-
             table = Table(title=escape(title))
             for h in headers:
                 table.add_column(escape(h))
             for row in rows:
                 table.add_row(*[escape(str(c)) for c in row])
             console.print(table)
+
+
+def run(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from station.console import console, print_ok
+    from station.evaluate.cache import FeatureCache
+    from station.evaluate.loaders import load_database
+    from station.evaluate.report import Report
+
+    started = time.perf_counter()
+    db = load_database(args.db, args.format)
+    options = options_from_args(args, db.has_3d)
+    out = _report_folder(args)
+    cache = FeatureCache(None if args.no_cache else Path(args.cache) if args.cache else out / "cache")
+    if args.scheduler:
+        options = replace(options, n_jobs=-1)
+    models = _deep_models(args)
+    _announce_database(db, options)
+    report = Report(out, f"station evaluate: {db.root.name}" + (f" (sweep {args.sweep})" if args.sweep else ""))
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    with parallel_backend(args.scheduler), progress:
+        if args.sweep:
+            _run_sweep(args, db, options, cache, report, progress)
+        else:
+            _run_baseline(args, db, options, cache, report, models, out, progress)
+    _print_paper_tables(report)
     page = report.write()
     print_ok(f"report written to {str(page)!r} ({time.perf_counter() - started:.0f} s; feature cache: "
              f"{cache.hits} hit(s), {cache.misses} miss(es))")
