@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from station.checks import StationError
-from station.process import agreement, coding, facs, selection
+from station.process import agreement, coding, selection
+from station.vocab import facs
 
 
 def test_parse_aus_accepts_facs_notation_and_formats_canonically():

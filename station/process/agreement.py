@@ -20,7 +20,7 @@ from pathlib import Path
 
 from station.checks import StationError
 from station.process.coding import Annotation
-from station.process.facs import au_keys, format_aus, parse_aus
+from station.vocab.facs import au_keys, format_aus, parse_aus
 
 DISAGREEMENT_COLUMNS = ("trial", "pair", "field", "coder1", "coder2", "decision")
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from station.checks import StationError
-from station.process.facs import normalise
+from station.vocab.facs import normalise
 
 CODING_COLUMNS = ("coder", "trial", "sample", "onset", "apex", "offset", "aus", "notes", "updated")
 

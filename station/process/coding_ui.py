@@ -22,7 +22,7 @@ import numpy as np
 
 from station.checks import StationError
 from station.process.coding import CodingStore, trial_key
-from station.process.facs import parse_aus
+from station.vocab.facs import parse_aus
 
 KEY_HELP = """\
   d / right      next frame              a / left      previous frame

@@ -23,7 +23,7 @@ from station.checks import StationError
 from station.dataset import Sample, SampleRecord
 from station.process import face2d, face3d
 from station.process.coding import Annotation, trial_key
-from station.process.facs import format_aus, parse_aus
+from station.vocab.facs import format_aus, parse_aus
 from station.process.trialcheck import check_trial_file
 from station.process.selection import (Rules, durations_ms, is_micro, load_rules, nonobjective_class,
                                        objective_class, strip_uncoded)

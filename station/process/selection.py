@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from station.checks import StationError, check_choice
-from station.process.facs import ActionUnit, coded_only, parse_aus
+from station.vocab.facs import ActionUnit, coded_only, parse_aus
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 
@@ -163,6 +163,6 @@ def nonobjective_class(aus: str, rules: Rules, clip_emotion: str = "", self_repo
 
 def strip_uncoded(aus: str) -> str:
     """The AU text without blinks and eye rolls (they are not coded, paper 3.4)."""
-    from station.process.facs import format_aus
+    from station.vocab.facs import format_aus
 
     return format_aus(coded_only(parse_aus(aus)))

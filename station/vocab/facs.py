@@ -1,14 +1,20 @@
 """FACS action-unit notation: parse what a coder types, format it one canonical way.
 
 Coders write AU combinations the way the FACS manual and CASME II do: ``1+2``, ``R12+25``,
-``L14``, ``4+7C`` (intensity A-E), optionally with an ``AU`` prefix (``AU1+AU2``).  One parser
-for the coding tool, the reliability check and the class rules means a typo is caught where it
+``L14``, ``4+L10``, ``4+7C`` / ``12A`` (intensity A-E), optionally with an ``AU`` prefix
+(``AU12``, ``AU1+AU2``); databases also store plain numbers (``12``, ``12.0`` from a
+spreadsheet) and the synthetic generator lists of ints.  One parser for the coding tool, the
+reliability check, the class rules and the database loaders means a typo is caught where it
 is typed, not three steps later as an ``Others`` label.
+
+Side and intensity are kept as data (:attr:`ActionUnit.side`, :attr:`ActionUnit.intensity`,
+:attr:`ActionUnit.level`), never as parts of a string to be re-parsed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from station.checks import StationError
@@ -23,6 +29,11 @@ KNOWN_AUS = frozenset(
 #: AUs the paper does not code (section 3.4): blinks (43 eyes closed, 45 blink) and eye rolls
 #: (61-64 eyes turn left/right/up/down).  Only their coding is dropped; the sample is kept.
 UNCODED_AUS = frozenset([43, 45, 61, 62, 63, 64])
+
+#: Laterality letters kept as a side; ``B`` (bilateral) and ``U`` (unspecified) mean no side.
+SIDES = ("L", "R")
+#: FACS intensity letters, trace (A) to maximum (E).
+INTENSITIES = ("A", "B", "C", "D", "E")
 
 _TOKEN = re.compile(r"^(?:AU)?([LRBU]?)(?:AU)?(\d{1,2})([A-E]?)$", re.IGNORECASE)
 
@@ -40,17 +51,29 @@ class ActionUnit:
         """What two coders must both write to agree on this AU (intensity is not compared)."""
         return (self.number, self.side)
 
+    @property
+    def level(self) -> int | None:
+        """Intensity as a number, A=1 .. E=5 (``None`` when not coded)."""
+        return INTENSITIES.index(self.intensity) + 1 if self.intensity else None
+
     def __str__(self) -> str:
         return f"{self.side}{self.number}{self.intensity}"
 
 
-def parse_aus(text: str, where: str = "AU field") -> tuple[ActionUnit, ...]:
+def parse_aus(text: str | int | Iterable[int] | None, where: str = "AU field") -> tuple[ActionUnit, ...]:
     """Parse ``'1+2+R12B'`` into action units; raise a :class:`StationError` naming ``where``.
 
     An empty text (or ``-``) means "no AU coded".  ``B`` before the number (bilateral) and ``U``
-    (unspecified side) count as no side.
+    (unspecified side) count as no side.  A plain number (``12``, ``12.0``) or a list of numbers
+    (``[6, 12]``) is accepted too.
     """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        text = str(int(text)) if float(text).is_integer() else str(text)
+    elif text is not None and not isinstance(text, str):
+        text = "+".join(str(int(a)) for a in text)
     text = (text or "").strip()
+    if re.fullmatch(r"\d{1,2}\.0", text):  # a spreadsheet number
+        text = text[:-2]
     if text in ("", "-", "none", "None"):
         return ()
     units: list[ActionUnit] = []
