@@ -9,7 +9,13 @@ Layout (schema version 1)::
     /markers     (M,) table           events on the host clock (see MARKER_DTYPE)
     /counters    (len(COUNTERS),) int64  running totals, rewritten at every flush
     /ground_truth/events  JSON text   only for synthetic participants; never coder data
-    attrs        calibration (JSON), device, versions, fps, resolution, completion
+    /ground_truth/landmarks68 (N, 68, 2) float32  true landmarks, attr frame_numbers (synthetic)
+    attrs        calibration (JSON), device, versions, fps, resolution, completion;
+                 identity: trial_id (UUID4 at creation), participant, session, trial, clip
+
+Read a trial only through the functions below (``readable_frames``, ``frames_table``,
+``read_identity``, ``read_ground_truth_*``, ``trial_file_name``...): no module outside
+``station/record/`` indexes a trial file with string literals.
 
 Point clouds need not be stored: ``depth`` + ``calibration`` rebuild them exactly with
 ``rs2_deproject_pixel_to_point`` semantics (:mod:`station.record.pointcloud`).
@@ -46,3 +52,242 @@ MARKER_DTYPE = np.dtype([("host_time", "<f8"), ("event", "S32"), ("clip", "S64")
 
 #: Running totals kept in /counters, in this order.
 COUNTERS_FIELDS = ("frames_written", "dropped_queue", "dropped_gaps_color", "dropped_gaps_depth", "unpaired")
+
+
+# == Readers, trial identity, ground truth and file names (owner: trialfile) =================
+# Everything outside station/record/ reads a trial through these names and functions, never
+# with string keys of its own: one place to change the layout, one answer to "how many frames
+# of this trial can be used".
+
+import re as _re
+import uuid as _uuid
+from dataclasses import dataclass as _dataclass
+from pathlib import Path as _Path
+from typing import Any as _Any
+
+#: Root attributes of a trial file that readers outside record/ rely on.
+ATTR_COMPLETE = "complete"  # False while written (``.writing``), True once closed
+ATTR_SYNTHETIC = "synthetic"  # True for a virtual participant with ground truth
+ATTR_SCHEMA_VERSION = "schema_version"
+
+#: Trial identity (attributes of the root group).  ``trial_id`` is a UUID4 written when the
+#: file is created; the others say whose trial it is, so a coding never depends on a file name.
+TRIAL_ID = "trial_id"
+PARTICIPANT = "participant"
+SESSION = "session"
+TRIAL_NUMBER = "trial"
+CLIP = "clip"
+CLIP_EMOTION = "clip_emotion"
+SELF_REPORT = "self_report"
+#: Synthetic trials written before identities existed carried only an integer ``subject``.
+LEGACY_SUBJECT = "subject"
+
+#: Datasets of the /ground_truth group (synthetic participants only; never coder data).
+GT_EVENTS = "events"  # JSON list of event dicts (station.synth.events)
+GT_LANDMARKS = "landmarks68"  # (N, 68, 2) float32 true landmarks of stored frames, colour px
+GT_FRAME_NUMBERS = "frame_numbers"  # attribute of GT_LANDMARKS: device frame number per row
+
+#: Trial file names: ``trial-NN.h5`` or ``trial-NN-<clip>.h5`` (+ ``.writing`` while open).
+TRIAL_SUFFIX = ".h5"
+TRIAL_GLOB = "trial-*.h5"
+_TRIAL_NAME = _re.compile(r"^trial-(\d+)(?:-(.+?))?\.h5(?:" + _re.escape(WRITING_SUFFIX) + r")?$")
+
+
+def trial_file_name(number: int, clip: str = "") -> str:
+    """The file name of trial ``number`` (``trial-03-joy_1.h5``); the one pattern for all writers."""
+    if isinstance(number, bool) or not isinstance(number, (int, np.integer)) or number < 0:
+        raise ValueError(f"trial number must be a non-negative integer, got {number!r}.")
+    return f"trial-{int(number):02d}" + (f"-{clip}" if clip else "") + TRIAL_SUFFIX
+
+
+def parse_trial_file_name(name: str | _Path) -> tuple[int, str] | None:
+    """(trial number, clip) from a trial file name made by :func:`trial_file_name`, else None."""
+    match = _TRIAL_NAME.match(_Path(name).name)
+    return (int(match.group(1)), match.group(2) or "") if match else None
+
+
+def trial_key(path: str | _Path) -> str:
+    """A trial's file name without the ``.writing`` suffix: the readable half of its identity."""
+    name = _Path(path).name
+    return name[: -len(WRITING_SUFFIX)] if name.endswith(WRITING_SUFFIX) else name
+
+
+def next_trial_number(folder: str | _Path) -> int:
+    """1 + the highest trial number already used in ``folder`` (finished or ``.writing``)."""
+    taken = [parsed[0] for p in _Path(folder).glob("trial-*") if (parsed := parse_trial_file_name(p))]
+    return max(taken, default=0) + 1
+
+
+def new_trial_id() -> str:
+    """A fresh trial identity (UUID4, as text)."""
+    return str(_uuid.uuid4())
+
+
+def identity_attrs(participant: str, session: str = "", trial: int = 0, clip: str = "", **extra: _Any) -> dict:
+    """The identity attributes a recorder passes to :class:`~station.record.writer.TrialWriter`
+    (which adds ``trial_id`` itself), so every writer spells them the same way."""
+    return {PARTICIPANT: str(participant), SESSION: str(session), TRIAL_NUMBER: int(trial), CLIP: str(clip),
+            **extra}
+
+
+@_dataclass(frozen=True)
+class TrialIdentity:
+    """Who and what a trial is.  ``trial_id`` is empty for files recorded before identities
+    existed; ``source`` says whether participant/session/trial came from attributes or the path."""
+
+    trial_id: str
+    participant: str
+    session: str
+    trial: int
+    clip: str
+    path: str
+    source: str = "attributes"
+
+    @property
+    def name(self) -> str:
+        """The trial's file name (readable, not unique: see :attr:`trial_id`)."""
+        return trial_key(self.path)
+
+    def describe(self) -> str:
+        """For messages: ``participant P07, session 001, trial 3 (sessions/P07/001/trial-03-x.h5)``."""
+        parts = [f"participant {self.participant or '?'}"] + ([f"session {self.session}"] if self.session else [])
+        return ", ".join(parts + [f"trial {self.trial}"]) + f" ({self.path})"
+
+
+def _text(value: _Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return "" if value is None else str(value)
+
+
+def read_attr(f, name: str, default: _Any = "") -> _Any:
+    """A root attribute as a plain Python value (bytes decoded), ``default`` if absent."""
+    if name not in f.attrs:
+        return default
+    value = f.attrs[name]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def read_identity(f, path: str | _Path | None = None) -> TrialIdentity:
+    """The trial's identity from its attributes; for older files, what the path says.
+
+    Fallbacks, in order, only for attributes a file lacks: participant from the legacy
+    ``subject`` attribute (synthetic, written as ``subNN``), else the folder layout
+    ``<participant>/<NNN session>/trial-...`` or ``<participant>/trial-...``; session from a
+    numbered parent folder; trial number and clip from the file name.
+    """
+    path = _Path(path if path is not None else f.filename)
+    parsed = parse_trial_file_name(path)
+    source = "attributes"
+    participant = _text(read_attr(f, PARTICIPANT))
+    if not participant and LEGACY_SUBJECT in f.attrs:
+        subject = _text(read_attr(f, LEGACY_SUBJECT))
+        participant = f"sub{int(subject):02d}" if subject.isdigit() else subject
+    session = _text(read_attr(f, SESSION))
+    numbered_parent = path.parent.name.isdigit()
+    if not session and numbered_parent:
+        session, source = path.parent.name, "path"
+    if not participant:
+        participant = (path.parent.parent.name if numbered_parent else path.parent.name) or "unknown"
+        source = "path"
+    trial = read_attr(f, TRIAL_NUMBER, None)
+    try:
+        trial = int(trial) if trial not in (None, "") else None
+    except (TypeError, ValueError):
+        trial = None
+    if trial is None:
+        trial, source = (parsed[0] if parsed else 1), "path"
+    clip = _text(read_attr(f, CLIP)) or (parsed[1] if parsed else "")
+    return TrialIdentity(_text(read_attr(f, TRIAL_ID)), participant, session, trial, clip, str(path), source)
+
+
+# -- frames ------------------------------------------------------------------------------------
+def readable_frames(f) -> int:
+    """Rows usable in all of /frames, /color and /depth.
+
+    A killed recording may hold one more row in one table than in another (they are resized
+    one after the other); only rows present in all three are a frame.
+    """
+    return int(min(f[FRAMES].shape[0], f[COLOR].shape[0], f[DEPTH].shape[0]))
+
+
+def frames_table(f) -> np.ndarray:
+    """The /frames rows of the readable frames (see :func:`readable_frames`)."""
+    return f[FRAMES][: readable_frames(f)]
+
+
+def color_dataset(f):
+    """/color as an h5py dataset (index it lazily: a trial can be many GB)."""
+    return f[COLOR]
+
+
+def depth_dataset(f):
+    """/depth as an h5py dataset (z16 units, see ``depth_scale``)."""
+    return f[DEPTH]
+
+
+def frame_numbers(table: np.ndarray, stream: str = COLOR) -> np.ndarray:
+    """Device frame numbers of a /frames table (the numbers codings and the index use)."""
+    return table[f"{stream}_number"]
+
+
+def timestamps_ms(table: np.ndarray, stream: str = COLOR) -> np.ndarray:
+    """Device timestamps (ms) of a /frames table, for ``stream`` ``color`` or ``depth``."""
+    return table[f"{stream}_timestamp_ms"]
+
+
+def read_rows(dataset, start: int, stop: int, numbers: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``start..stop-1`` of a frame dataset; a damaged chunk raises naming its frame."""
+    from station.checks import StationError
+
+    try:
+        return dataset[start:stop]
+    except (OSError, ValueError, RuntimeError) as err:
+        for i in range(start, stop):  # find the first unreadable frame to name it
+            try:
+                dataset[i]
+            except (OSError, ValueError, RuntimeError):
+                frame = int(numbers[i]) if numbers is not None else i
+                raise StationError(f"{dataset.name} of frame {frame} in {dataset.file.filename} is unreadable "
+                                   f"({err})") from err
+        raise StationError(f"{dataset.name} frames {start}..{stop - 1} are unreadable ({err})") from err
+
+
+# -- ground truth --------------------------------------------------------------------------------
+def has_ground_truth(f) -> bool:
+    return GROUND_TRUTH in f and GT_EVENTS in f[GROUND_TRUTH]
+
+
+def read_ground_truth_events(f) -> list[dict]:
+    """The synthetic ground-truth events (empty list for a real participant)."""
+    import json
+
+    if not has_ground_truth(f):
+        return []
+    raw = f[GROUND_TRUTH][GT_EVENTS][()]
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def has_ground_truth_landmarks(f) -> bool:
+    return GROUND_TRUTH in f and GT_LANDMARKS in f[GROUND_TRUTH]
+
+
+def read_ground_truth_landmarks(f, numbers: np.ndarray | None = None) -> np.ndarray | None:
+    """True 68 landmarks (N, 68, 2) of the frames with device ``numbers`` (all stored rows if
+    None); None when the trial has none or lacks one of the frames asked for."""
+    if not has_ground_truth_landmarks(f):
+        return None
+    ds = f[GROUND_TRUTH][GT_LANDMARKS]
+    if numbers is None:
+        return ds[...]
+    stored = ds.attrs.get(GT_FRAME_NUMBERS)
+    if stored is None:
+        return None
+    lookup = {int(n): i for i, n in enumerate(stored)}
+    if not all(int(n) in lookup for n in numbers):
+        return None
+    return ds[...][[lookup[int(n)] for n in numbers]]

@@ -112,6 +112,7 @@ class TrialWriter:
             if existing.exists():
                 raise StationError(f"trial file {str(existing)!r} already exists; the station never overwrites a recording.")
         self.frames_written = 0
+        self._landmarks: tuple[np.ndarray, np.ndarray] | None = None
         self._rays = pixel_rays(calibration.depth_intrinsics) if storage.store_vertices else None
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
@@ -134,8 +135,9 @@ class TrialWriter:
         self._counters = f.create_dataset(schema.COUNTERS, data=np.zeros(len(schema.COUNTERS_FIELDS), np.int64))
         self._counters.attrs["fields"] = json.dumps(schema.COUNTERS_FIELDS)
         gt = f.create_group(schema.GROUND_TRUTH)
-        gt.create_dataset("events", data=json.dumps(ground_truth or []))
+        gt.create_dataset(schema.GT_EVENTS, data=json.dumps(ground_truth or []))
         f.attrs.update({
+            schema.TRIAL_ID: schema.new_trial_id(),  # identity from the first byte on (issue #13)
             "schema_version": schema.SCHEMA_VERSION,
             "software_version": station.__version__,
             "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -174,6 +176,10 @@ class TrialWriter:
     def set_counters(self, counters: dict[str, int]) -> None:
         self._counters[...] = np.array([counters.get(k, 0) for k in schema.COUNTERS_FIELDS], np.int64)
 
+    def set_ground_truth_landmarks(self, numbers, landmarks) -> None:
+        """True landmarks (N, 68, 2) of frames with device ``numbers``; stored when the trial closes."""
+        self._landmarks = (np.asarray(numbers, np.int64), np.asarray(landmarks, np.float32).reshape(-1, 68, 2))
+
     def flush(self) -> None:
         """Make everything appended so far durable and visible to readers."""
         self._file.flush()
@@ -195,6 +201,8 @@ class TrialWriter:
             with h5py.File(self.partial_path, "r+") as f:
                 f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
                                 for k, v in (final_attrs or {}).items()})
+                if self._landmarks is not None:  # SWMR cannot add datasets: they go in now
+                    _store_ground_truth(f, None, *self._landmarks)
                 f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
                 f.attrs["complete"] = True
             os.replace(self.partial_path, self.path)
@@ -259,5 +267,33 @@ def read_counters(f: h5py.File) -> dict[str, int]:
 
 
 def read_ground_truth(f: h5py.File) -> list[dict]:
-    raw = f[schema.GROUND_TRUTH]["events"][()]
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    """The ground-truth events (see :func:`station.record.schema.read_ground_truth_events`)."""
+    return schema.read_ground_truth_events(f)
+
+
+def _store_ground_truth(f: h5py.File, events: list[dict] | None, numbers=None, landmarks=None) -> None:
+    """(Re)write /ground_truth/events and/or /ground_truth/landmarks68 of a file open for writing."""
+    group = f.require_group(schema.GROUND_TRUTH)
+    if events is not None:
+        if schema.GT_EVENTS in group:
+            del group[schema.GT_EVENTS]
+        group.create_dataset(schema.GT_EVENTS, data=json.dumps(events))
+    if landmarks is not None:
+        if schema.GT_LANDMARKS in group:
+            del group[schema.GT_LANDMARKS]
+        ds = group.create_dataset(schema.GT_LANDMARKS, data=np.asarray(landmarks, np.float32).reshape(-1, 68, 2))
+        ds.attrs[schema.GT_FRAME_NUMBERS] = np.asarray(numbers, np.int64)
+        ds.attrs["units"] = "color image pixels (x, y), dlib 68-point order"
+
+
+def write_ground_truth(path: str | Path, events: list[dict] | None = None, numbers=None, landmarks=None,
+                       attrs: dict[str, Any] | None = None) -> None:
+    """Add ground truth to a closed trial (a live recording of a virtual participant is
+    annotated after the fact, when its frame range is known).  Only /ground_truth and the
+    given attributes are touched; frames are never rewritten."""
+    try:
+        with h5py.File(path, "r+") as f:
+            _store_ground_truth(f, events, numbers, landmarks)
+            f.attrs.update(attrs or {})
+    except OSError as err:
+        raise StationError(f"cannot add ground truth to trial file {str(path)!r}: {err}") from err
