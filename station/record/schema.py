@@ -1,6 +1,6 @@
 """The one definition of the trial HDF5 layout; writers and readers both import it.
 
-Layout (schema version 1)::
+Layout (schema version 2: per-stream domains and pairing skew in /frames)::
 
     /color       (N, H, W, 3) uint8   RGB, one chunk per frame, compressed
     /depth       (N, H, W)    uint16  z16 in the depth camera's own view (see calibration)
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 WRITING_SUFFIX = ".writing"
 
 COLOR, DEPTH, VERTICES, FRAMES, MARKERS, COUNTERS = "color", "depth", "vertices", "frames", "markers", "counters"
@@ -36,22 +36,60 @@ GROUND_TRUTH = "ground_truth"
 DOMAINS = ("hardware_clock", "system_time", "global_time")
 
 _STREAM_FIELDS = [
-    ("number", "<i8"),
-    ("timestamp_ms", "<f8"),
+    ("number", "<i8"),  # device frame counter (a host counter when metadata is unavailable)
+    ("timestamp_ms", "<f8"),  # librealsense timestamp in ``domain``; hardware clock unwrapped
+    ("domain", "<i1"),  # index into DOMAINS, -1 if unknown; stored per stream (they can switch)
     ("sensor_us", "<f8"),
     ("frame_us", "<f8"),
     ("arrival_ms", "<f8"),
 ]
+#: One row per written frameset: a colour frame and a depth frame, each written exactly once.
+#: ``skew_ms`` is colour minus depth timestamp (what the pairing matched on).
 FRAME_DTYPE = np.dtype(
     [(f"color_{n}", t) for n, t in _STREAM_FIELDS]
     + [(f"depth_{n}", t) for n, t in _STREAM_FIELDS]
-    + [("domain", "<i1"), ("host_time", "<f8")]
+    + [("skew_ms", "<f8"), ("host_time", "<f8")]
 )
+STREAMS = ("color", "depth")
 
 MARKER_DTYPE = np.dtype([("host_time", "<f8"), ("event", "S32"), ("clip", "S64"), ("detail", "S256")])
 
-#: Running totals kept in /counters, in this order.
-COUNTERS_FIELDS = ("frames_written", "dropped_queue", "dropped_gaps_color", "dropped_gaps_depth", "unpaired")
+#: Running totals kept in /counters, in this order; the final attributes repeat the same values.
+#: Per stream s: ``dropped_s`` = frames of s the camera produced between the trial's first and
+#: last row that are not in the file = (last - first + 1 device frame numbers) - rows; it is
+#: the sum of its causes ``gaps_s`` (never reached the host: USB, firmware, librealsense),
+#: ``unpaired_s`` (reached the host, no partner within half a frame), ``late_s`` (arrived after
+#: a newer frame of its stream), and the pairs lost on the host (``dropped_queue``: writer
+#: queue full, or stopped early).  ``repeated_s`` counts stale frames librealsense handed over
+#: again (never written; not drops).  ``dropped`` = max over streams: capture instants
+#: without a row.
+COUNTERS_FIELDS = (
+    "frames_written", "dropped",
+    "dropped_color", "dropped_depth",
+    "gaps_color", "gaps_depth",
+    "unpaired_color", "unpaired_depth",
+    "late_color", "late_depth",
+    "repeated_color", "repeated_depth",
+    "dropped_queue",
+    "stalls", "stalled_ms",
+    "clock_wraps",
+)
+#: Counter values that are causes of ``dropped_s`` (see above).
+DROP_CAUSES = ("gaps", "unpaired", "late")
+
+#: Verdict thresholds (issue #11): a trial passes only if it is whole by these measures.
+MAX_MISSING_FRACTION = 0.005
+MIN_FPS_FRACTION = 0.98
+#: Root attributes of the acquisition half.
+ATTR_METADATA = "frame_metadata"  # True when frame numbers/timestamps come from the firmware
+ATTR_CAMERA_SETTINGS = "camera_settings"  # JSON: settings applied and read back
+ATTR_LIBREALSENSE = "librealsense_version"
+ATTR_VERDICT = "verdict"  # JSON written at close: {"ok": bool, "reasons": [...]}
+
+
+def dropped_per_stream(first: int, last: int, rows: int) -> int:
+    """Frames of one stream the camera produced from frame ``first`` to ``last`` not among ``rows``."""
+    return 0 if rows == 0 else int(last - first + 1 - rows)
 
 
 # == Readers, trial identity, ground truth and file names (owner: trialfile) =================

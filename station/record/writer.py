@@ -75,12 +75,13 @@ def writing_path(final: Path) -> Path:
 
 
 def frame_row(fs: Frameset) -> np.ndarray:
-    """One /frames row from a frameset."""
+    """One /frames row from a frameset: both streams' numbers, clocks and domains, and the skew."""
     row = np.zeros((), schema.FRAME_DTYPE)
     for prefix, times in (("color", fs.color_times), ("depth", fs.depth_times)):
         for name in ("number", "timestamp_ms", "sensor_us", "frame_us", "arrival_ms"):
             row[f"{prefix}_{name}"] = getattr(times, name)
-    row["domain"] = schema.DOMAINS.index(fs.color_times.domain) if fs.color_times.domain in schema.DOMAINS else -1
+        row[f"{prefix}_domain"] = schema.DOMAINS.index(times.domain) if times.domain in schema.DOMAINS else -1
+    row["skew_ms"] = fs.color_times.timestamp_ms - fs.depth_times.timestamp_ms
     row["host_time"] = fs.host_time
     return row
 
