@@ -22,6 +22,7 @@ import numpy as np
 
 from station.checks import StationError
 from station.process.coding import CodingStore, trial_key
+from station.record import schema
 from station.vocab.facs import parse_aus
 
 KEY_HELP = """\
@@ -80,16 +81,16 @@ class CodingSession:
 
         self.file = open_trial(check_trial_file(self.trial_path))
         try:
-            table = self.file["frames"][...]
-            self.n = min(len(table), self.file["color"].shape[0])
+            table = schema.frames_table(self.file)
+            self.n = len(table)
         except Exception as err:  # noqa: BLE001
             self.file.close()
             raise StationError(f"trial file {str(self.trial_path)!r} cannot be read: {err}") from err
         if self.n == 0:
             self.file.close()
             raise StationError(f"trial file {str(self.trial_path)!r} holds no frames.")
-        self.numbers = table["color_number"][: self.n]
-        self.stamps = table["color_timestamp_ms"][: self.n]
+        self.numbers = schema.frame_numbers(table)
+        self.stamps = schema.timestamps_ms(table)
         self.fps = float(self.file.attrs.get("fps", 60))
         self.store = CodingStore(out, coder)
         self.candidates = self._load_candidates(candidates)
@@ -247,7 +248,7 @@ class CodingSession:
 
     # -- drawing --------------------------------------------------------------------------------
     def render(self) -> np.ndarray:
-        frame = self.file["color"][self.index]
+        frame = schema.color_dataset(self.file)[self.index]
         image = np.ascontiguousarray(frame[..., ::-1])
         h, w = image.shape[:2]
         panel = np.full((PANEL_HEIGHT, w, 3), 30, np.uint8)

@@ -278,7 +278,8 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
     from station.checks import StationError
     from station.process.coding import trial_key
     from station.process.selection import load_rules
-    from station.record.writer import open_trial, read_calibration, read_ground_truth
+    from station.record import schema
+    from station.record.writer import open_trial, read_calibration
 
     params = params or SpotParams(macro_min_ms=load_rules(rules).macro_min_ms)
     from station.process.trialcheck import check_trial_file
@@ -287,15 +288,15 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
     with open_trial(path) as f:
         try:
             calibration = read_calibration(f)
-            table = f["frames"][...]
-            n = min(len(table), f["color"].shape[0])
-            frames = f["color"][:n]
-            truth = read_ground_truth(f) if "ground_truth" in f else []
+            table = schema.frames_table(f)
+            n = len(table)
+            frames = schema.read_rows(schema.color_dataset(f), 0, n, schema.frame_numbers(table))
+            truth = schema.read_ground_truth_events(f)
         except StationError:
             raise
         except Exception as err:  # noqa: BLE001 - damaged file: say which
             raise StationError(f"{path}: cannot read frames ({err})") from err
-    numbers, stamps = table["color_number"][:n], table["color_timestamp_ms"][:n]
+    numbers, stamps = schema.frame_numbers(table), schema.timestamps_ms(table)
     if n < 10:
         raise StationError(f"{path}: only {n} frame(s), too short to spot.")
     try:
