@@ -163,7 +163,12 @@ def spot_step(args, data, db, trials, report) -> None:
                                             for e in r.truth) for c, r in blinks)
     report["blink_flags"] = len(blinks)
     report["blinks_truth"] = sum(e["kind"] == "blink" for r in results for e in r.truth)
-    report["frames"] = int(sum(len(open_trial(p)["frames"]) for p in trials))
+    from station.record.schema import readable_frames
+
+    report["frames"] = 0
+    for p in trials:
+        with open_trial(p) as f:
+            report["frames"] += readable_frames(f)
     half = len(results) // 2  # thresholds were tuned on the first half of the subjects
     report["spot_scores_micro_tuning_half"] = evaluate_spotting(results[:half], ("micro",))
     report["spot_scores_micro_held_out_half"] = evaluate_spotting(results[half:], ("micro",))
