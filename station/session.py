@@ -154,7 +154,9 @@ class Session:
             self.save()
 
     def trial_path(self, number: int, clip_id: str) -> Path:
-        return self.folder / f"trial-{number:02d}-{clip_id}.h5"
+        from station.record.schema import trial_file_name
+
+        return self.folder / trial_file_name(number, clip_id)
 
 
 def create_session(root: str | Path, participant: str, *, age: int | None = None, sex: str | None = None,
