@@ -239,9 +239,11 @@ class Runner:
             w, h = movie.frameSize if movie.frameSize else (16, 9)
             height = min(0.9, 0.95 * self.win_aspect / (w / h))
             movie.size = (height * w / h, height)
-        attrs = {"participant": self.session.participant, "session": self.session.session_id,
-                 "clip": clip.id, "clip_emotion": clip.emotion, "clip_file": str(clip.path), "trial": number,
-                 "protocol": self.p.name, "simulated_participant": self.sim is not None}
+        from station.record.schema import CLIP_EMOTION, identity_attrs
+
+        attrs = identity_attrs(self.session.participant, self.session.session_id, number, clip.id,
+                               **{CLIP_EMOTION: clip.emotion}, clip_file=str(clip.path), protocol=self.p.name,
+                               simulated_participant=self.sim is not None)
         outcome = "complete"
         display_before = len(self.display.log.times)
         try:
