@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from station.checks import StationError
-from station.process import agreement, coding, selection
+from station.process import selection
 from station.vocab import facs
 
 
@@ -26,41 +26,7 @@ def test_blinks_and_eye_rolls_are_not_coded():
     assert selection.strip_uncoded("12+45") == "12"
 
 
-def test_coding_store_saves_every_change_and_resumes(tmp_path):
-    path = tmp_path / "alice.csv"
-    store = coding.CodingStore(path, "alice")
-    store.add("t1.h5", 10, 14, 20, "1+2", "brows")
-    store.set_cursor("t1.h5", 33)
-    again = coding.CodingStore(path, "alice")
-    assert [(a.onset, a.apex, a.offset, a.aus) for a in again.for_trial("t1.h5")] == [(10, 14, 20, "1+2")]
-    assert again.cursor("t1.h5") == 33
-    with pytest.raises(StationError, match="belongs to coder"):
-        coding.CodingStore(path, "bob")
-    with pytest.raises(StationError, match="onset <= apex <= offset"):
-        store.add("t1.h5", 10, 30, 20, "1")
-
-
-def _ann(coder, trial, onset, apex, offset, aus):
-    return coding.Annotation(coder, trial, 0, onset, apex, offset, aus)
-
-
-def test_reliability_follows_equation_1_and_merge_applies_arbitration():
-    c1 = [_ann("a", "t", 10, 14, 20, "1+2+5"), _ann("a", "t", 100, 104, 110, "12"), _ann("a", "t", 300, 302, 305, "4")]
-    c2 = [_ann("b", "t", 11, 14, 20, "1+2"), _ann("b", "t", 100, 104, 110, "R12")]
-    report = agreement.compare(c1, c2)
-    per = {p.first.onset if p.first else p.second.onset: p.reliability for p in report.pairs}
-    assert per[10] == pytest.approx(2 * 2 / 5)
-    assert per[100] == 0.0  # 12 and R12 are different AUs
-    assert per[300] == 0.0  # only coder 1 saw it
-    assert report.overall == pytest.approx(2 * 2 / (5 + 2 + 1))
-    fields = {(d["pair"], d["field"]) for d in report.disagreements}
-    assert (1, "onset") in fields and (1, "AU5") in fields and (3, "movement") in fields
-    final, pending = agreement.merge(report, {(1, "AU5"): "keep", (1, "onset"): "10"}, unresolved="drop")
-    by_onset = {f.onset: f for f in final}
-    assert by_onset[10].aus == "1+2+5"
-    assert 300 not in by_onset  # unresolved single-coder movement dropped
-    assert by_onset[100].aus == ""  # 12 vs R12 unresolved -> dropped
-    assert any(p["field"] == "movement" for p in pending)
+# coding files and agreement: tests/test_process_coding.py, tests/test_process_agreement.py
 
 
 def test_duration_rule_uses_device_timestamps():
@@ -135,27 +101,3 @@ def test_trial_context_reads_recorder_attributes_and_the_session_self_report(tmp
                        "self_report": "amusement"}
     rules = selection.load_rules()
     assert selection.nonobjective_class("6+12", rules, context["clip_emotion"], context["self_report"]) == "happiness"
-
-
-def test_agree_cli_writes_reliability_disagreements_and_applies_arbitration(tmp_path):
-    import csv
-
-    from station.cli import main
-
-    c1, c2 = tmp_path / "c1.csv", tmp_path / "c2.csv"
-    coding.write_coding(c1, [_ann("a", "t.h5", 10, 14, 20, "1+2+5")])
-    coding.write_coding(c2, [_ann("b", "t.h5", 10, 15, 20, "1+2")])
-    out = tmp_path / "agree"
-    assert main(["agree", str(c1), str(c2), "--out", str(out)]) == 0
-    rows = list(csv.DictReader(open(out / "reliability.csv")))
-    assert rows[-1]["R"] == f"{2 * 2 / 5:.3f}"
-    assert [r.aus for r in coding.read_coding(out / "final.csv")] == ["1+2"]
-    disputes = list(csv.DictReader(open(out / "disagreements.csv")))
-    assert [d["field"] for d in disputes] == ["AU5"]  # apex 14 vs 15 is within the 2-frame tolerance
-    disputes[0]["decision"] = "keep"
-    with open(out / "decided.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(disputes[0]))
-        writer.writeheader()
-        writer.writerows(disputes)
-    assert main(["agree", str(c1), str(c2), "--out", str(out), "--arbitration", str(out / "decided.csv")]) == 0
-    assert [(r.apex, r.aus) for r in coding.read_coding(out / "final.csv")] == [(14, "1+2+5")]
