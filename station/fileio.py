@@ -1,0 +1,249 @@
+"""Small files written so a crash never leaves half of one, and tables read as people save them.
+
+Writing: :func:`atomic_write_text` / :func:`atomic_write_bytes` / :func:`atomic_write_json` and
+the :func:`atomic_path` context manager (for writers that want a file name: h5py, numpy, cv2)
+write a temporary file in the same folder, fsync it, rename it over the target and fsync the
+folder, so after a power cut ``path`` holds either the old or the new content, never a torn
+one.  The temporary file is always ``.<name>.<pid>.tmp`` (:func:`temp_path`): hidden, unique
+per process, never taken for data (trial files being recorded use ``.h5.writing`` instead,
+see :mod:`station.record.schema`, because those are *meant* to be recovered).
+:func:`append_line_fsync` is the journal's primitive: one ``write`` per line, fsync'd.
+
+Reading: :func:`read_table` reads a CSV / TSV whatever saved it -- UTF-8 with or without BOM,
+UTF-16 with BOM (Excel "Unicode text"), Windows-1252 / Latin-1 (Excel in Western Europe), and
+``;`` as the separator (Excel where ``,`` is the decimal mark) -- and every error names the
+file, the line and the column.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from station.checks import StationError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_path(path: str | Path) -> Path:
+    """Where an atomic write of ``path`` goes first: ``.<name>.<pid>.tmp`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename or a new file in ``folder`` durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is fsync'd and renamed to ``path``.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and durably; returns ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically and durably (``\\n`` line ends as given)."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def json_default(obj: Any) -> Any:
+    """JSON for the types station data carry: paths, numpy scalars and arrays."""
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+    """Write ``data`` as UTF-8 JSON atomically and durably (numpy values and paths allowed)."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False, default=json_default)
+    return atomic_write_text(path, text + "\n")
+
+
+def append_line_fsync(path: str | Path, line: str) -> None:
+    """Append one line (a ``\\n`` is added if missing) with a single ``write``, then fsync.
+
+    A single ``write`` on an ``O_APPEND`` descriptor means a crash leaves at most the last line
+    torn, never two lines interleaved.  A new file also gets its folder fsync'd.
+    """
+    path = Path(path)
+    new = not path.exists()
+    data = (line if line.endswith("\n") else line + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if new:
+        fsync_dir(path.parent)
+
+
+# -- tables -----------------------------------------------------------------------------------
+DELIMITERS = (",", ";", "\t")
+
+
+@dataclass
+class Row(Mapping):
+    """One data row: ``line`` in the file (the header is line 1) and its cells by column."""
+
+    line: int
+    data: dict[str, str]
+    path: Path = field(repr=False, default=Path())
+
+    def __getitem__(self, key: str) -> str:
+        return self.data[key]
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def where(self, column: str | None = None) -> str:
+        """``file:line`` (and ``, column X``) for error messages."""
+        return f"{self.path}:{self.line}" + (f", column {column}" if column else "")
+
+    def value(self, column: str, convert: Callable[[str], Any] = str, allowed: str = "") -> Any:
+        """The cell converted by ``convert``; a failure names the file, line, column and value."""
+        raw = (self.data.get(column) or "").strip()
+        try:
+            return convert(raw)
+        except (ValueError, TypeError) as err:
+            want = allowed or getattr(convert, "__name__", "a valid value")
+            raise StationError(f"{self.where(column)}: {raw!r} is not {want}.") from err
+
+
+@dataclass
+class Table:
+    """A table read by :func:`read_table`: its rows, columns and how the file was written."""
+
+    path: Path
+    columns: list[str]
+    rows: list[Row]
+    encoding: str
+    delimiter: str
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _decode(raw: bytes) -> tuple[str, str]:
+    """Text and encoding name: BOMs first, then strict UTF-8, then Windows-1252 / Latin-1."""
+    for bom, name in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+                      (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            return raw.decode(name), name
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def _delimiter(header: str, path: Path) -> str:
+    if path.suffix.lower() in (".tsv", ".tab"):
+        return "\t"
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def read_table(path: str | Path, required: Sequence[str] = (), *, what: str = "table",
+               optional: Sequence[str] | None = None) -> Table:
+    """Read a CSV / TSV into a :class:`Table`; cells are stripped strings (``''`` when absent).
+
+    ``required`` columns must be in the header (blanks around header names and their case
+    are ignored: ``' Onset'`` is ``onset`` if ``onset`` is required).  With ``optional`` given,
+    any other column is refused too (a typo must not be silently ignored).  ``what`` names the
+    file in messages (``"coding file"``).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise StationError(f"{what} {str(path)!r} does not exist.") from None
+    except OSError as err:
+        raise StationError(f"{what} {str(path)!r} cannot be read: {err.strerror}.") from err
+    text, encoding = _decode(raw)
+    if not text.strip():
+        raise StationError(f"{what} {str(path)!r} is empty; it needs a header line"
+                           + (f" with {', '.join(required)}." if required else "."))
+    first = text.lstrip("\ufeff").splitlines()[0]
+    delimiter = _delimiter(first, path)
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
+    header = [h.strip() for h in next(reader)]
+    by_lower = {h.lower(): h for h in header}
+    rename = {by_lower[c.lower()]: c for c in [*required, *(optional or ())] if c.lower() in by_lower}
+    columns = [rename.get(h, h) for h in header]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise StationError(f"{path}:1: {what} lacks the column(s) {', '.join(missing)}; it has "
+                           f"{', '.join(repr(c) for c in header) or 'none'} (separator {delimiter!r}, {encoding}).")
+    if optional is not None:
+        unknown = [c for c in columns if c and c not in (*required, *optional)]
+        if unknown:
+            raise StationError(f"{path}:1: {what} has unknown column(s) {', '.join(unknown)}; allowed are "
+                               f"{', '.join((*required, *optional))}.")
+    rows = []
+    for cells in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
+            raise StationError(f"{path}:{line}: {len(cells)} cells but the header has {len(columns)} columns "
+                               f"(separator {delimiter!r}); quote cells that contain the separator.")
+        data = {c: (cells[i].strip() if i < len(cells) else "") for i, c in enumerate(columns) if c}
+        rows.append(Row(line, data, path))
+    return Table(path, columns, rows, encoding, delimiter)

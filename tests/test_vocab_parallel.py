@@ -1,0 +1,38 @@
+"""One parallel map: in order, in real spawn processes, with progress; Dask in a thread cluster."""
+
+import os
+
+import pytest
+
+from station.checks import StationError
+from station.parallel import parallel_map
+
+
+def _pid_square(x):
+    return x * x, os.getpid()
+
+
+def test_local_processes_keep_order_and_report_progress():
+    seen = []
+    out = parallel_map(_pid_square, range(6), jobs=2, progress=seen.append)
+    assert [v for v, _ in out] == [0, 1, 4, 9, 16, 25] and len(seen) == 6
+    assert os.getpid() not in {pid for _, pid in out}  # really other processes
+    assert {pid for _, pid in parallel_map(_pid_square, [1, 2], jobs=1)} == {os.getpid()}
+
+
+def _fail(x):
+    raise ValueError(f"item {x}")
+
+
+def test_errors_propagate():
+    with pytest.raises(ValueError, match="item"):
+        parallel_map(_fail, [1, 2], jobs=2)
+
+
+@pytest.mark.slow
+def test_dask_scheduler_address():
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c:
+        assert [v for v, _ in parallel_map(_pid_square, [3, 1, 2], scheduler=c.scheduler_address)] == [9, 1, 4]
+    with pytest.raises(StationError, match="cannot reach the Dask scheduler"):
+        parallel_map(_pid_square, [1], scheduler="tcp://127.0.0.1:9")
