@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
@@ -79,8 +78,9 @@ def next_trial_path(out: str | Path) -> Path:
     out = Path(out)
     if out.suffix == ".h5":
         return out
-    taken = [int(m.group(1)) for p in out.glob("trial-*.h5*") if (m := re.match(r"trial-(\d+)", p.name))]
-    return out / f"trial-{max(taken, default=0) + 1:02d}.h5"
+    from station.record.schema import next_trial_number, trial_file_name
+
+    return out / trial_file_name(next_trial_number(out))
 
 
 def status_table(status: RecorderStatus, elapsed: float, seconds: float, source: str) -> Table:

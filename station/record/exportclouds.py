@@ -34,7 +34,7 @@ def export_pointclouds(trial: str | Path, outdir: str | Path, frames: str = "",
     with open_trial(trial) as f:
         cal = read_calibration(f)
         rays = pixel_rays(cal.depth_intrinsics)
-        n = min(f[schema.COLOR].shape[0], f[schema.DEPTH].shape[0], f[schema.FRAMES].shape[0])
+        n = schema.readable_frames(f)
         selected = frame_range(frames, n)
         numbers = f[schema.FRAMES]["depth_number"]
         for k, i in enumerate(selected):

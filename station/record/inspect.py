@@ -68,8 +68,7 @@ def _attr(value: Any) -> Any:
 
 def _frames_table(f: h5py.File) -> np.ndarray:
     """Rows of /frames that have a matching image (a crash can leave the table one flush ahead)."""
-    n = min(f[schema.FRAMES].shape[0], f[schema.COLOR].shape[0], f[schema.DEPTH].shape[0])
-    return f[schema.FRAMES][:n]
+    return schema.frames_table(f)
 
 
 def summarize(path: str | Path) -> TrialSummary:
