@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from station.camera.base import EndOfStream
+from station.record import schema
 from station.record.writer import TrialWriter
 
 
@@ -85,8 +86,8 @@ def write_demo_trial(path: str | Path, n_frames: int = 120, events: list[dict] |
     events = default_events() if events is None else events
     camera = VirtualD415(AstronautScene(events, n_frames, **scene_kwargs), realtime=False)
     calibration = camera.start()
-    writer = TrialWriter(path, calibration, attrs=attrs or {"participant": "demo", "clip": "demo-clip",
-                                                            "clip_emotion": "surprise"},
+    writer = TrialWriter(path, calibration, attrs=attrs or schema.identity_attrs("demo", "", (schema.parse_trial_file_name(path) or (1,))[0], "demo-clip",
+                                                                                 **{schema.CLIP_EMOTION: "surprise"}),
                          ground_truth=events)
     try:
         while True:
