@@ -49,6 +49,17 @@ INDEX_COLUMNS = ("subject", "sample", "onset", "apex", "offset", "aus", "objecti
                  "onset_duration_ms", "trial")
 
 
+def subject_folder(subject: int | str) -> str:
+    """The folder of a subject, CASME II style: ``sub01`` for 1 (or ``"1"``); ``sub104`` for 104.
+
+    A subject that is not a number (never the case in an exported index) is used as it is.
+    """
+    text = str(subject).strip()
+    if text.lower().startswith("sub") and text[3:].isdigit():
+        text = text[3:]
+    return f"sub{int(text):02d}" if text.isdigit() else text
+
+
 @dataclass
 class SampleRecord:
     """One row of the index."""

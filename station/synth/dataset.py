@@ -23,20 +23,21 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from station.camera.base import EndOfStream
 from station.camera.virtual import VirtualD415
 from station.checks import StationError, check_positive, check_writable_dir
-from station.record.writer import Storage, TrialWriter, writing_path
+from station.dataset import subject_folder
+from station.record import schema
+from station.record.writer import Storage, TrialWriter, open_trial, write_ground_truth, writing_path
 from station.synth.events import TimingRules, plan_timeline
 from station.synth.participant import SyntheticParticipant
 
 MICRO_PER_TRIAL = 6
 #: Short gaps and macro-expressions just over 500 ms keep the frames per sample (and GB) down.
 DATASET_TIMING = TimingRules(macro_ms=(550.0, 900.0), gap_ms=(120.0, 250.0))
-LANDMARKS = "landmarks68"
+LANDMARKS = schema.GT_LANDMARKS  # the name lives in the trial schema
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,13 @@ class TrialPlan:
     kinds: tuple[str, ...]
 
     @property
+    def participant(self) -> str:
+        """The synthetic participant's id, also its folder: ``sub01``."""
+        return subject_folder(self.subject)
+
+    @property
     def relpath(self) -> str:
-        return f"sub{self.subject:02d}/trial-{self.trial:02d}.h5"
+        return f"{self.participant}/{schema.trial_file_name(self.trial)}"
 
 
 def plan_dataset(subjects: int, samples: int, seed: int) -> list[TrialPlan]:
@@ -91,11 +97,14 @@ def planned_frames(plan: TrialPlan, seed: int) -> int:
     return n_frames - 1  # the virtual D415 spends frame 0 priming the syncer
 
 
-def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attrs: dict | None = None) -> int:
+def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attrs: dict | None = None,
+                 trial: int | None = None) -> int:
     """Film ``scene`` with the virtual D415 (fast mode) into trial file ``path``; returns frames written.
 
-    The ground truth goes in at creation; the true landmarks of every stored frame (looked up
-    by its device frame number) are added after the writer closed the file.
+    The ground-truth events go in at creation, the true landmarks of every stored frame (looked
+    up by its device frame number) when the writer closes the file, before it gets its final
+    name: a finished synthetic trial always has both.  ``trial`` is the trial number of the
+    identity (default: from the file name).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     camera = VirtualD415(scene, realtime=False, fps=60)
@@ -103,9 +112,8 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
     numbers: list[int] = []
     try:
         events = [e.as_dict() for e in scene.events()]
-        writer = TrialWriter(path, calib, storage, attrs={"synthetic": True, "subject": scene.subject,
-                                                          "seed": scene.seed, "photo": scene.look.photo,
-                                                          **(attrs or {})}, ground_truth=events)
+        writer = TrialWriter(path, calib, storage, attrs={**synthetic_attrs(scene, path, trial), **(attrs or {})},
+                             ground_truth=events)
         try:
             while True:
                 try:
@@ -123,22 +131,25 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
             raise
     finally:
         camera.stop()
-    final = writer.close({"frames": len(numbers)})
-    with h5py.File(final, "r+") as f:
-        _write_landmarks(f, scene, numbers)
+    writer.set_ground_truth_landmarks(numbers, true_landmarks(scene, numbers))
+    writer.close({"frames": len(numbers)})
     return len(numbers)
 
 
-def _write_landmarks(f: h5py.File, scene: SyntheticParticipant, numbers) -> None:
+def synthetic_attrs(scene: SyntheticParticipant, path: Path, trial: int | None = None) -> dict:
+    """Identity and provenance of a synthetic trial: participant ``subNN``, trial number."""
+    parsed = schema.parse_trial_file_name(path)
+    number = trial if trial is not None else (parsed[0] if parsed else 1)
+    return schema.identity_attrs(subject_folder(scene.subject), "", number, "",
+                                 **{schema.ATTR_SYNTHETIC: True, schema.LEGACY_SUBJECT: scene.subject,
+                                    "seed": scene.seed, "photo": scene.look.photo})
+
+
+def true_landmarks(scene: SyntheticParticipant, numbers) -> np.ndarray:
+    """(N, 68, 2) float32 true landmarks of the frames with device ``numbers``."""
     numbers = [int(n) for n in numbers]
-    landmarks = (np.stack([scene.landmarks(n) for n in numbers]).astype(np.float32) if numbers
-                 else np.zeros((0, 68, 2), np.float32))
-    group = f.require_group("ground_truth")
-    if LANDMARKS in group:
-        del group[LANDMARKS]
-    ds = group.create_dataset(LANDMARKS, data=landmarks)
-    ds.attrs["frame_numbers"] = np.asarray(numbers, np.int64)
-    ds.attrs["units"] = "color image pixels (x, y), dlib 68-point order"
+    return (np.stack([scene.landmarks(n) for n in numbers]).astype(np.float32) if numbers
+            else np.zeros((0, 68, 2), np.float32))
 
 
 def events_between(scene: SyntheticParticipant, first: int, last: int) -> list[dict]:
@@ -162,15 +173,15 @@ def annotate_recording(path: str | Path, scene: SyntheticParticipant) -> int:
     (their frames are device frame numbers, and may start before the first stored frame) and
     the true landmarks of every stored frame.  Returns the number of events.
     """
-    with h5py.File(path, "r+") as f:
-        numbers = f["frames"]["color_number"][...]
-        events = events_between(scene, int(numbers.min()), int(numbers.max())) if numbers.size else []
-        group = f.require_group("ground_truth")
-        if "events" in group:
-            del group["events"]
-        group.create_dataset("events", data=json.dumps(events))
-        _write_landmarks(f, scene, numbers)
-        f.attrs.update({"synthetic": True, "subject": scene.subject, "seed": scene.seed, "photo": scene.look.photo})
+    with open_trial(path) as f:
+        numbers = schema.frame_numbers(schema.frames_table(f))
+        identity = schema.read_identity(f, path)
+    events = events_between(scene, int(numbers.min()), int(numbers.max())) if numbers.size else []
+    attrs = {schema.ATTR_SYNTHETIC: True, schema.LEGACY_SUBJECT: scene.subject, "seed": scene.seed,
+             "photo": scene.look.photo}
+    if identity.source == "path":  # a bare `station record` file: say whose virtual face it is
+        attrs[schema.PARTICIPANT] = subject_folder(scene.subject)
+    write_ground_truth(path, events, numbers, true_landmarks(scene, numbers), attrs)
     return len(events)
 
 
@@ -183,11 +194,12 @@ def _finished_frames(path: Path) -> int | None:
     if not path.exists():
         return None
     try:
-        with h5py.File(path, "r") as f:
-            synthetic = bool(f.attrs.get("synthetic", False))
-            if synthetic and f.attrs.get("complete") and LANDMARKS in f["ground_truth"]:
-                return int(f["color"].shape[0])
-    except (OSError, KeyError):
+        with open_trial(path) as f:
+            synthetic = bool(schema.read_attr(f, schema.ATTR_SYNTHETIC, False))
+            if (synthetic and schema.read_attr(f, schema.ATTR_COMPLETE, False)
+                    and schema.has_ground_truth_landmarks(f)):
+                return schema.readable_frames(f)
+    except (StationError, OSError, KeyError):
         synthetic = False
     if not synthetic:
         raise StationError(f"{str(path)!r} is in the way and is not a synthetic trial; move it elsewhere.")
@@ -212,7 +224,7 @@ def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage:
         if frames is None:  # not written yet, or left half-written by an interrupted run
             writing_path(path).unlink(missing_ok=True)  # synthetic: regenerated identically
             scene = trial_scene(plan, seed, width, height)
-            frames = record_scene(scene, path, storage)
+            frames = record_scene(scene, path, storage, trial=plan.trial)
         size = path.stat().st_size
         total_bytes += size
         trials.append({"file": plan.relpath, "subject": plan.subject, "trial": plan.trial, "frames": frames,
