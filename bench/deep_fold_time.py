@@ -39,7 +39,7 @@ from station.deep.training import DEFAULT_CONFIGS, DeepClassifier, build_network
 def load_db(path: Path):
     """Samples of an exported database on the 3-class protocol (others dropped)."""
     from station.dataset import read_index, read_sample
-    from station.evaluate.labels import THREE_CLASS, canonical
+    from station.vocab.classes import THREE_CLASS, canonical
 
     records = [r for r in read_index(path) if THREE_CLASS.get(canonical(r.objective_class))]
     samples = [read_sample(path, r) for r in records]

@@ -14,8 +14,9 @@ import cv2
 import numpy as np
 
 from station.dataset import Sample, SampleRecord
+from station.vocab.classes import THREE_CLASSES
 
-CLASSES = ("negative", "positive", "surprise")
+CLASSES = THREE_CLASSES
 
 #: (first row, last row) as fractions of the face, and vertical direction (+1 = down).
 _CLASS_MOTION = {"positive": (0.62, 0.95, -1.0), "negative": (0.05, 0.38, 1.0), "surprise": (0.05, 0.38, -1.0)}

@@ -15,12 +15,13 @@ import numpy as np
 from station.evaluate.cache import FeatureCache, curvature_matrices, lbptop_matrices
 from station.evaluate.classifiers import DEFAULT_C_GRID
 from station.evaluate.fusion import ALPHAS, alpha_curve, nested_predictions, paper_predictions
-from station.evaluate.labels import LABEL_SETS, LabelSet, make_label_set
+from station.evaluate.labels import LabelSet, make_label_set
 from station.evaluate.loaders import Database
 from station.evaluate.metrics import Scores, score
 from station.evaluate.protocols import PROTOCOLS, ProtocolRun, run_protocol
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
+from station.vocab.classes import LABEL_SETS
 
 MODALITY_2D = "LBP-TOP"
 MODALITIES_3D = {"si": "SI", "hk": "HK", "sihk": "SI+HK"}

@@ -127,7 +127,7 @@ def register(subparsers) -> None:
 
 def options_from_args(args, has_3d: bool):
     from station.evaluate.baseline import EvalOptions
-    from station.evaluate.labels import LABEL_SETS
+    from station.vocab.classes import LABEL_SETS
     from station.evaluate.protocols import PROTOCOLS
     from station.features.landmarks23 import CurvatureParams
     from station.features.lbptop import LbpTopParams, check_params

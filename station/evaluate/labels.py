@@ -3,9 +3,10 @@
 * ``objective``: the objective class (I-VII, Others) as coded.
 * ``nonobjective``: the emotion class, without ``sadness`` (the paper drops it: too few samples).
 * ``3class``: positive / negative / surprise (paper 4.3.3, MEGC 2019 composite), derived from
-  the objective classes of Davison et al. (I happiness -> positive, II surprise -> surprise,
+  the objective classes' linked emotions (I happiness -> positive, II surprise -> surprise,
   III-VII anger, disgust, sadness, fear, contempt -> negative) or, for databases labelled by
   emotion names (CASME II, SAMM), from the emotion; ``Others`` and unknown labels are dropped.
+  The table is :data:`station.vocab.classes.THREE_CLASS` (class VII is decided there).
 
 Classes with fewer than ``min_class_size`` samples are dropped from a label set (with a note),
 because a class must be able to appear in both a training and a test fold.
@@ -18,31 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LABEL_SETS = ("objective", "nonobjective", "3class")
-LABEL_SET_TITLES = {"objective": "objective classes", "nonobjective": "non-objective classes",
-                    "3class": "3 classes (positive / negative / surprise)"}
-
-THREE_CLASS = {
-    # Davison et al. objective classes (station, SAMM "Objective Classes")
-    "i": "positive", "1": "positive",
-    "ii": "surprise", "2": "surprise",
-    "iii": "negative", "3": "negative", "iv": "negative", "4": "negative", "v": "negative",
-    "5": "negative", "vi": "negative", "6": "negative", "vii": "negative", "7": "negative",
-    # emotion names (CASME II, SAMM "Estimated Emotion", non-objective classes)
-    "happiness": "positive", "happy": "positive", "positive": "positive",
-    "surprise": "surprise",
-    "disgust": "negative", "repression": "negative", "fear": "negative", "sadness": "negative",
-    "anger": "negative", "contempt": "negative", "tense": "negative", "negative": "negative",
-}
-OTHERS = {"others", "other", ""}
-
-
-def canonical(label: str) -> str:
-    """Labels compared case- and blank-insensitively (``' Happiness'`` == ``'happiness'``)."""
-    text = str(label).strip()
-    if text.endswith(".0") and text[:-2].isdigit():  # spreadsheet numbers: 3.0 -> 3
-        text = text[:-2]
-    return text.lower()
+from station.vocab.classes import OTHER_WORDS, OTHERS, THREE_CLASS, canonical
 
 
 @dataclass
@@ -79,7 +56,7 @@ def make_label_set(name: str, objective: list[str], nonobjective: list[str], thr
             lab = canonical(src)
             mapped = THREE_CLASS.get(lab)
             if mapped is None:
-                dropped["Others" if lab in OTHERS else f"no 3-class mapping for {lab!r}"] += 1
+                dropped[OTHERS if lab in OTHER_WORDS else f"no 3-class mapping for {lab!r}"] += 1
             raw.append(mapped)
     if name != "3class":  # show labels as the database spells them ("Others", "I"), compare canonically
         shown: dict[str, str] = {}

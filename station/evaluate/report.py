@@ -23,7 +23,7 @@ import numpy as np
 
 from station.evaluate.baseline import MODALITY_2D, EvaluationResult
 from station.evaluate.fusion import ALPHAS
-from station.evaluate.labels import LABEL_SET_TITLES
+from station.vocab.classes import LABEL_SET_TITLES
 from station.evaluate.protocols import PROTOCOL_TITLES
 
 

@@ -14,18 +14,22 @@ from pathlib import Path
 import numpy as np
 
 from station.dataset import Sample, SampleRecord, write_index, write_sample
+from station.vocab.classes import CLASS_EMOTION, OTHERS
 
-#: class -> (emotion, landmarks that move, 2D displacement direction (dx, dy), 3D bump sign)
-CLASSES = {
-    "I": ("happiness", (31, 37, 32, 36), (1.0, -1.0), -1.0),
-    "II": ("surprise", (0, 2, 4, 5, 7, 9), (0.0, -1.0), -1.0),
-    "III": ("anger", (4, 5, 22, 25), (0.0, 1.0), 1.0),
-    "IV": ("disgust", (14, 16, 18, 13), (0.0, -1.0), -1.0),
-    "V": ("sadness", (31, 37, 38, 42), (0.0, 1.0), 1.0),
-    "VI": ("fear", (0, 9, 34, 40), (1.0, 0.0), -1.0),
-    "VII": ("contempt", (31, 32), (-1.0, -1.0), -1.0),
-    "Others": ("others", (19, 28, 20, 27), (0.0, 1.0), 1.0),
+#: class -> (landmarks that move, 2D displacement direction (dx, dy), 3D bump sign)
+_MOTION = {
+    "I": ((31, 37, 32, 36), (1.0, -1.0), -1.0),
+    "II": ((0, 2, 4, 5, 7, 9), (0.0, -1.0), -1.0),
+    "III": ((4, 5, 22, 25), (0.0, 1.0), 1.0),
+    "IV": ((14, 16, 18, 13), (0.0, -1.0), -1.0),
+    "V": ((31, 37, 38, 42), (0.0, 1.0), 1.0),
+    "VI": ((0, 9, 34, 40), (1.0, 0.0), -1.0),
+    "VII": ((31, 32), (-1.0, -1.0), -1.0),
+    OTHERS: ((19, 28, 20, 27), (0.0, 1.0), 1.0),
 }
+#: class -> (emotion, landmarks that move, 2D displacement direction (dx, dy), 3D bump sign);
+#: the emotions are the classes' linked emotions of station.vocab.classes.
+CLASSES = {cls: ({**CLASS_EMOTION, OTHERS: "others"}[cls], *motion) for cls, motion in _MOTION.items()}
 
 
 def template_landmarks(size: int) -> np.ndarray:

@@ -6,8 +6,8 @@ Ground-truth event dict (stored as JSON in the trial's ``/ground_truth/events``)
      "onset": int, "apex": int, "offset": int,   # device frame numbers (== rendered index)
      "aus": [int, ...],                           # FACS action units, e.g. [6, 12]
      "objective_class": "I".."VII" | None,        # Davison et al. 2017 objective class (None for blinks)
-     "emotion": str,                              # happiness, surprise, anger, disgust, sadness, fear,
-                                                  # others; "blink" for blinks
+     "emotion": str,                              # the class's linked emotion (station.vocab.classes:
+                                                  # happiness .. fear, contempt for VII); "blink" for blinks
      "intensity": float,                          # apex displacement scale (1.0 ~ 0.05 IOD ~ 3 px)
      "subject": int}
 
@@ -29,16 +29,21 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-#: Objective classes (Davison et al. 2017) -> (emotion label, AU combinations we generate).
-CLASS_COMBOS: dict[str, tuple[str, tuple[tuple[int, ...], ...]]] = {
-    "I": ("happiness", ((6, 12), (12,), (6, 12, 25))),
-    "II": ("surprise", ((1, 2), (5,), (1, 2, 5), (1, 2, 25, 26))),
-    "III": ("anger", ((4,), (4, 7), (23,), (4, 7, 23), (17, 24))),
-    "IV": ("disgust", ((9,), (10,), (4, 9), (9, 10))),
-    "V": ("sadness", ((1,), (15,), (1, 15), (15, 17))),
-    "VI": ("fear", ((1, 2, 4), (20,), (1, 2, 4, 20))),
-    "VII": ("others", ((14,), (24,), (7,))),
+from station.vocab.classes import CLASS_EMOTION, OBJECTIVE_CLASSES
+
+#: AU combinations the generator draws per objective class (their classes come from the rule table).
+GENERATED_AUS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "I": ((6, 12), (12,), (6, 12, 25)),
+    "II": ((1, 2), (5,), (1, 2, 5), (1, 2, 25, 26)),
+    "III": ((4,), (4, 7), (23,), (4, 7, 23), (17, 24)),
+    "IV": ((9,), (10,), (4, 9), (9, 10)),
+    "V": ((1,), (15,), (1, 15), (15, 17)),
+    "VI": ((1, 2, 4), (20,), (1, 2, 4, 20)),
+    "VII": ((14,), (24,), (7,)),  # 14 is in VII's row; 24 and 7 fit no class I-VI, hence VII
 }
+#: Objective class -> (linked emotion, AU combinations we generate); emotions from station.vocab.classes.
+CLASS_COMBOS: dict[str, tuple[str, tuple[tuple[int, ...], ...]]] = {
+    cls: (CLASS_EMOTION[cls], GENERATED_AUS[cls]) for cls in OBJECTIVE_CLASSES}
 
 KINDS = ("micro", "macro", "blink")
 EVENT_KEYS = ("kind", "onset", "apex", "offset", "aus", "objective_class", "emotion", "intensity", "subject")

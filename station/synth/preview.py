@@ -18,9 +18,8 @@ from station.camera.base import EndOfStream
 from station.camera.virtual import VirtualD415
 from station.synth.events import Event, objective_class
 from station.synth.participant import SyntheticParticipant
+from station.vocab.classes import CLASS_EMOTION
 
-CLASS_EMOTION = {"I": "happiness", "II": "surprise", "III": "anger", "IV": "disgust", "V": "sadness",
-                 "VI": "fear", "VII": "others"}
 
 
 def preview_scene(subject: int, seed: int, aus: list[int], intensity: float = 1.0) -> SyntheticParticipant:
