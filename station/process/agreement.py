@@ -2,27 +2,51 @@
 
 The paper's reliability is ``R = 2 * AU(C1, C2) / AU_all``: AUs both coders scored, over all AUs
 the two coders scored, per micro-expression; its 0.84 is the pooled figure over the database.
+Two coders agree on an AU when both scored its number (the FACS manual's agreement ratio);
+where they differ in laterality (``L12`` / ``R12`` / bilateral ``12``) or intensity (``7B`` /
+``7C``) the AU counts as agreed for R and the difference is listed for arbitration, never
+resolved silently.  Alongside R: agreement per AU number and Cohen's kappa on AU presence (each
+AU number x each movement is one yes/no judgement by each coder).  Blinks and eye rolls are not
+coded (section 3.4) and take no part.
+
 To compare AUs the two coders must first be talking about the same movement, so their
 annotations of a trial are paired by interval overlap (best temporal IoU first, the MEGC
-convention); a movement only one coder saw contributes its AUs to ``AU_all`` and nothing to
-agreement, and is listed for arbitration.
+convention); a trial is its ``trial_id`` (file names repeat across participants and sessions).
+A movement only one coder saw contributes its AUs to ``AU_all`` and nothing to agreement, and is
+listed for arbitration.
 
-Arbitration is a CSV round trip: ``disagreements.csv`` has an empty ``decision`` column the
-coders fill in after discussing (``keep``/``drop`` for an AU, a frame number for a frame, a
-FACS code for a whole AU field); ``station agree ... --arbitration`` applies it.
+Arbitration is a CSV round trip: ``disagreements.csv`` has empty ``decision`` and ``decided_by``
+columns the coders fill in after discussing; ``station agree ... --arbitration`` applies it and
+writes ``arbitration.csv``: every decision applied, who made it and when.  Averaged frames are
+rounded half up (501.5 -> 502), the convention coders and spreadsheets use.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from station.checks import StationError
 from station.process.coding import Annotation
-from station.vocab.facs import au_keys, format_aus, parse_aus
+from station.vocab.facs import INTENSITIES, ActionUnit, coded_only, format_aus, parse_aus
 
-DISAGREEMENT_COLUMNS = ("trial", "pair", "field", "coder1", "coder2", "decision")
+DISAGREEMENT_COLUMNS = ("trial_id", "participant", "session", "trial", "pair", "field", "coder1", "coder2",
+                        "decision", "decided_by")
+ARBITRATION_COLUMNS = DISAGREEMENT_COLUMNS + ("applied",)
+BILATERAL = "bilateral"
+
+
+def trial_of(ann: Annotation) -> str:
+    """What makes two rows the same trial: the trial id, or the file name for rows without one."""
+    return ann.trial_id or f"name:{ann.trial}"
+
+
+def half_up(a: int, b: int) -> int:
+    """Mean of two frame numbers rounded half up (``round`` would round 506.5 to 506)."""
+    return math.floor((a + b) / 2 + 0.5)
 
 
 def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -37,9 +61,9 @@ def pair_annotations(first: list[Annotation], second: list[Annotation], min_iou:
                      ) -> list[tuple[Annotation | None, Annotation | None]]:
     """Greedy one-to-one pairing per trial by descending IoU; unpaired ones come with ``None``."""
     pairs: list[tuple[Annotation | None, Annotation | None]] = []
-    for trial in sorted({a.trial for a in first} | {a.trial for a in second}):
-        a_list = [a for a in first if a.trial == trial]
-        b_list = [b for b in second if b.trial == trial]
+    for trial in sorted({trial_of(a) for a in first} | {trial_of(b) for b in second}):
+        a_list = [a for a in first if trial_of(a) == trial]
+        b_list = [b for b in second if trial_of(b) == trial]
         scored = sorted(((interval_iou((a.onset, a.offset), (b.onset, b.offset)), i, j)
                          for i, a in enumerate(a_list) for j, b in enumerate(b_list)), reverse=True)
         used_a: set[int] = set()
@@ -52,7 +76,27 @@ def pair_annotations(first: list[Annotation], second: list[Annotation], min_iou:
             pairs.append((a_list[i], b_list[j]))
         pairs += [(a, None) for i, a in enumerate(a_list) if i not in used_a]
         pairs += [(None, b) for j, b in enumerate(b_list) if j not in used_b]
-    return sorted(pairs, key=lambda p: ((p[0] or p[1]).trial, (p[0] or p[1]).onset))
+    return sorted(pairs, key=lambda p: (trial_of(p[0] or p[1]), (p[0] or p[1]).onset))
+
+
+def units_by_number(ann: Annotation | None) -> dict[int, list[ActionUnit]]:
+    """A coder's coded AUs (blinks, eye rolls excluded) grouped by AU number."""
+    if ann is None:
+        return {}
+    out: dict[int, list[ActionUnit]] = {}
+    where = f"coder {ann.coder}, trial {ann.trial}, movement {ann.sample}"
+    for unit in coded_only(parse_aus(ann.aus, where)):
+        out.setdefault(unit.number, []).append(unit)
+    return out
+
+
+def side_text(units: list[ActionUnit]) -> str:
+    sides = sorted({u.side for u in units if u.side})
+    return "+".join(sides) if sides else BILATERAL
+
+
+def intensity_text(units: list[ActionUnit]) -> str:
+    return "/".join(sorted({u.intensity for u in units if u.intensity}))
 
 
 @dataclass
@@ -72,9 +116,41 @@ class PairResult:
 
 
 @dataclass
+class AUAgreement:
+    """One AU number over all movements: how often both, only coder 1, only coder 2 scored it."""
+
+    number: int
+    both: int
+    only1: int
+    only2: int
+    neither: int
+
+    @property
+    def agreement(self) -> float:
+        scored = 2 * self.both + self.only1 + self.only2
+        return 2 * self.both / scored if scored else 1.0
+
+    @property
+    def kappa(self) -> float:
+        return cohen_kappa(self.both, self.only1, self.only2, self.neither)
+
+
+def cohen_kappa(both: int, only1: int, only2: int, neither: int) -> float:
+    """Cohen's kappa of a 2x2 presence table; NaN when chance agreement is total (undefined)."""
+    n = both + only1 + only2 + neither
+    if n == 0:
+        return float("nan")
+    po = (both + neither) / n
+    p1, p2 = (both + only1) / n, (both + only2) / n
+    pe = p1 * p2 + (1 - p1) * (1 - p2)
+    return (po - pe) / (1 - pe) if pe < 1 else float("nan")
+
+
+@dataclass
 class AgreementReport:
     pairs: list[PairResult]
     disagreements: list[dict] = field(default_factory=list)
+    per_au: list[AUAgreement] = field(default_factory=list)
 
     @property
     def overall(self) -> float:
@@ -87,55 +163,101 @@ class AgreementReport:
         scored = [p.reliability for p in self.pairs if p.total]
         return sum(scored) / len(scored) if scored else 1.0
 
+    @property
+    def kappa(self) -> float:
+        """Cohen's kappa on AU presence pooled over every AU number and movement."""
+        cells = [sum(getattr(a, k) for a in self.per_au) for k in ("both", "only1", "only2", "neither")]
+        return cohen_kappa(*cells)
 
-def _keys(ann: Annotation | None) -> set[tuple[int, str]]:
-    return au_keys(ann.aus, f"coder {ann.coder}, trial {ann.trial}, sample {ann.sample}") if ann else set()
+    def count(self, kind: str) -> int:
+        """Disagreements of one kind: movement, onset/apex/offset, presence, side, intensity."""
+        return sum(1 for d in self.disagreements if field_kind(d["field"]) == kind)
 
 
-def _key_text(key: tuple[int, str]) -> str:
-    return f"{key[1]}{key[0]}"
+def field_kind(name: str) -> str:
+    if name.endswith(" side"):
+        return "side"
+    if name.endswith(" intensity"):
+        return "intensity"
+    if name.startswith("AU"):
+        return "presence"
+    return name
+
+
+def _row(ann: Annotation, n: int, name: str, c1, c2) -> dict:
+    return dict(trial_id=ann.trial_id, participant=ann.participant, session=ann.session, trial=ann.trial,
+                pair=n, field=name, coder1=c1, coder2=c2, decision="", decided_by="")
 
 
 def compare(first: list[Annotation], second: list[Annotation], frame_tolerance: int = 0) -> AgreementReport:
-    """Pair the two codings and compute eq. 1 per movement and overall.
+    """Pair the two codings, compute eq. 1 per movement and overall, and list every disagreement.
 
     ``frame_tolerance``: onset/apex/offset differing by at most this many frames are not listed
-    as disagreements (they are averaged in the final coding).
+    as disagreements (they are averaged, half up, in the final coding).
     """
     results: list[PairResult] = []
     disagreements: list[dict] = []
+    presence: list[tuple[set[int], set[int]]] = []
     for n, (a, b) in enumerate(pair_annotations(first, second), start=1):
-        trial = (a or b).trial
-        ka, kb = _keys(a), _keys(b)
-        results.append(PairResult(trial, n, a, b, len(ka & kb), len(ka) + len(kb)))
+        ref = a or b
+        ua, ub = units_by_number(a), units_by_number(b)
+        results.append(PairResult(ref.trial, n, a, b, len(ua.keys() & ub.keys()), len(ua) + len(ub)))
+        presence.append((set(ua), set(ub)))
         if a is None or b is None:
-            only = a or b
-            disagreements.append(dict(trial=trial, pair=n, field="movement",
-                                      coder1=f"{only.onset}-{only.offset} {only.aus}" if a else "",
-                                      coder2=f"{only.onset}-{only.offset} {only.aus}" if b else "", decision=""))
+            text = f"{ref.onset}/{ref.apex}/{ref.offset} {ref.aus}".strip()
+            disagreements.append(_row(ref, n, "movement", text if a else "", text if b else ""))
             continue
         for name in ("onset", "apex", "offset"):
             if abs(getattr(a, name) - getattr(b, name)) > frame_tolerance:
-                disagreements.append(dict(trial=trial, pair=n, field=name, coder1=getattr(a, name),
-                                          coder2=getattr(b, name), decision=""))
-        for key in sorted(ka ^ kb):
-            disagreements.append(dict(trial=trial, pair=n, field=f"AU{_key_text(key)}",
-                                      coder1="yes" if key in ka else "", coder2="yes" if key in kb else "",
-                                      decision=""))
-    return AgreementReport(results, disagreements)
+                disagreements.append(_row(ref, n, name, getattr(a, name), getattr(b, name)))
+        for number in sorted(ua.keys() | ub.keys()):
+            if number not in ua or number not in ub:
+                disagreements.append(_row(ref, n, f"AU{number}", "yes" if number in ua else "",
+                                          "yes" if number in ub else ""))
+                continue
+            s1, s2 = side_text(ua[number]), side_text(ub[number])
+            if s1 != s2:
+                disagreements.append(_row(ref, n, f"AU{number} side", s1, s2))
+            i1, i2 = intensity_text(ua[number]), intensity_text(ub[number])
+            if i1 != i2:
+                disagreements.append(_row(ref, n, f"AU{number} intensity", i1 or "-", i2 or "-"))
+    numbers = sorted({x for p in presence for s in p for x in s})
+    per_au = []
+    for number in numbers:
+        cells = [0, 0, 0, 0]  # both, only coder 1, only coder 2, neither
+        for s1, s2 in presence:
+            cells[{(True, True): 0, (True, False): 1, (False, True): 2, (False, False): 3}[(number in s1, number in s2)]] += 1
+        per_au.append(AUAgreement(number, *cells))
+    return AgreementReport(results, disagreements, per_au)
 
 
-def read_arbitration(path: str | Path) -> dict[tuple[int, str], str]:
-    """Decisions from a filled-in disagreements CSV, keyed by (pair, field)."""
+def read_arbitration(path: str | Path, arbiter: str | None = None) -> dict[tuple[str, int, str], dict]:
+    """Filled-in decisions of a disagreements CSV, keyed by (trial, pair, field).
+
+    Every decision must say who made it (``decided_by``, or ``arbiter`` for rows that leave it
+    empty); a decision without a name is refused, naming the row.
+    """
+    from station.process.coding import read_rows
+
     path = Path(path)
     if not path.exists():
         raise StationError(f"arbitration file {str(path)!r} does not exist.")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if not {"pair", "field", "decision"} <= set(reader.fieldnames or []):
-            raise StationError(f"arbitration file {str(path)!r} needs the columns pair, field, decision "
-                               f"(the disagreements.csv written by `station agree`).")
-        return {(int(r["pair"]), r["field"]): (r["decision"] or "").strip() for r in reader}
+    out: dict[tuple[str, int, str], dict] = {}
+    for line, row in read_rows(path, ("pair", "field", "decision"), "arbitration file"):
+        decision = row["decision"].strip()
+        if not decision:
+            continue
+        who = row.get("decided_by", "").strip() or (arbiter or "")
+        if not who:
+            raise StationError(f"{path}:{line}, field decided_by: decision {decision!r} on {row['field']} "
+                               "says nobody made it; write the arbiter's name in decided_by (or pass --arbiter).")
+        try:
+            pair = int(row["pair"])
+        except ValueError as err:
+            raise StationError(f"{path}:{line}, field pair: {row['pair']!r} is not a pair number.") from err
+        key = (row.get("trial_id", "").strip() or f"name:{row.get('trial', '').strip()}", pair, row["field"].strip())
+        out[key] = {**row, "decision": decision, "decided_by": who}
+    return out
 
 
 def _decided_frame(value: str, where: str) -> int:
@@ -145,13 +267,33 @@ def _decided_frame(value: str, where: str) -> int:
         raise StationError(f"{where}: decision {value!r} must be a frame number.") from err
 
 
-def merge(report: AgreementReport, decisions: dict[tuple[int, str], str] | None = None,
-          unresolved: str = "drop") -> tuple[list[Annotation], list[dict]]:
-    """The final coding, and what is still undecided.
+def _decided_side(value: str, where: str) -> str:
+    v = value.strip().upper()
+    if v in ("L", "R"):
+        return v
+    if v in ("B", "BILATERAL", "BOTH", "L+R", "NONE", "-"):
+        return ""
+    raise StationError(f"{where}: side decision {value!r} must be L, R or bilateral.")
 
-    Agreed AUs are kept; a disputed AU is kept or dropped by its decision, else by ``unresolved``
-    (``keep`` = union of the coders, ``drop`` = intersection).  Frames are the decision, else the
-    rounded mean of the two coders.  A movement only one coder saw is kept only if decided
+
+def _decided_intensity(value: str, where: str) -> str:
+    v = value.strip().upper()
+    if v in INTENSITIES:
+        return v
+    if v in ("-", "NONE", ""):
+        return ""
+    raise StationError(f"{where}: intensity decision {value!r} must be one of A-E (or - for none).")
+
+
+def merge(report: AgreementReport, decisions: dict[tuple[str, int, str], dict] | None = None,
+          unresolved: str = "drop") -> tuple[list[Annotation], list[dict], list[dict]]:
+    """The final coding, what is still undecided, and the decisions applied.
+
+    An AU both coders scored is kept; its side and intensity are the decision where they differ,
+    else (undecided, and listed as pending) no side and no intensity rather than one coder's
+    value.  A disputed AU is kept or dropped by its decision, else by ``unresolved`` (``keep`` =
+    union of the coders, ``drop`` = intersection).  Frames are the decision, else the mean of
+    the two coders rounded half up.  A movement only one coder saw is kept only if decided
     ``keep`` (or ``unresolved == 'keep'``).
     """
     if unresolved not in ("keep", "drop"):
@@ -159,54 +301,81 @@ def merge(report: AgreementReport, decisions: dict[tuple[int, str], str] | None 
     decisions = decisions or {}
     final: list[Annotation] = []
     pending: list[dict] = []
+    applied: list[dict] = []
     disputed = {(d["pair"], d["field"]): d for d in report.disagreements}
+    now = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+    def decide(p: PairResult, name: str) -> str:
+        ref = p.first or p.second
+        found = decisions.get((trial_of(ref), p.pair, name))
+        if (p.pair, name) in disputed:
+            if found:
+                applied.append({**disputed[(p.pair, name)], "decision": found["decision"],
+                                "decided_by": found["decided_by"], "applied": now})
+            else:
+                pending.append(disputed[(p.pair, name)])
+        return found["decision"] if found else ""
+
     for p in report.pairs:
         where = f"arbitration of pair {p.pair} ({p.trial})"
+        ref = p.first or p.second
         if p.first is None or p.second is None:
-            only = p.first or p.second
-            decision = decisions.get((p.pair, "movement"), "")
-            if not decision:
-                pending.append(disputed[(p.pair, "movement")])
+            decision = decide(p, "movement")
             if (decision or unresolved).lower() not in ("keep", "yes"):
                 continue
-            final.append(Annotation("final", p.trial, 0, only.onset, only.apex, only.offset, only.aus,
-                                    f"only {only.coder}; {only.notes}".strip("; ")))
+            final.append(Annotation("final", ref.trial, 0, ref.onset, ref.apex, ref.offset, ref.aus,
+                                    f"only {ref.coder}; {ref.notes}".strip("; "), trial_id=ref.trial_id,
+                                    participant=ref.participant, session=ref.session))
             continue
         a, b = p.first, p.second
         frames = {}
         for name in ("onset", "apex", "offset"):
-            decision = decisions.get((p.pair, name), "")
-            if (p.pair, name) in disputed and not decision:
-                pending.append(disputed[(p.pair, name)])
+            decision = decide(p, name)
             frames[name] = (_decided_frame(decision, where) if decision
-                            else int(round((getattr(a, name) + getattr(b, name)) / 2)))
-        units = {u.key: u for u in parse_aus(a.aus)} | {u.key: u for u in parse_aus(b.aus)}
-        keep = []
-        ka, kb = {u.key for u in parse_aus(a.aus)}, {u.key for u in parse_aus(b.aus)}
-        for key, unit in units.items():
-            if key in ka and key in kb:
-                keep.append(unit)
+                            else half_up(getattr(a, name), getattr(b, name)))
+        ua, ub = units_by_number(a), units_by_number(b)
+        keep: list[ActionUnit] = []
+        for number in sorted(ua.keys() | ub.keys()):
+            if number in ua and number in ub:
+                side_d = decide(p, f"AU{number} side")
+                int_d = decide(p, f"AU{number} intensity")
+                sides = ([_decided_side(side_d, where)] if side_d else
+                         sorted({u.side for u in ua[number]}) if side_text(ua[number]) == side_text(ub[number])
+                         else [""])
+                intensity = (_decided_intensity(int_d, where) if int_d else
+                             (ua[number][0].intensity
+                              if intensity_text(ua[number]) == intensity_text(ub[number]) else ""))
+                keep += [ActionUnit(number, s, intensity) for s in sides]
                 continue
-            field_name = f"AU{_key_text(key)}"
-            decision = decisions.get((p.pair, field_name), "")
-            if not decision and (p.pair, field_name) in disputed:
-                pending.append(disputed[(p.pair, field_name)])
+            decision = decide(p, f"AU{number}")
             if (decision or unresolved).lower() in ("keep", "yes"):
-                keep.append(unit)
+                keep += (ua.get(number) or ub.get(number))
+        uncoded = sorted({u for u in parse_aus(a.aus) + parse_aus(b.aus) if not coded_only([u])})  # blinks: kept, not compared
         notes = "; ".join(n for n in (a.notes, b.notes) if n)
-        final.append(Annotation("final", p.trial, 0, frames["onset"], frames["apex"], frames["offset"],
-                                format_aus(keep), notes))
-    for trial in {f.trial for f in final}:  # renumber per trial in time order
-        for n, ann in enumerate(sorted((f for f in final if f.trial == trial), key=lambda f: f.onset), start=1):
+        final.append(Annotation("final", a.trial, 0, frames["onset"], frames["apex"], frames["offset"],
+                                format_aus(keep + uncoded), notes, trial_id=a.trial_id, participant=a.participant,
+                                session=a.session))
+    for trial in {trial_of(f) for f in final}:  # renumber per trial in time order
+        for n, ann in enumerate(sorted((f for f in final if trial_of(f) == trial), key=lambda f: f.onset), start=1):
             ann.sample = n
-    return final, pending
+    return final, pending, applied
+
+
+def write_rows(path: str | Path, rows: list[dict], columns: tuple[str, ...]) -> Path:
+    """A CSV written atomically (a half-written arbitration file would lose decisions)."""
+    import io
+
+    from station.fileio import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buf.getvalue())
+    return path
 
 
 def write_disagreements(path: str | Path, rows: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=DISAGREEMENT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return write_rows(path, rows, DISAGREEMENT_COLUMNS)

@@ -12,6 +12,7 @@ from station.console import console, print_ok, print_warning
 
 def register(subparsers) -> None:
     _register_code(subparsers)
+    _register_view(subparsers)
     _register_spot(subparsers)
     _register_agree(subparsers)
     _register_process(subparsers)
@@ -40,31 +41,74 @@ def _register_code(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=_code_help())
     p.add_argument("trial", help="trial HDF5 file")
     p.add_argument("--coder", required=True, help="coder name; annotations go to CODER.csv (see --out)")
-    p.add_argument("--out", default=None, help="coding CSV (default: codings/<coder>.csv next to the trial's folder)")
+    p.add_argument("--out", default=None, help="coding CSV (default: codings/<coder>.csv inside the trial's "
+                   "folder, created if needed); one file may hold many trials, told apart by trial id")
     p.add_argument("--candidates", default=None, help="candidates CSV from `station spot` to jump between "
-                   "(default: spotted on the fly when absent)")
-    p.add_argument("--script", default=None, help="file of keys to play instead of the keyboard "
-                   "(one token per line or space-separated: d, a, o, k, f, enter, esc, text:1+2, ...)")
-    p.add_argument("--speed", type=float, default=0.25, help="slow-motion playback factor (default 0.25)")
-    p.add_argument("--snapshot", default=None, help="save the last drawn window as this PNG when leaving")
+                   "(default: candidates.csv in the trial's folder when present)")
+    p.add_argument("--rate", default="1/4", help="playback rate: 1, 1/2, 1/4, 1/8 or 1/16 (default 1/4; "
+                   "keys 1-5 change it while coding)")
+    p.add_argument("--script", default=None, help="file of keys and clicks to play into the window instead "
+                   "of a person (tokens: d, a, o, k, f, enter, esc, up, down, ctrl+z, text:1+2, click:FRAME, ...)")
+    p.add_argument("--snapshot", default=None, help="save the window as this PNG when leaving")
     p.set_defaults(func=_run_code)
 
 
 def _code_help() -> str:
-    from station.process.coding_ui import KEY_HELP
+    from station.gui.keys import CODING_KEYS, key_table
 
-    return "Browse a trial frame by frame and code micro-expressions.\n\nkeys:\n" + KEY_HELP
+    return ("Browse a trial frame by frame and code micro-expressions (PyQt6 window).\n\n"
+            "Every change is saved at once; the next session opens where the coder left.\n\nkeys:\n"
+            + key_table(CODING_KEYS))
 
 
 def _run_code(args) -> int:
-    from station.process.coding_ui import CodingSession, script_keys
+    from station.gui.coding_window import run_coding
 
     trial = Path(args.trial)
     out = Path(args.out) if args.out else trial.parent / "codings" / f"{args.coder}.csv"
-    keys = script_keys(args.script) if args.script else None
-    session = CodingSession(trial, args.coder, out, candidates=args.candidates, speed=args.speed)
-    result = session.run(keys, snapshot=args.snapshot)
-    print_ok(f"{result['annotations']} annotation(s) for {trial.name} in {out} (stopped at frame index {result['index']})")
+    result = run_coding(trial, args.coder, out, candidates=args.candidates, rate=args.rate,
+                        script=args.script, snapshot=args.snapshot)
+    print_ok(f"{result['annotations']} movement(s) coded for {result['trial']} in {out} "
+             f"(stopped at frame {result['frame']})")
+    return 0
+
+
+# -- view --------------------------------------------------------------------------------------
+def _register_view(sub) -> None:
+    p = sub.add_parser("view", help="look at a trial: colour and depth, markers, drops, point cloud, MP4",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, description=_view_help())
+    p.add_argument("trial", help="trial HDF5 file")
+    p.add_argument("--export", default=None, metavar="MP4", help="write frames --start..--end to this MP4 "
+                   "(colour and depth side by side, timestamps burnt in) and exit without a window")
+    p.add_argument("--start", type=int, default=None, help="first device frame number to export (default: first)")
+    p.add_argument("--end", type=int, default=None, help="last device frame number to export (default: last)")
+    p.add_argument("--no-depth", action="store_true", help="export colour only")
+    p.add_argument("--rate", default="1", help="playback rate: 1, 1/2, 1/4, 1/8, 1/16 (default 1)")
+    p.add_argument("--script", default=None, help="file of keys to play into the window (as for `station code`)")
+    p.add_argument("--snapshot", default=None, help="save the window as this PNG when leaving")
+    p.set_defaults(func=_run_view)
+
+
+def _view_help() -> str:
+    from station.gui.keys import VIEWER_KEYS, key_table
+
+    return ("Colour and depth side by side with device timestamps, protocol markers and dropped frames on "
+            "the timeline; the current frame's point cloud in an open3d window (key 3); export of a frame "
+            "range to MP4 (keys [ and ] set it, e writes it, or --export without a window).\n\nkeys:\n"
+            + key_table(VIEWER_KEYS))
+
+
+def _run_view(args) -> int:
+    if args.export:
+        from station.gui.export import export_mp4
+
+        result = export_mp4(args.trial, args.export, start=args.start, end=args.end, depth=not args.no_depth)
+        print_ok(f"{result['frames']} frame(s) {result['first']}..{result['last']} -> {result['path']} "
+                 f"({result['seconds']:.1f} s of video at {result['fps']:g} fps)")
+        return 0
+    from station.gui.viewer import run_viewer
+
+    run_viewer(args.trial, rate=args.rate, script=args.script, snapshot=args.snapshot)
     return 0
 
 
@@ -101,14 +145,20 @@ def _run_spot(args) -> int:
 # -- agree -------------------------------------------------------------------------------------
 def _register_agree(sub) -> None:
     p = sub.add_parser("agree", help="inter-coder reliability (eq. 1), disagreements, final coding",
-                       description="Pair two coders' movements, compute R = 2*AU(C1,C2)/AU_all per sample and "
-                       "overall (paper eq. 1), list the disagreements to arbitrate (disagreements.csv, with "
-                       "an empty 'decision' column) and write the merged final coding (final.csv). After "
-                       "arbitration, run again with --arbitration disagreements.csv.")
+                       description="Pair two coders' movements per trial (by trial id), compute R = "
+                       "2*AU(C1,C2)/AU_all per movement and pooled (paper eq. 1), agreement per AU and Cohen's "
+                       "kappa on AU presence; list every disagreement to arbitrate - a movement one coder "
+                       "missed, onset/apex/offset, an AU, its laterality (L/R/bilateral) or intensity (A-E) - in "
+                       "disagreements.csv with empty 'decision' and 'decided_by' columns; write the merged "
+                       "final coding (final.csv; frames averaged, half up). After arbitration, run again with "
+                       "--arbitration disagreements.csv: the decisions applied and who made them go to "
+                       "arbitration.csv.")
     p.add_argument("coder1")
     p.add_argument("coder2")
-    p.add_argument("--out", default=".", help="folder for reliability.csv, disagreements.csv, final.csv")
-    p.add_argument("--arbitration", default=None, help="disagreements.csv with the 'decision' column filled in")
+    p.add_argument("--out", default=".", help="folder for reliability.csv, au_agreement.csv, disagreements.csv, "
+                   "final.csv (and arbitration.csv)")
+    p.add_argument("--arbitration", default=None, help="disagreements.csv with 'decision' (and 'decided_by') filled in")
+    p.add_argument("--arbiter", default=None, help="name recorded for decisions whose 'decided_by' is empty")
     p.add_argument("--unresolved", default="drop", choices=("drop", "keep"),
                    help="undecided disputed AUs/movements: drop (intersection, default) or keep (union)")
     p.add_argument("--frame-tolerance", type=int, default=2,
@@ -117,32 +167,58 @@ def _register_agree(sub) -> None:
 
 
 def _run_agree(args) -> int:
-    import csv
+    import math
+
+    from rich.table import Table
 
     from station.process import agreement
     from station.process.coding import read_coding, write_coding
 
     first, second = read_coding(args.coder1), read_coding(args.coder2)
     report = agreement.compare(first, second, args.frame_tolerance)
-    decisions = agreement.read_arbitration(args.arbitration) if args.arbitration else None
-    final, pending = agreement.merge(report, decisions, args.unresolved)
+    decisions = agreement.read_arbitration(args.arbitration, args.arbiter) if args.arbitration else None
+    final, pending, applied = agreement.merge(report, decisions, args.unresolved)
     out = check_writable_dir(args.out)
-    with open(out / "reliability.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["trial", "pair", "coder1_aus", "coder2_aus", "agreed", "au_all", "R"])
-        for p in report.pairs:
-            w.writerow([p.trial, p.pair, p.first.aus if p.first else "", p.second.aus if p.second else "",
-                        p.agreed, p.total, f"{p.reliability:.3f}"])
-        w.writerow(["ALL", "", "", "", sum(p.agreed for p in report.pairs), sum(p.total for p in report.pairs),
-                    f"{report.overall:.3f}"])
+    fmt = lambda x: "" if math.isnan(x) else f"{x:.3f}"  # noqa: E731
+    rows = [dict(trial_id=(p.first or p.second).trial_id, participant=(p.first or p.second).participant,
+                 session=(p.first or p.second).session, trial=p.trial, pair=p.pair,
+                 coder1_aus=p.first.aus if p.first else "", coder2_aus=p.second.aus if p.second else "",
+                 agreed=p.agreed, au_all=p.total, R=f"{p.reliability:.3f}") for p in report.pairs]
+    rows.append(dict(trial="ALL", agreed=sum(p.agreed for p in report.pairs),
+                     au_all=sum(p.total for p in report.pairs), R=f"{report.overall:.3f}"))
+    agreement.write_rows(out / "reliability.csv", rows, ("trial_id", "participant", "session", "trial", "pair",
+                                                         "coder1_aus", "coder2_aus", "agreed", "au_all", "R"))
+    agreement.write_rows(out / "au_agreement.csv",
+                         [dict(au=a.number, both=a.both, only_coder1=a.only1, only_coder2=a.only2, neither=a.neither,
+                               agreement=fmt(a.agreement), kappa=fmt(a.kappa)) for a in report.per_au],
+                         ("au", "both", "only_coder1", "only_coder2", "neither", "agreement", "kappa"))
     agreement.write_disagreements(out / "disagreements.csv", report.disagreements)
+    if applied:
+        agreement.write_rows(out / "arbitration.csv", applied, agreement.ARBITRATION_COLUMNS)
     write_coding(out / "final.csv", final)
-    console.print(f"reliability R = {report.overall:.3f} over {len(report.pairs)} movement(s) "
-                  f"(mean per sample {report.mean_per_sample:.3f}); {len(report.disagreements)} disagreement(s) "
-                  f"-> {out / 'disagreements.csv'}")
+    console.print(f"[bold]reliability R = {report.overall:.3f}[/bold] (paper eq. 1, pooled over "
+                  f"{len(report.pairs)} movement(s); mean per movement {report.mean_per_sample:.3f}); "
+                  f"Cohen's kappa on AU presence {fmt(report.kappa) or 'n/a'}")
+    if report.per_au:
+        table = Table(title="agreement per AU")
+        for col in ("AU", "both", "only 1", "only 2", "agreement", "kappa"):
+            table.add_column(col, justify="right")
+        for a in report.per_au:
+            table.add_row(str(a.number), str(a.both), str(a.only1), str(a.only2), fmt(a.agreement), fmt(a.kappa) or "n/a")
+        console.print(table)
+    kinds = ("movement", "onset", "apex", "offset", "presence", "side", "intensity")
+    console.print(f"{len(report.disagreements)} disagreement(s) -> {out / 'disagreements.csv'}: "
+                  + ", ".join(f"{k} {report.count(k)}" for k in kinds))
+    for d in report.disagreements:
+        if agreement.field_kind(d["field"]) in ("side", "intensity"):
+            console.print(f"  {d['participant'] or '?'} {d['trial']} pair {d['pair']}: {d['field']} "
+                          f"coder 1 {d['coder1']} / coder 2 {d['coder2']}")
+    if applied:
+        console.print(f"{len(applied)} decision(s) applied, with who made them -> {out / 'arbitration.csv'}")
     if pending:
-        print_warning(f"{len(pending)} disagreement(s) undecided, resolved by --unresolved {args.unresolved}; "
-                      "fill the 'decision' column and rerun with --arbitration.")
+        print_warning(f"{len(pending)} disagreement(s) undecided: AUs and movements resolved by --unresolved "
+                      f"{args.unresolved}, differing sides/intensities left unspecified; fill 'decision' and "
+                      "'decided_by' and rerun with --arbitration.")
     print_ok(f"final coding: {len(final)} movement(s) -> {out / 'final.csv'}")
     return 0
 

@@ -1,0 +1,90 @@
+"""Two-coder reliability (paper eq. 1), per-AU agreement and kappa, disagreements, arbitration."""
+
+import csv
+
+import pytest
+
+from station.checks import StationError
+from station.process import agreement, coding
+
+
+def _ann(coder, onset, apex, offset, aus, trial="t.h5", trial_id="id-1", participant="sub01"):
+    return coding.Annotation(coder, trial, 0, onset, apex, offset, aus, trial_id=trial_id, participant=participant,
+                             session="1")
+
+
+def test_reliability_follows_equation_1_and_lists_side_and_intensity_disagreements():
+    c1 = [_ann("a", 10, 14, 20, "1+2+5"), _ann("a", 100, 104, 110, "L12"), _ann("a", 300, 302, 305, "4"),
+          _ann("a", 500, 503, 506, "4+7C")]
+    c2 = [_ann("b", 11, 14, 20, "1+2"), _ann("b", 100, 104, 110, "R12"), _ann("b", 501, 504, 507, "4+7B")]
+    report = agreement.compare(c1, c2)
+    per = {(p.first or p.second).onset: p for p in report.pairs}
+    assert per[10].reliability == pytest.approx(2 * 2 / 5)
+    assert per[100].reliability == 1.0  # both scored AU 12; the side is a separate disagreement
+    assert per[300].reliability == 0.0  # only coder 1 saw it
+    assert report.overall == pytest.approx(2 * (2 + 1 + 0 + 2) / (5 + 2 + 1 + 4))
+    fields = {((p := d["pair"]), d["field"]): d for d in report.disagreements}
+    assert fields[(per[100].pair, "AU12 side")]["coder1"] == "L" and fields[(per[100].pair, "AU12 side")]["coder2"] == "R"
+    assert fields[(per[500].pair, "AU7 intensity")]["coder1"] == "C"
+    assert (per[10].pair, "AU5") in fields and (per[300].pair, "movement") in fields
+    assert report.count("side") == 1 and report.count("intensity") == 1
+    final, pending, applied = agreement.merge(report, unresolved="drop")
+    by_onset = {f.onset: f for f in final}
+    assert by_onset[100].aus == "12"  # kept, side left unspecified (and pending), not dropped
+    assert by_onset[501].aus == "4+7"  # intensity pending: neither coder's letter silently taken
+    assert (by_onset[501].apex, by_onset[501].offset) == (504, 507)  # 503.5 and 506.5 rounded half up
+    assert {p["field"] for p in pending} >= {"AU12 side", "AU7 intensity", "movement", "AU5"}
+    assert applied == []
+
+
+def test_per_au_agreement_and_cohen_kappa_on_presence():
+    c1 = [_ann("a", 10 * i, 10 * i + 2, 10 * i + 5, aus) for i, aus in enumerate(["1+2", "1", "12", "12", "4"])]
+    c2 = [_ann("b", 10 * i, 10 * i + 2, 10 * i + 5, aus) for i, aus in enumerate(["1+2", "1+2", "12", "", "4"])]
+    report = agreement.compare(c1, c2)
+    au = {a.number: a for a in report.per_au}
+    assert (au[2].both, au[2].only1, au[2].only2, au[2].neither) == (1, 0, 1, 3)
+    # kappa of AU 2: po = 4/5, pe = (1/5)(2/5) + (4/5)(3/5) = 14/25 -> (20/25 - 14/25) / (11/25)
+    assert au[2].kappa == pytest.approx(6 / 11)
+    assert au[2].agreement == pytest.approx(2 / 3)
+    assert agreement.cohen_kappa(3, 0, 0, 0) != agreement.cohen_kappa(3, 0, 0, 0)  # NaN: undefined, not 1
+
+
+def test_trials_with_the_same_file_name_are_not_paired_across_participants():
+    c1 = [_ann("a", 10, 14, 20, "1", trial_id="A", participant="sub01")]
+    c2 = [_ann("b", 10, 14, 20, "1", trial_id="B", participant="sub02")]
+    report = agreement.compare(c1, c2)
+    assert [d["field"] for d in report.disagreements] == ["movement", "movement"]
+
+
+def test_agree_cli_lists_disagreements_and_records_who_arbitrated(tmp_path):
+    from station.cli import main
+
+    c1, c2 = tmp_path / "c1.csv", tmp_path / "c2.csv"
+    coding.write_coding(c1, [_ann("a", 10, 14, 20, "1+2+5+L12"), _ann("a", 500, 503, 506, "4+7C")])
+    coding.write_coding(c2, [_ann("b", 10, 15, 20, "1+2+R12"), _ann("b", 501, 504, 507, "4+7B")])
+    out = tmp_path / "agree"
+    assert main(["agree", str(c1), str(c2), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "reliability.csv")))
+    assert rows[-1]["R"] == f"{2 * 5 / 11:.3f}"
+    per_au = {r["au"]: r for r in csv.DictReader(open(out / "au_agreement.csv"))}
+    assert per_au["5"]["only_coder1"] == "1" and per_au["12"]["both"] == "1"
+    disputes = list(csv.DictReader(open(out / "disagreements.csv")))
+    assert sorted(d["field"] for d in disputes) == ["AU12 side", "AU5", "AU7 intensity"]  # apex within tolerance
+    assert {d["participant"] for d in disputes} == {"sub01"}
+    decided = {"AU5": ("keep", "carol"), "AU12 side": ("R", "carol"), "AU7 intensity": ("C", "")}
+    for d in disputes:
+        d["decision"], d["decided_by"] = decided[d["field"]]
+    with open(out / "decided.csv", "w", newline="", encoding="utf-16") as fh:  # Excel "Unicode text"
+        writer = csv.DictWriter(fh, fieldnames=list(disputes[0]))
+        writer.writeheader()
+        writer.writerows(disputes)
+    with pytest.raises(StationError, match="decided_by"):  # a decision nobody made is refused
+        agreement.read_arbitration(out / "decided.csv")
+    assert main(["agree", str(c1), str(c2), "--out", str(out), "--arbitration", str(out / "decided.csv")]) != 0
+    assert main(["agree", str(c1), str(c2), "--out", str(out), "--arbitration", str(out / "decided.csv"),
+                 "--arbiter", "dave"]) == 0
+    final = coding.read_coding(out / "final.csv")
+    assert [(r.apex, r.aus) for r in final] == [(15, "1+2+5+R12"), (504, "4+7C")]  # 14.5 -> 15, half up
+    log = {r["field"]: r for r in csv.DictReader(open(out / "arbitration.csv"))}
+    assert (log["AU5"]["decided_by"], log["AU7 intensity"]["decided_by"]) == ("carol", "dave")
+    assert all(r["applied"] for r in log.values())
