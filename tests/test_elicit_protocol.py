@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from station.checks import StationError
-from station.elicit.protocol import REPORT_EMOTIONS, TARGET_EMOTIONS, load_manifest, load_protocol
+from station.elicit.protocol import load_manifest, load_protocol
+from station.vocab.classes import REPORT_EMOTIONS, TARGET_EMOTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 

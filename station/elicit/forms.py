@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from station.checks import StationError
-from station.elicit.protocol import QUESTIONS, REPORT_EMOTIONS
+from station.elicit.protocol import QUESTIONS
+from station.vocab.classes import REPORT_EMOTIONS
 
 PROMPTS = {
     "emotion": "Which emotion did you mainly feel during this film? (choose one)",

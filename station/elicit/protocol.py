@@ -16,11 +16,8 @@ from typing import Any
 
 from station.checks import StationError
 from station.elicit.yamlmarks import Located, load_located
+from station.vocab.classes import REPORT_EMOTIONS, TARGET_EMOTIONS
 
-#: Emotions a film may target (the paper's five, plus fear for labs that add films).
-TARGET_EMOTIONS = ("happiness", "anger", "sadness", "surprise", "disgust", "fear")
-#: Choices on the self-report form: "main emotion felt" (section 3.2 of the paper).
-REPORT_EMOTIONS = ("happiness", "sadness", "anger", "fear", "surprise", "disgust", "other/none")
 #: Questions a self-report form can ask.
 QUESTIONS = ("emotion", "intensity", "movements")
 ORDER_POLICIES = ("fixed", "random", "latin_square")

@@ -11,7 +11,8 @@ from pathlib import Path
 from station.checks import StationError
 from station.console import print_ok
 from station.elicit.forms import FormScreen, import_csv, validate_answers
-from station.elicit.protocol import QUESTIONS, REPORT_EMOTIONS
+from station.elicit.protocol import QUESTIONS
+from station.vocab.classes import REPORT_EMOTIONS
 from station.session import load_session
 
 

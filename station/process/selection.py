@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from station.checks import StationError, check_choice
+from station.vocab.classes import EMOTION_SYNONYMS
 from station.vocab.facs import ActionUnit, coded_only, parse_aus
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
@@ -81,7 +82,8 @@ def load_rules(path: str | Path | None = None) -> Rules:
             nonobjective=_combos(nonobj["aus"], f"{where}: nonobjective_classes.aus"),
             evidence=list(nonobj.get("evidence", ["self_report", "clip_emotion"])),
             aus_alone_if_unique=bool(nonobj.get("aus_alone_if_unique", True)),
-            synonyms={str(k).lower(): str(v) for k, v in (nonobj.get("synonyms") or {}).items()},
+            synonyms={**EMOTION_SYNONYMS,  # the station's words, then the rules file's own
+                      **{str(k).lower(): str(v) for k, v in (nonobj.get("synonyms") or {}).items()}},
             others=str(raw.get("others", "Others")),
             objective_fallback=str(raw.get("objective_fallback", raw.get("others", "Others"))),
         )
