@@ -1,0 +1,129 @@
+"""CASME II, SAMM and SMIC folders in their published layouts, with each quirk: what is loaded and noted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import dblayouts
+from station.checks import StationError
+from station.evaluate.loaders import LoadOptions, detect_format, load_database
+
+
+def _notes_of(db, subject, sample):
+    return [n.text for n in db.notes if n.sample == f"{subject}/{sample}"]
+
+
+def _record(db, subject, sample):
+    return next(r for r in db.refs if r.record.subject == subject and r.record.sample == sample)
+
+
+@pytest.fixture(scope="module")
+def casme2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("CASME2")
+    return root, dblayouts.casme2(root)
+
+
+def test_casme2_coding_sheet_found_next_to_objective_classes_and_both_read(casme2):
+    root, quirks = casme2
+    assert detect_format(root) == "casme2"
+    db = load_database(root)
+    assert db.title == "CASME II" and db.fps == 200.0
+    assert db.images == "cropped (Cropped)"  # the stated default
+    assert len(db.refs) == 18  # 3 subjects x 3 classes x 2; the row without a folder is skipped
+    assert {r.subject for r in db.records} == {"sub01", "sub02", "sub03"}  # spelled as the database does
+    rec = _record(db, "sub01", "EP06_01f").record  # a disgust sample, objective class 4 in the other file
+    assert (rec.nonobjective_class, rec.objective_class) == ("disgust", "IV")
+    assert "objective class I-VII (CASME2-ObjectiveClasses.xlsx)" == db.label_sources["objective"]
+    assert db.label_sources["nonobjective"].startswith("estimated emotion")
+    assert any("no folder" in n.text for n in db.notes if n.sample == "sub03/EP99_99")
+
+
+def test_casme2_fallbacks_are_applied_and_listed_per_sample(casme2):
+    root, quirks = casme2
+    db = load_database(root)
+    subject, sample, mid = quirks["apex /"]
+    ref = _record(db, subject, sample)
+    assert ref.record.apex == mid and len(ref.frames) == 10
+    assert any("apex '/'" in t and f"middle frame {mid}" in t for t in _notes_of(db, subject, sample))
+    subject, sample, last = quirks["offset 0"]
+    ref = _record(db, subject, sample)
+    assert ref.record.offset == last and len(ref.frames) == 10  # the folder's 10 frames, not more
+    assert any("offset '0'" in t for t in _notes_of(db, subject, sample))
+    subject, sample, last = quirks["offset < onset"]
+    ref = _record(db, subject, sample)
+    assert ref.record.offset == last
+    assert any("< onset" in t and "typo" in t for t in _notes_of(db, subject, sample))
+    subject, sample, aus = quirks["AU12"]
+    assert _record(db, subject, sample).record.aus == aus
+    assert {r.aus for r in db.records} >= {"4+L10", "R12", "12"}
+    # a sample without any quirk has no note at all
+    assert _notes_of(db, "sub03", "EP02_03f") == []
+    loaded = _record(db, "sub02", "EP02_02f").load()
+    assert loaded.timestamps_ms[1] - loaded.timestamps_ms[0] == pytest.approx(5.0)  # 200 fps: real times
+
+
+def test_casme2_raw_set_is_chosen_explicitly_never_mixed(casme2, tmp_path):
+    root, _ = casme2
+    raw = load_database(root, options=LoadOptions(images="raw"))
+    assert raw.images == "raw (CASME2_RAW_selected)"
+    assert all("CASME2_RAW_selected" in f for ref in raw.refs for f in ref.frames)
+    assert all("/Cropped/" in f for ref in load_database(root).refs for f in ref.frames)
+    assert raw.refs[0].load().cropped.shape[1:] == (48, 48) and load_database(root).refs[0].load().cropped.shape[1:] == (32, 32)
+    partial = tmp_path / "CASME2"
+    shutil.copytree(root, partial)
+    shutil.rmtree(partial / "Cropped" / "sub02")  # one subject only in the raw set
+    with pytest.raises(StationError, match=r"cropped image set 'Cropped' has no folder for subject\(s\) 2"):
+        load_database(partial)
+    assert len(load_database(partial, options=LoadOptions(images="raw")).refs) == 18
+    shutil.rmtree(partial / "Cropped")
+    with pytest.raises(StationError, match="no cropped image set.*--images raw"):
+        load_database(partial)
+
+
+def test_casme2_without_objective_file_says_so(tmp_path):
+    dblayouts.casme2(tmp_path, n_subjects=2, per_class=1, objective_file=False, raw=False)
+    db = load_database(tmp_path)
+    assert "objective" not in db.label_sources
+    assert all(r.objective_class == "" for r in db.records)
+    assert any("no objective classes" in n for n in db.notes)
+
+
+def test_samm_title_rows_text_subjects_and_objective_column(tmp_path):
+    quirks = dblayouts.samm(tmp_path)
+    assert detect_format(tmp_path) == "samm"
+    db = load_database(tmp_path)
+    assert db.images == "cropped (SAMM_CROP)"
+    assert {r.subject for r in db.records} == {"006", "007", "008"}
+    rec = _record(db, "006", "006_3_1").record
+    assert (rec.onset, rec.apex, rec.offset) == (5200, 5204, 5209)
+    assert (rec.nonobjective_class, rec.objective_class, rec.aus) == ("Surprise", "II", "12A")
+    subject, sample, text = quirks["or AUs"]
+    assert _record(db, subject, sample).record.aus == text
+    assert any("not FACS notation" in t for t in _notes_of(db, subject, sample))
+    assert load_database(tmp_path, options=LoadOptions(images="raw")).images == "raw (SAMM)"
+
+
+def test_samm_without_objective_column_loads_for_three_classes(tmp_path):
+    dblayouts.samm(tmp_path, n_subjects=2, per_class=1, objective_column=False)
+    db = load_database(tmp_path)
+    assert len(db.refs) == 6 and "objective" not in db.label_sources
+    assert db.label_sources["3class"].startswith("positive / negative / surprise")
+
+
+def test_smic_folder_names_give_labels_and_subsets(tmp_path):
+    dblayouts.smic(tmp_path, subsets=("HS", "NIR"))
+    assert detect_format(tmp_path) == "smic"
+    db = load_database(tmp_path)
+    assert db.title == "SMIC-HS" and db.fps == 100.0 and db.images.startswith("cropped")
+    assert len(db.refs) == 18 and {r.subject for r in db.records} == {"s1", "s2", "s3"}
+    rec = _record(db, "s1", "s1_ne_01").record
+    assert rec.nonobjective_class == "negative" and (rec.onset, rec.offset) == (20200, 20209)
+    assert rec.apex == 20205 and any("no apex" in t for t in _notes_of(db, "s1", "s1_ne_01"))
+    nir = load_database(tmp_path, options=LoadOptions(smic_set="nir", images="raw"))
+    assert nir.title == "SMIC-NIR" and nir.fps == 25.0
+    assert nir.refs[0].load().timestamps_ms[1] - nir.refs[0].load().timestamps_ms[0] == pytest.approx(40.0)
+    with pytest.raises(StationError, match="no VIS folder"):
+        load_database(tmp_path, options=LoadOptions(smic_set="vis"))
