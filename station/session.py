@@ -18,29 +18,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from station.checks import StationError, check_writable_dir
+from station.fileio import atomic_write_json
+from station.fileio import json_default as _json_default
+from station.vocab.participant import check_age, check_participant_id, check_sex
 
 SCHEMA_VERSION = 1
 SESSION_FILE = "session.json"
-PARTICIPANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-SEXES = ("female", "male", "other", "undisclosed")
-
-
-def check_participant_id(pid: str) -> str:
-    """Pseudonymous ids only: letters, digits, '-' and '_' (no names, no spaces, no paths)."""
-    if not isinstance(pid, str) or not PARTICIPANT_RE.match(pid):
-        raise StationError(f"participant id must be 1-32 letters, digits, '-' or '_' starting with a letter "
-                           f"or digit (a pseudonym such as P07, never a name), got {pid!r}.")
-    return pid
-
-
 def software_versions() -> dict[str, str]:
     """Versions of everything that shapes timing or file contents."""
     import importlib.metadata as md
@@ -62,22 +51,7 @@ def now_iso() -> str:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON so that ``path`` is always either the old or the new content."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, ensure_ascii=False, default=_json_default)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item"):  # numpy scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+    atomic_write_json(path, data)
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
@@ -163,10 +137,8 @@ def create_session(root: str | Path, participant: str, *, age: int | None = None
                    protocol: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Session:
     """Make the next numbered folder for ``participant`` (never reusing one) and write session.json."""
     check_participant_id(participant)
-    if age is not None and (isinstance(age, bool) or not isinstance(age, int) or not 10 <= age <= 120):
-        raise StationError(f"age must be a whole number of years between 10 and 120, got {age!r}.")
-    if sex is not None and sex not in SEXES:
-        raise StationError(f"sex must be one of {', '.join(SEXES)}, got {sex!r}.")
+    check_age(age)
+    check_sex(sex)
     parent = check_writable_dir(Path(root) / participant, "participant folder")
     existing = [int(p.name) for p in parent.iterdir() if p.is_dir() and p.name.isdigit()]
     number = max(existing, default=0) + 1
