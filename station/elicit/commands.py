@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from station.checks import StationError
+from station.vocab.participant import SEXES
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--protocol", required=True, help="protocol YAML, e.g. protocols/dsme3d.yaml")
     p.add_argument("--camera", default="virtual", help="virtual | realsense[:SERIAL] | playback:FILE")
     p.add_argument("--age", type=int, help="participant age in years")
-    p.add_argument("--sex", choices=["female", "male", "other", "undisclosed"], help="participant sex")
+    p.add_argument("--sex", choices=SEXES, help="participant sex")
     p.add_argument("--sessions", default="sessions", help="root folder of all sessions")
     p.add_argument("--simulate-participant", nargs="?", const="", default=None, metavar="SCRIPT",
                    help="answer keys and forms automatically (recorded as simulated in session.json); "
