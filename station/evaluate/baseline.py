@@ -147,7 +147,7 @@ def run_baseline(db: Database, options: EvalOptions, cache: FeatureCache | Path 
     result = evaluate_features(db, features, options, progress)
     if not (options.use_3d and db.has_3d):
         result.notes.append("2D only: " + ("the database has no point clouds" if not db.has_3d else "--no-3d"))
-    result.notes.extend(db.notes[:20])
+    result.notes.extend(str(n) for n in db.notes)  # every loading fallback, with its sample
     return result
 
 

@@ -19,15 +19,17 @@ the onset and apex point clouds, an SVM with probabilities (scaling and C chosen
 training folds), leave-one-subject-out and 10-fold cross-validation repeated 10 times, and the
 late fusion P = (1-a) p2D + a p3D (a chosen the paper's way and, side by side, nested).
 
-DB is a station database (`station process`), or a CASME II / SAMM folder with its coding
-spreadsheet (2D only).  Results go to --out: report.html, report.md, CSV and markdown tables
+DB is a station database (`station process`), or a CASME II, SAMM or SMIC folder (2D only) or a
+CAS(ME)^3 Part A folder (RGB + depth) as the database ships it (docs/evaluate.md).  Results go to --out: report.html, report.md, CSV and markdown tables
 shaped like the paper's Tables 6-12, and PNG plots.  Features are cached (--cache) so sweeps
 and repeated runs do not recompute them.
 
 examples:
   station evaluate DB --out report/
   station evaluate DB --sweep blocks --sweep-blocks 3x3,5x5,7x10 --sweep-overlaps 0,10,30
-  station evaluate CASME2/ --format casme2 --label-sets nonobjective,3class
+  station evaluate CASME2/ --format casme2 --label-sets nonobjective,3class --images cropped
+  station evaluate --protocol megc2019 casme2=CASME2/ samm=SAMM/ smic=SMIC/
+  station evaluate --protocol cross-database casme2=CASME2/ samm=SAMM/ smic=SMIC/ station=DB/
   station evaluate DB --models ststnet,cnn3d          (needs pip install -e .[deep])
   station evaluate DB --sweep radii --scheduler tcp://HOST:8786
 """
@@ -74,9 +76,11 @@ def _names(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
 def register(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("db", metavar="DB", help="database folder (station export, CASME II or SAMM layout)")
+    p.add_argument("db", metavar="DB", nargs="+",
+                   help="database folder (station export, CASME II, SAMM, SMIC, CAS(ME)^3); several, as "
+                        "[FORMAT=]PATH, with --protocol megc2019 or cross-database")
     p.add_argument("--out", metavar="REPORT_DIR", help="report folder (default: ./evaluation-<DB name>)")
-    p.add_argument("--format", default="auto", choices=("auto", "station", "casme2", "samm"),
+    p.add_argument("--format", default="auto", choices=("auto", "station", "casme2", "samm", "smic", "casme3"),
                    help="database layout (default: detected from the folder)")
     g = p.add_argument_group("protocol")
     g.add_argument("--label-sets", default="objective,nonobjective,3class",
@@ -122,6 +126,9 @@ def register(subparsers) -> None:
     d = p.add_argument_group("deep models (Table 12)")
     d.add_argument("--models", help="deep 2D models to fuse with 3D, e.g. ststnet,cnn3d (pip install -e .[deep])")
     d.add_argument("--deep-work-dir", help="checkpoints of the deep models (default: REPORT_DIR/deep)")
+    from station.evaluate.composite import add_arguments as add_database_arguments
+
+    add_database_arguments(p)  # --protocol, --images, --smic-set, --depth-intrinsics (databases)
     p.set_defaults(func=run)
 
 
@@ -200,7 +207,9 @@ def _announce_database(db, options) -> None:
     console.print(f"[bold]{db.fmt}[/] database {str(db.root)!r}: {len(db.refs)} samples, "
                   f"{len({r.subject for r in db.records})} subjects, {'2D + 3D' if options.use_3d else '2D only'}")
     for note in db.notes[:5]:
-        print_warning(escape(note))
+        print_warning(escape(str(note)))
+    if len(db.notes) > 5:
+        print_warning(f"... {len(db.notes) - 5} more loading note(s) in the report")
 
 
 def _run_sweep(args, db, options, cache, report, progress) -> None:
@@ -269,7 +278,18 @@ def run(args) -> int:
     from station.evaluate.report import Report
 
     started = time.perf_counter()
-    db = load_database(args.db, args.format)
+    if getattr(args, "protocol", "baseline") != "baseline":
+        from station.evaluate.composite import run_command
+
+        return run_command(args)
+    if not isinstance(args.db, str):
+        if len(args.db) != 1:
+            raise StationError(f"{len(args.db)} databases given: several need --protocol megc2019 or "
+                               "cross-database; the baseline reads one.")
+        args.db = args.db[0]
+    from station.evaluate.composite import load_options
+
+    db = load_database(args.db, args.format, load_options(args))
     options = options_from_args(args, db.has_3d)
     out = _report_folder(args)
     cache = FeatureCache(None if args.no_cache else Path(args.cache) if args.cache else out / "cache")
