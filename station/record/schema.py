@@ -186,6 +186,11 @@ class TrialIdentity:
         """The trial's file name (readable, not unique: see :attr:`trial_id`)."""
         return trial_key(self.path)
 
+    def as_dict(self) -> dict[str, _Any]:
+        """For JSON, CSV rows and the coding tool: identity fields plus the readable ``name``."""
+        return {"trial_id": self.trial_id, "participant": self.participant, "session": self.session,
+                "trial": self.trial, "clip": self.clip, "name": self.name, "path": self.path}
+
     def describe(self) -> str:
         """For messages: ``participant P07, session 001, trial 3 (sessions/P07/001/trial-03-x.h5)``."""
         parts = [f"participant {self.participant or '?'}"] + ([f"session {self.session}"] if self.session else [])
@@ -216,8 +221,13 @@ def read_identity(f, path: str | _Path | None = None) -> TrialIdentity:
     Fallbacks, in order, only for attributes a file lacks: participant from the legacy
     ``subject`` attribute (synthetic, written as ``subNN``), else the folder layout
     ``<participant>/<NNN session>/trial-...`` or ``<participant>/trial-...``; session from a
-    numbered parent folder; trial number and clip from the file name.
+    numbered parent folder; trial number and clip from the file name.  ``f=None`` (a file
+    that cannot be opened) gives the path's answer with an empty ``trial_id``.
     """
+    if f is None:
+        if path is None:
+            raise ValueError("read_identity needs an open trial or a path.")
+        f = _NoAttributes()
     path = _Path(path if path is not None else f.filename)
     parsed = parse_trial_file_name(path)
     source = "attributes"
@@ -241,6 +251,85 @@ def read_identity(f, path: str | _Path | None = None) -> TrialIdentity:
         trial, source = (parsed[0] if parsed else 1), "path"
     clip = _text(read_attr(f, CLIP)) or (parsed[1] if parsed else "")
     return TrialIdentity(_text(read_attr(f, TRIAL_ID)), participant, session, trial, clip, str(path), source)
+
+
+class _NoAttributes:
+    attrs: dict = {}
+
+
+def _norm(text: str) -> str:
+    return str(text or "").strip()
+
+
+def find_trial(ref, trials) -> TrialIdentity:
+    """The one trial among ``trials`` (TrialIdentity list) that ``ref`` names, else a StationError
+    saying why and how to fix it.
+
+    ``ref`` is a trial id (UUID text), a path or file name, a :class:`TrialIdentity`, or any
+    object or dict with ``trial_id`` and the readable ``trial`` (file name) / ``participant`` /
+    ``session`` (a coding row, a candidate row).  A trial id is matched exactly; without one
+    (files coded before trial ids existed) the name, narrowed by participant and session when
+    the row gives them, must be unambiguous.  The same trial id in two files (a copied trial)
+    is refused, naming both.
+    """
+    from station.checks import StationError
+
+    trial_id, name, participant, session, path = _ref_fields(ref)
+    trials = list(trials)
+    if trial_id:
+        found = [t for t in trials if t.trial_id == trial_id]
+        label = f"trial id {trial_id}" + (f" ({name})" if name else "")
+    else:
+        found = trials
+        if path is not None:  # an exact path wins over a file name
+            exact = [t for t in trials if _same_file(t.path, path)]
+            if exact:
+                found = exact
+        if found is trials:
+            found = [t for t in trials if t.name == name]
+        if participant:
+            found = [t for t in found if t.participant == participant]
+        if session:
+            found = [t for t in found if t.session == session]
+        label = f"trial {name!r}" + (f" of participant {participant}" if participant else "") \
+            + (f", session {session}" if session else "")
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StationError(f"{label} is not among the {len(trials)} trial file(s) given"
+                           + ("" if trial_id else "; pass the folder that holds it") + ".")
+    listing = "; ".join(t.describe() for t in found[:6]) + (" ..." if len(found) > 6 else "")
+    if trial_id:
+        raise StationError(f"{label} is in {len(found)} files ({listing}): a trial copied twice; "
+                           "keep one copy among the inputs.")
+    raise StationError(f"{label} matches {len(found)} trials ({listing}). The row has no trial_id (coded before "
+                       "trial ids existed), so its trial is ambiguous: add the columns trial_id (see `station "
+                       "inspect TRIAL`) or participant and session to the coding file, or process one session "
+                       "folder at a time.")
+
+
+def _ref_fields(ref) -> tuple[str, str, str, str, _Path | None]:
+    """(trial_id, file name, participant, session, path or None) of anything that names a trial."""
+    if isinstance(ref, TrialIdentity):
+        return ref.trial_id, ref.name, ref.participant, ref.session, _Path(ref.path)
+    if isinstance(ref, _Path) or (isinstance(ref, str) and not _UUID_TEXT.match(ref.strip())):
+        return "", trial_key(ref), "", "", (_Path(ref) if len(_Path(ref).parts) > 1 else None)
+    if isinstance(ref, str):
+        return ref.strip(), "", "", "", None
+    get = ref.get if isinstance(ref, dict) else (lambda k, d="": getattr(ref, k, d))
+    name = _norm(get("name", "") or get("trial", ""))
+    return (_norm(get("trial_id", "")), trial_key(name) if name else "", _norm(get("participant", "")),
+            _norm(get("session", "")), None)
+
+
+_UUID_TEXT = _re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _same_file(a: str | _Path, b: str | _Path) -> bool:
+    try:
+        return _Path(a).resolve() == _Path(b).resolve()
+    except OSError:
+        return False
 
 
 # -- frames ------------------------------------------------------------------------------------
