@@ -71,6 +71,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_export_pointclouds)
 
 
+def _identity_text(attrs: dict, path) -> str:
+    """``trial_id`` (what codings refer to) and whose trial it is, from the schema's reader."""
+    from station.record.schema import TRIAL_ID, read_identity
+
+    class _Attrs:  # read_identity reads .attrs; summarize already decoded them
+        pass
+
+    holder = _Attrs()
+    holder.attrs = attrs
+    ident = read_identity(holder, path)
+    who = ident.describe().rsplit(" (", 1)[0]
+    return f"{TRIAL_ID} {ident.trial_id or '(none: recorded before trial ids)'}\n{who}"
+
+
 # -- record ---------------------------------------------------------------------------------------
 
 def next_trial_path(out: str | Path) -> Path:
@@ -154,6 +168,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         s = summarize(path)
         table = Table(title=f"{s.path}", show_header=False, title_justify="left")
         table.add_row("state", "complete" if s.complete else "[yellow]not finalised (crash or being written)[/]")
+        table.add_row("identity", _identity_text(s.attrs, path))
         table.add_row("frames", f"{s.frames}  ({s.duration_s:.2f} s, effective {s.effective_fps:.2f} fps, "
                                 f"nominal {s.nominal_fps})")
         c = s.counters
