@@ -24,11 +24,10 @@ from station.dataset import Sample, SampleRecord
 from station.process import face2d, face3d
 from station.process.coding import Annotation, trial_key
 from station.vocab.facs import format_aus, parse_aus
+from station.vocab.landmarks import RIGID_49
 from station.process.trialcheck import check_trial_file
 from station.process.selection import (Rules, durations_ms, is_micro, load_rules, nonobjective_class,
                                        objective_class, strip_uncoded)
-
-RIGID_49 = (10, 11, 12, 13, 19, 22, 25, 28)  # nose bridge + tip, eye corners: barely move with AUs
 
 
 @dataclass

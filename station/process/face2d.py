@@ -22,23 +22,16 @@ import cv2
 import numpy as np
 
 from station.checks import StationError
-
-#: dlib 68 indices kept as the paper's 49 points (contour 0-16 and inner mouth corners 60, 64 dropped).
-LANDMARKS49_FROM_68 = np.array([i for i in range(17, 68) if i not in (60, 64)])
-#: Positions in the 49-point set.
-INNER_EYE_CORNERS = (22, 25)  # dlib 39 (subject's right) and 42 (left)
-NOSE_TIP = 13  # dlib 30
-NASAL_SPINE = 16  # dlib 33, subnasale: the paper's "nasal spine" for the crop height
-EYE_CORNERS_OUTER = (19, 28)  # dlib 36, 45
+# The 68 -> 49 layout and its named points (positions in the 49) are station.vocab.landmarks'.
+from station.vocab.landmarks import INNER_EYE_CORNERS_49 as INNER_EYE_CORNERS
+from station.vocab.landmarks import LANDMARKS49_FROM_68, to49  # noqa: F401 (face2d.to49 is used widely)
+from station.vocab.landmarks import NASAL_SPINE_49 as NASAL_SPINE
+from station.vocab.landmarks import NOSE_TIP_49 as NOSE_TIP  # noqa: F401
+from station.vocab.landmarks import OUTER_EYE_CORNERS_49 as EYE_CORNERS_OUTER  # noqa: F401
 
 #: Template: inner eye corners land here in the aligned image (pixels).
 TEMPLATE_SIZE = (300, 400)  # width, height of the aligned canvas
 TEMPLATE_EYES = ((120.0, 140.0), (180.0, 140.0))  # 60 px apart, eye line at y = 140
-
-
-def to49(landmarks68: np.ndarray) -> np.ndarray:
-    """(..., 68, 2) -> (..., 49, 2)."""
-    return np.asarray(landmarks68)[..., LANDMARKS49_FROM_68, :]
 
 
 @functools.lru_cache(maxsize=1)

@@ -30,13 +30,10 @@ import cv2
 import numpy as np
 
 from station.process import face2d
+from station.vocab.landmarks import EYE_REGIONS, REGIONS_68, STABILISE_68
 
-#: dlib-68 landmark groups that define the regions of interest.
-REGIONS = {
-    "brow_r": range(17, 22), "brow_l": range(22, 27), "eye_r": range(36, 42), "eye_l": range(42, 48),
-    "nose": range(27, 36), "mouth": range(48, 68),
-}
-EYE_REGIONS = ("eye_r", "eye_l")
+#: dlib-68 landmark groups that define the regions of interest (station.vocab.landmarks).
+REGIONS = REGIONS_68
 SCALE = 0.5  # working resolution relative to the 60-px-eye template
 
 
@@ -75,7 +72,7 @@ class SpotResult:
 
 
 # -- numpy in, numpy out ----------------------------------------------------------------------
-RIGID_68 = [27, 28, 29, 30, 31, 35, 36, 39, 42, 45]  # nose and eye corners: barely move with AUs
+RIGID_68 = list(STABILISE_68)  # nose and eye corners: barely move with AUs (a list: fancy indexing)
 
 
 def stable_transforms(landmarks68: np.ndarray, first: np.ndarray, window: int = 15) -> np.ndarray:
