@@ -54,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="summarise a trial file, or --check its integrity",
                        description="Print frames, duration, effective fps, drops, markers and calibration "
                                    "of a trial HDF5 file (also one left as *.h5.writing by a crash).")
-    p.add_argument("trial", nargs="+", help="trial file(s)")
+    p.add_argument("trial", nargs="+", help="trial file(s), or a session folder (its per-clip verdict "
+                                            "from the journal; exit status 1 if incomplete)")
     p.add_argument("--check", action="store_true",
                    help="verify monotonic timestamps, color/depth pairing, calibration and layout; "
                         "exit status 1 if a check fails")
@@ -165,6 +166,11 @@ def run_inspect(args: argparse.Namespace) -> int:
 
     failed = False
     for path in args.trial:
+        if Path(path).is_dir():  # a session folder: its verdict from the journal (session engineer)
+            from station.elicit.sessioninspect import inspect_session
+
+            failed |= inspect_session(path) != 0
+            continue
         s = summarize(path)
         table = Table(title=f"{s.path}", show_header=False, title_justify="left")
         table.add_row("state", "complete" if s.complete else "[yellow]not finalised (crash or being written)[/]")
