@@ -1,115 +1,89 @@
-"""CASME II and SAMM folders: detection, loading, and the 2D baseline on them."""
+"""``station evaluate`` on real-layout folders: the baseline with its notes, MEGC 2019, cross-database."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-from openpyxl import Workbook
 
+import dblayouts
 from station.checks import StationError
 from station.cli import main
 from station.evaluate.loaders import detect_format, load_database
-from station.evaluate.synthetic import face_texture, make_sample
+from station.evaluate.synthetic import make_database
 
-EMOTIONS = {"I": "happiness", "II": "surprise", "IV": "disgust"}
-
-
-def _samples(n_subjects=3, per_class=2, seed=0):
-    rng = np.random.default_rng(seed)
-    for s in range(n_subjects):
-        texture = face_texture(rng, 32)
-        for c, cls in enumerate(EMOTIONS):
-            for k in range(per_class):
-                yield s + 1, f"{s}{c}{k}", cls, make_sample(rng, f"s{s}", f"x{s}{c}{k}", cls, texture, n_frames=10)
-
-
-def _sheet(path: Path, header: list[str], rows: list[list], title_rows: int = 0) -> None:
-    wb = Workbook()
-    ws = wb.active
-    for i in range(title_rows):
-        ws.append([f"title line {i}"])
-    ws.append(header)
-    for row in rows:
-        ws.append(row)
-    wb.save(path)
+FAST = ["--radii", "1,1,2", "--blocks", "3x3", "--jobs", "1", "--C", "0.1,1"]
 
 
 @pytest.fixture(scope="module")
-def casme2(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("casme2")
-    rows = []
-    for subject, code, cls, sample in _samples():
-        folder = root / "CASME2_RAW_selected" / f"sub{subject:02d}" / f"EP0{code}_01"
-        folder.mkdir(parents=True)
-        first = 30 + int(code)
-        for t, frame in enumerate(sample.gray):
-            cv2.imwrite(str(folder / f"img{first + t}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        rows.append([f"{subject:02d}", f"EP0{code}_01", first + 1, first + 4, first + 9, "1+2", EMOTIONS[cls]])
-    rows.append(["09", "EP99_01", 1, 2, 3, "4", "disgust"])  # no such folder: skipped with a note
-    _sheet(root / "CASME2-coding-20140508.xlsx",
-           ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion"], rows)
-    return root
+def roots(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dbs")
+    dblayouts.casme2(base / "CASME2")
+    dblayouts.samm(base / "SAMM")
+    dblayouts.smic(base / "SMIC")
+    make_database(base / "DSME", n_subjects=3, n_samples=18, classes=("I", "II", "IV"), size=32, n_frames=10)
+    return base
 
 
-@pytest.fixture(scope="module")
-def samm(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("samm")
-    rows = []
-    objective = {"I": 1, "II": 2, "IV": 4}
-    for subject, code, cls, sample in _samples(seed=1):
-        sid = f"{subject + 5:03d}"
-        name = f"{sid}_{code}_2"
-        folder = root / "SAMM" / sid / name
-        folder.mkdir(parents=True)
-        first = 5000 + 100 * int(code)
-        for t, frame in enumerate(sample.gray):
-            cv2.imwrite(str(folder / f"{sid}_{first + t:05d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        rows.append([sid, name, first, first + 4, first + 9, "", "R12", EMOTIONS[cls].capitalize(), objective[cls]])
-    _sheet(root / "SAMM_Micro_FACS_Codes_v2.xlsx",
-           ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Duration", "Action Units",
-            "Estimated Emotion", "Objective Classes"], rows, title_rows=3)
-    return root
+def _csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
-def test_casme2_folder_is_detected_and_loaded(casme2):
-    assert detect_format(casme2) == "casme2"
-    db = load_database(casme2)
-    assert len(db.refs) == 18 and not db.has_3d
-    assert any("EP99_01" in n for n in db.notes)
-    ref = db.refs[0]
-    sample = ref.load()
-    assert sample.cropped.shape == (9, 32, 32)  # onset+1 .. offset (img31..img39 of img30..img39)
-    assert sample.frame_numbers[0] == ref.record.onset and sample.index_of(ref.record.apex) == 3
-    assert ref.record.nonobjective_class == "happiness" and ref.record.subject == "01"
+def test_baseline_on_casme2_lists_every_fallback_in_the_report(roots, tmp_path):
+    out = tmp_path / "casme2"
+    assert main(["evaluate", str(roots / "CASME2"), "--format", "casme2", "--out", str(out), "--label-sets",
+                 "objective,nonobjective,3class", "--protocols", "loso", *FAST]) == 0
+    rows = _csv(out / "results.csv")
+    assert {r["method"] for r in rows} == {"LBP-TOP"}
+    assert float(next(r for r in rows if r["label_set"] == "3class")["accuracy"]) > 0.7
+    report = (out / "report.md").read_text()
+    for text in ("sub01/EP02_01f: apex '/' (not coded): the middle frame 44 used",
+                 "sub01/EP03_01f: offset '0' (not coded): the folder's last frame",
+                 "sub02/EP04_02f: offset 24 < onset 54 (a typo in the sheet)", "sub03/EP99_99:"):
+        assert text in report
 
 
-def test_samm_folder_with_title_rows(samm):
-    assert detect_format(samm) == "samm"
-    db = load_database(samm, "samm")
-    assert len(db.refs) == 18
-    assert sorted({r.objective_class for r in db.records}) == ["1", "2", "4"]
-    assert db.refs[0].load().cropped.shape[0] == 10
+def test_megc2019_composite_prints_and_writes_the_table(roots, tmp_path, capsys):
+    out = tmp_path / "megc"
+    assert main(["evaluate", "--protocol", "megc2019", f"casme2={roots / 'CASME2'}", f"samm={roots / 'SAMM'}",
+                 str(roots / "SMIC"), "--out", str(out), *FAST]) == 0
+    captured = capsys.readouterr()
+    printed = captured.out + captured.err
+    assert "MEGC 2019 composite" in printed and "0.5882" in printed  # measured row + published row
+    rows = _csv(out / "megc2019.csv")
+    assert [r["method"] for r in rows] == ["LBP-TOP (station, measured)", "LBP-TOP (MEGC 2019, published)"]
+    assert list(rows[0])[1:] == ["composite UF1", "composite UAR", "CASME II UF1", "CASME II UAR", "SAMM UF1",
+                                 "SAMM UAR", "SMIC-HS UF1", "SMIC-HS UAR"]
+    assert float(rows[0]["composite UF1"]) > 0.6 and float(rows[0]["composite UAR"]) > 0.6
+    parts = _csv(out / "megc2019_parts.csv")
+    assert [(p["part"], p["subjects"], p["samples"]) for p in parts] == [
+        ("CASME II", "3", "18"), ("SAMM", "3", "18"), ("SMIC-HS", "3", "18")]
+    assert "apex '/'" in (out / "report.md").read_text()
 
 
-def test_2d_baseline_runs_on_casme2_and_samm(casme2, samm, tmp_path):
-    for root, fmt in ((casme2, "casme2"), (samm, "samm")):
-        out = tmp_path / fmt
-        assert main(["evaluate", str(root), "--format", fmt, "--out", str(out), "--label-sets", "3class",
-                     "--protocols", "loso", "--radii", "1,1,2", "--blocks", "3x3", "--jobs", "1"]) == 0
-        with open(out / "results.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        assert {r["method"] for r in rows} == {"LBP-TOP"}  # no 3D in these databases
-        assert float(rows[0]["accuracy"]) > 0.7  # 3 separable classes, chance 1/3
+def test_station_database_joins_a_cross_database_run(roots, tmp_path):
+    out = tmp_path / "cross"
+    assert main(["evaluate", "--protocol", "cross-database", f"casme2={roots / 'CASME2'}", f"station={roots / 'DSME'}",
+                 "--out", str(out), *FAST]) == 0
+    rows = _csv(out / "cross_database.csv")
+    assert len(rows) == 1 and "station (DSME) UF1" in rows[0]
+    parts = _csv(out / "cross_database_parts.csv")
+    assert [p["part"] for p in parts] == ["CASME II", "station (DSME)"] and parts[1]["samples"] == "18"
+
+
+def test_several_databases_need_a_multi_database_protocol(roots, capsys):
+    assert main(["evaluate", str(roots / "CASME2"), str(roots / "SAMM")]) != 0
+    assert "several need --protocol megc2019 or" in capsys.readouterr().err
 
 
 def test_spreadsheet_problems_are_named(tmp_path):
-    _sheet(tmp_path / "coding.xlsx", ["Subject", "Filename", "OnsetFrame", "ApexFrame"], [["1", "EP01", 1, 2]])
-    with pytest.raises(StationError, match="lacks the column.*offsetframe"):
-        load_database(tmp_path, "casme2")
-    (tmp_path / "coding.xlsx").unlink()
+    dblayouts.sheet(tmp_path / "CASME2-coding.xlsx", ["Subject", "Filename", "OnsetFrame", "ApexFrame"],
+                    [["1", "EP01", 1, 2]])
+    assert detect_format(tmp_path) == "casme2"
+    with pytest.raises(StationError, match="needs its coding sheet.*Filename, OnsetFrame, ApexFrame, OffsetFrame"):
+        load_database(tmp_path)
+    (tmp_path / "CASME2-coding.xlsx").unlink()
     with pytest.raises(StationError, match="cannot tell what database"):
         detect_format(tmp_path)
