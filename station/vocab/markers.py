@@ -41,6 +41,7 @@ class Marker(StrEnum):
     # recording
     RECORDING_START = "recording_start"
     RECORDING_END = "recording_end"
+    SOURCE_ENDED = "source_ended"  # a finite camera source (recording, pre-rendered clip) has no more frames
     # faults and their recovery
     CAMERA_STALLED = "camera_stalled"  # no frame for longer than the stall limit
     CAMERA_RESUMED = "camera_resumed"  # frames arrive again after a stall
