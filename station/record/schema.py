@@ -73,6 +73,7 @@ COUNTERS_FIELDS = (
     "dropped_queue",
     "stalls", "stalled_ms",
     "clock_wraps",
+    "lost_at_stop",  # pairs queued when the trial stopped early (disk full...): after the last row
 )
 #: Counter values that are causes of ``dropped_s`` (see above).
 DROP_CAUSES = ("gaps", "unpaired", "late")
