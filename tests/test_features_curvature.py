@@ -7,8 +7,9 @@ import pytest
 
 from station.features.curvature import (HK_NAMES, SI_NAMES, hk_types, principal_curvatures,
                                         quantise_shape_index, shape_index)
-from station.features.landmarks23 import (LANDMARKS_23, CurvatureParams, landmark_histograms,
+from station.features.landmarks23 import (CurvatureParams, landmark_histograms,
                                           landmark_weights, mean_difference_image, sequence_features)
+from station.vocab.landmarks import LANDMARKS_23
 
 VIEW = (0.0, 0.0, 1000.0)  # camera above the surfaces, looking down -z
 

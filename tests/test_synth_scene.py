@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from station.camera import open_camera
-from station.synth.aus import REGION_LANDMARKS
 from station.synth.events import Event
 from station.synth.participant import SyntheticParticipant
+from station.vocab.landmarks import AREAS_68 as REGION_LANDMARKS
 
 
 def _scene(aus, *, subject=1, seed=0, intensity=1.0, kind="micro", **kwargs) -> SyntheticParticipant:

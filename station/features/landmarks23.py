@@ -30,14 +30,7 @@ from scipy.spatial import cKDTree
 
 from station.features.curvature import (hk_types, normalised_histogram, principal_curvatures,
                                         quantise_shape_index, shape_index)
-
-LANDMARKS_23 = (0, 2, 4, 5, 7, 9, 19, 22, 25, 28, 10, 13, 14, 16, 18, 31, 32, 34, 36, 37, 38, 40, 42)
-LANDMARK_23_NAMES = ("R brow outer", "R brow mid", "R brow inner", "L brow inner", "L brow mid",
-                     "L brow outer", "R eye outer", "R eye inner", "L eye inner", "L eye outer",
-                     "nose bridge", "nose tip", "R ala", "nose base", "L ala", "mouth R corner",
-                     "upper lip R", "upper lip centre", "upper lip L", "mouth L corner", "lower lip L",
-                     "lower lip centre", "lower lip R")
-assert len(LANDMARKS_23) == 23 == len(set(LANDMARKS_23)) == len(LANDMARK_23_NAMES)
+from station.vocab.landmarks import LANDMARKS_23
 
 
 @dataclass(frozen=True)

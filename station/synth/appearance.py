@@ -23,16 +23,12 @@ import cv2
 import numpy as np
 
 from station.checks import StationError
+from station.vocab.landmarks import EYE_L_68, EYE_R_68, OUTER_LIP_68
 
 #: Real interocular distance (eye centre to eye centre) range, millimetres.
 IOD_MM = (58.0, 68.0)
 #: Distance of the face from the camera, metres (the paper films at ~0.5-0.7 m).
 DISTANCE_M = (0.52, 0.68)
-
-# dlib 68-point index groups (subject's right = image left).
-JAW, RBROW, LBROW, NOSE_BRIDGE, NOSTRILS = range(0, 17), range(17, 22), range(22, 27), range(27, 31), range(31, 36)
-REYE, LEYE, OUTER_LIP, INNER_LIP = range(36, 42), range(42, 48), range(48, 60), range(60, 68)
-
 
 def _package_dir(name: str) -> Path | None:
     spec = importlib.util.find_spec(name)
@@ -97,7 +93,7 @@ def photo_with_landmarks(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(subject's right eye centre, left eye centre) from 68 landmarks."""
-    return lm[list(REYE)].mean(axis=0), lm[list(LEYE)].mean(axis=0)
+    return lm[list(EYE_R_68)].mean(axis=0), lm[list(EYE_L_68)].mean(axis=0)
 
 
 def interocular(lm: np.ndarray) -> float:
@@ -108,7 +104,7 @@ def interocular(lm: np.ndarray) -> float:
 def face_centre(lm: np.ndarray) -> np.ndarray:
     """A stable face centre: between the eye centres and the mouth centre."""
     right, left = eye_centres(lm)
-    return ((right + left) / 2 + lm[list(OUTER_LIP)].mean(axis=0)) / 2
+    return ((right + left) / 2 + lm[list(OUTER_LIP_68)].mean(axis=0)) / 2
 
 
 @dataclass

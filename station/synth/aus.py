@@ -20,11 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Landmark pairs mirrored right <-> left (dlib 68 numbering).
-_MIRROR = {**{i: 16 - i for i in range(17)}, **{17 + i: 26 - i for i in range(5)},
-           36: 45, 37: 44, 38: 43, 39: 42, 40: 47, 41: 46, 31: 35, 32: 34,
-           48: 54, 49: 53, 50: 52, 59: 55, 58: 56, 60: 64, 61: 63, 67: 65}
-_MIRROR.update({v: k for k, v in list(_MIRROR.items())})
+from station.vocab.landmarks import MIRROR_68  # regions an AU moves: AREAS_68 there
 
 
 @dataclass(frozen=True)
@@ -81,8 +77,6 @@ AU_NAMES = {1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5
 AU_REGION = {1: "brows", 2: "brows", 4: "brows", 5: "eyes", 6: "eyes", 7: "eyes", 9: "nose", 10: "mouth",
              12: "mouth", 14: "mouth", 15: "mouth", 17: "mouth", 20: "mouth", 23: "mouth", 24: "mouth",
              25: "mouth", 26: "mouth", 43: "eyes"}
-REGION_LANDMARKS = {"brows": list(range(17, 27)), "eyes": list(range(36, 48)), "nose": list(range(27, 36)),
-                    "mouth": list(range(48, 68))}
 
 
 def expand_anchors(au: int, lm: np.ndarray, iod: float) -> list[tuple[np.ndarray, np.ndarray, float, float, float]]:
@@ -91,7 +85,7 @@ def expand_anchors(au: int, lm: np.ndarray, iod: float) -> list[tuple[np.ndarray
     for anc in AU_LIBRARY[au]:
         sides = [(anc.landmarks, 1.0)]
         if anc.mirror:
-            sides.append((tuple(_MIRROR.get(i, i) for i in anc.landmarks), -1.0))
+            sides.append((tuple(MIRROR_68.get(i, i) for i in anc.landmarks), -1.0))
         for lms, sign in sides:
             centre = lm[list(lms)].mean(axis=0)
             vec = np.array([sign * anc.dx * iod, anc.dy * iod], np.float32)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 import cv2
 
-from station.synth.appearance import JAW, OUTER_LIP, eye_centres
+from station.synth.appearance import eye_centres
+from station.vocab.landmarks import JAW_68, OUTER_LIP_68
 
 WALL_M = 1.35
 BASELINE_M = 0.055
@@ -51,7 +52,7 @@ def face_depth(lm: np.ndarray, shape: tuple[int, int], distance_m: float, fx: fl
     h, w = shape
     mm_px = distance_m * 1000.0 / fx  # millimetres per pixel at the face
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    jaw = lm[list(JAW)]
+    jaw = lm[list(JAW_68)]
     right_eye, left_eye = eye_centres(lm)
     iod = float(np.linalg.norm(left_eye - right_eye))
     brow_y = float(lm[17:27, 1].mean())
@@ -81,7 +82,7 @@ def face_depth(lm: np.ndarray, shape: tuple[int, int], distance_m: float, fx: fl
     for eye in (right_eye, left_eye):
         relief += 9.0 * _gauss(xs, ys, *eye, 0.22 * s, 0.16 * s)  # socket
         relief -= 4.0 * _gauss(xs, ys, *eye, 0.11 * s, 0.07 * s)  # eyeball and lids
-    mouth = lm[list(OUTER_LIP)].mean(axis=0)
+    mouth = lm[list(OUTER_LIP_68)].mean(axis=0)
     mouth_w = float(lm[54, 0] - lm[48, 0])
     relief -= 9.0 * _gauss(xs, ys, *mouth, 0.42 * mouth_w, 0.22 * s)  # lips
     relief -= 6.0 * _gauss(xs, ys, *lm[8], 0.25 * s, 0.16 * s)  # chin
