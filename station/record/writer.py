@@ -185,8 +185,11 @@ class TrialWriter:
         """Make everything appended so far durable and visible to readers."""
         self._file.flush()
 
-    def close(self, final_attrs: dict[str, Any] | None = None) -> Path:
+    def close(self, final_attrs: dict[str, Any] | None = None, counters: dict[str, int] | None = None) -> Path:
         """Flush, stamp the final attributes and give the file its final name.
+
+        ``counters`` are written to /counters and to the attributes in one go, so the two
+        always agree (one source of truth for what was lost).
 
         If the final step fails (disk full...), the ``.writing`` file is left as it is: it is
         still readable up to the last flush, and its path is returned.
@@ -194,6 +197,8 @@ class TrialWriter:
         if self._file is None:
             return self.path
         try:
+            if counters is not None:
+                self.set_counters(counters)
             self._file.flush()
         finally:
             self._file.close()
@@ -201,7 +206,7 @@ class TrialWriter:
         try:
             with h5py.File(self.partial_path, "r+") as f:
                 f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-                                for k, v in (final_attrs or {}).items()})
+                                for k, v in {**(final_attrs or {}), **(counters or {})}.items()})
                 if self._landmarks is not None:  # SWMR cannot add datasets: they go in now
                     _store_ground_truth(f, None, *self._landmarks)
                 f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
