@@ -4,9 +4,12 @@ Writing: :func:`atomic_write_text` / :func:`atomic_write_bytes` / :func:`atomic_
 the :func:`atomic_path` context manager (for writers that want a file name: h5py, numpy, cv2)
 write a temporary file in the same folder, fsync it, rename it over the target and fsync the
 folder, so after a power cut ``path`` holds either the old or the new content, never a torn
-one.  The temporary file is always ``.<name>.<pid>.tmp`` (:func:`temp_path`): hidden, unique
-per process, never taken for data (trial files being recorded use ``.h5.writing`` instead,
-see :mod:`station.record.schema`, because those are *meant* to be recovered).
+one.  The temporary file is always ``.<stem>.<pid>.tmp<suffix>`` beside the target
+(:func:`temp_path`; ``session.json`` -> ``.session.4711.tmp.json``): hidden, unique per process,
+never taken for data, and still ending in the real suffix, so writers that pick the format
+from the name (ffmpeg, OpenCV, ``numpy.savez``) write the right one.  Trial files being
+recorded use ``.h5.writing`` instead (:mod:`station.record.schema`): those are *meant* to be
+recovered after a crash, a temporary file is not.
 :func:`append_line_fsync` is the journal's primitive: one ``write`` per line, fsync'd.
 
 Reading: :func:`read_table` reads a CSV / TSV whatever saved it -- UTF-8 with or without BOM,
@@ -34,9 +37,26 @@ TEMP_SUFFIX = ".tmp"
 
 
 def temp_path(path: str | Path) -> Path:
-    """Where an atomic write of ``path`` goes first: ``.<name>.<pid>.tmp`` beside it."""
+    """Where an atomic write of ``path`` goes first: ``.<stem>.<pid>.tmp<suffix>`` beside it."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    return path.with_name(f".{path.stem}.{os.getpid()}{TEMP_SUFFIX}{path.suffix}")
+
+
+def is_temp(path: str | Path) -> bool:
+    """Whether ``path`` is a temporary file of :func:`temp_path` (skip it when listing data)."""
+    name = Path(path).name
+    stem = name[: -len(Path(name).suffix)] if Path(name).suffix else name
+    return name.startswith(".") and stem.endswith(TEMP_SUFFIX)
+
+
+def commit_temp(tmp: str | Path, path: str | Path) -> Path:
+    """fsync the finished ``tmp``, rename it to ``path`` and fsync the folder; returns ``path``."""
+    tmp, path = Path(tmp), Path(path)
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    return path
 
 
 def fsync_dir(folder: str | Path) -> None:
@@ -63,14 +83,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = temp_path(path)
     try:
         yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        commit_temp(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(path.parent)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from station.checks import StationError
-from station.fileio import (append_line_fsync, atomic_path, atomic_write_json, atomic_write_text, read_table,
-                            temp_path)
+from station.fileio import (append_line_fsync, atomic_path, atomic_write_json, atomic_write_text, is_temp,
+                            read_table, temp_path)
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -16,7 +16,7 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
     atomic_write_json(path, {"a": 1})
     assert path.read_text() == '{\n "a": 1\n}\n'
     assert sorted(os.listdir(tmp_path)) == ["s.json"]
-    assert temp_path(path).name == f".s.json.{os.getpid()}.tmp"
+    assert temp_path(path).name == f".s.{os.getpid()}.tmp.json" and is_temp(temp_path(path)) and not is_temp(path)
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

@@ -32,6 +32,7 @@ from station.console import console
 from station.dataset import Sample
 from station.deep.features import sequence_input, ststnet_input
 from station.deep.training import DEFAULT_CONFIGS, DeepClassifier, TrainConfig
+from station.fileio import atomic_path, atomic_write_json
 
 
 @dataclass
@@ -86,12 +87,6 @@ def run_fingerprint(model_name: str, samples: list[Sample], y: np.ndarray, group
 def _fold_stem(index: int, group) -> str:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(group))[:40]
     return f"fold-{index:03d}-{safe}"
-
-
-def _save_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".writing")
-    write(tmp)
-    tmp.replace(path)
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -153,7 +148,7 @@ def run_loso(model_name: str, samples: list[Sample], y: np.ndarray, groups: np.n
     run_dir = check_writable_dir(Path(work_dir) / f"{model_name}-{digest}", "deep-learning work folder")
     run_file = run_dir / "run.json"
     if not run_file.exists():
-        _save_atomically(run_file, lambda p: p.write_text(json.dumps(fingerprint, indent=1)))
+        atomic_write_json(run_file, fingerprint)
 
     folds = list(LeaveOneGroupOut().split(np.zeros(len(y)), y_index, groups))
     result = LosoResult(np.full((len(y), len(classes)), np.nan), classes, run_dir)
@@ -186,9 +181,10 @@ def run_loso(model_name: str, samples: list[Sample], y: np.ndarray, groups: np.n
             clf = DeepClassifier(model_name, len(classes), config, seed=seed, device=device)
             clf.fit(X[train], y_index[train], on_epoch=on_epoch)
             proba = clf.predict_proba(X[test])
-            _save_atomically(run_dir / f"{stem}.pt", lambda p: torch.save(clf.state(), p))
-            _save_atomically(run_dir / f"{stem}.npz", lambda p: _write_npz(p, test_index=test,
-                                                                            probabilities=proba))
+            with atomic_path(run_dir / f"{stem}.pt") as tmp:
+                torch.save(clf.state(), tmp)
+            with atomic_path(run_dir / f"{stem}.npz") as tmp:
+                _write_npz(tmp, test_index=test, probabilities=proba)
             result.probabilities[test] = proba
             result.trained_folds.append(stem)
             progress.remove_task(epoch_task)
