@@ -131,3 +131,55 @@ def smic(root: Path, n_subjects: int = 3, per_class: int = 2, seed: int = 2, sub
                 write_frames(root / "SMIC_all_cropped" / subset / f"s{subject}" / "micro" / label / name,
                              sample.gray, [f"reg_image{n:06d}.bmp" for n in numbers])
             (root / "SMIC_all_raw" / subset / f"s{subject}" / "non_micro" / "n1").mkdir(parents=True, exist_ok=True)
+
+
+#: CAS(ME)^3 synthetic classes: emotion (as the label sheet spells it), objective class, AUs
+CASME3_CLASSES = {"happy": ("I", [6, 12]), "surprise": ("II", [1, 2, 5]), "disgust": ("IV", [9, 10])}
+
+
+def casme3(root: Path, n_subjects: int = 3, per_class: int = 1, seed: int = 3, width: int = 424,
+           height: int = 240, n_frames: int = 9, clip_layout_subject: int | None = 2) -> dict:
+    """CAS(ME)^3 Part A: label sheet 'label', spNO.<s>/<video>/color/N.jpg + depth/N.png (16-bit mm).
+
+    Frames come from the virtual participant (``station.synth``): a face dlib finds, depth
+    registered to colour; ``intrinsics.json`` holds its true intrinsics.  One subject uses the
+    ME-clip layout (``Part_A_ME_clip/frame|depth/spNO.2_b_3``) instead.
+    """
+    from station.synth.events import Event
+    from station.synth.participant import SyntheticParticipant
+
+    rows, fx = [], None
+    for s in range(1, n_subjects + 1):
+        videos = iter("abcdefghijklm")
+        for emotion, (cls, aus) in CASME3_CLASSES.items():
+            for k in range(per_class):
+                video = next(videos)
+                onset, apex, offset = 3, 3 + n_frames // 2, 3 + n_frames - 1
+                ev = Event("micro", onset - 1, apex, offset + 1, aus, cls, emotion, 1.0, s)
+                scene = SyntheticParticipant(s, seed, events=[ev], n_frames=offset + 2, width=width, height=height,
+                                             head_motion=False)
+                fx = scene.fx
+                if s == clip_layout_subject:
+                    color_dir = root / "Part_A_ME_clip" / "frame" / f"spNo.{s}_{video}_{onset}"
+                    depth_dir = root / "Part_A_ME_clip" / "depth" / f"spNo.{s}_{video}_{onset}"
+                else:
+                    color_dir = root / "part_A" / "data" / "part_A" / f"spNO.{s}" / video / "color"
+                    depth_dir = color_dir.parent / "depth"
+                color_dir.mkdir(parents=True, exist_ok=True)
+                depth_dir.mkdir(parents=True, exist_ok=True)
+                for n in range(onset, offset + 1):
+                    color, depth_m = scene.render(n)
+                    cv2.imwrite(str(color_dir / f"{n}.jpg"), color[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+                    cv2.imwrite(str(depth_dir / f"{n}.png"), np.round(depth_m * 1000).astype(np.uint16))
+                rows.append([f"spNO.{s}", video, onset, apex, offset, "+".join(map(str, aus)), cls, emotion])
+    rows[0][3] = "/"  # an apex the sheet does not give
+    (root / "annotation").mkdir(exist_ok=True)
+    sheet(root / "annotation" / "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx",
+          ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"], rows,
+          sheet_name="label")
+    from station.camera.virtual import d415_calibration
+
+    c = d415_calibration(width, height).color_intrinsics  # the view the participant's depth is rendered in
+    (root / "intrinsics.json").write_text(
+        f'{{"fx": {c.fx}, "fy": {c.fy}, "ppx": {c.ppx}, "ppy": {c.ppy}, "depth_scale": 0.001}}')
+    return {"fx": fx, "apex /": ("spNO.1", "a_3")}

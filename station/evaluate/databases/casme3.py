@@ -137,8 +137,8 @@ def load_casme3(root: Path, images: str | None = None, intrinsics: tuple[float, 
             continue
         if apex is None or not onset <= apex <= offset:
             mid = (onset + offset) // 2
-            notes.append(Note(name, f"apex {cell_text(row[col['apex']])!r} not in {onset}..{offset}: "
-                                    f"the middle frame {mid} used"))
+            why = "(not coded)" if apex is None else f"outside onset..offset {onset}..{offset}"
+            notes.append(Note(name, f"apex {cell_text(row[col['apex']])!r} {why}: the middle frame {mid} used"))
             apex = mid
         chosen = [n for n in range(onset, offset + 1) if n in rgb and n in depth]
         absent = offset - onset + 1 - len(chosen)
