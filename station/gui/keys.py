@@ -48,7 +48,7 @@ VIEWER_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("Space",), "play", "play / pause at the rate shown"),
     (("1", "2", "3", "4", "5"), "rate", "rate x1, x1/2, x1/4, x1/8, x1/16"),
     (("m", "b"), "marker", "next / previous marker or dropped frame"),
-    (("3",), "cloud", "point cloud of this frame in an open3d window"),
+    (("c",), "cloud", "point cloud of this frame in an open3d window"),
     (("[", "]"), "range", "set the start / end of the export range"),
     (("e",), "export", "export the range to MP4 (beside the trial)"),
     (("v",), "depth", "show / hide the depth view"),
