@@ -38,7 +38,10 @@ COMMON = ["--radii", "1,1,2", "--blocks", "3x3", "--repeats", "1", "--folds", "3
 
 def test_evaluate_writes_tables_plots_and_separates_classes(db, tmp_path, capsys):
     out = tmp_path / "report"
-    rc = main(["evaluate", str(db), "--out", str(out), "--label-sets", "objective,3class", *COMMON])
+    # the station variant: on these 32 px crops Zhao's per-block borders leave 8x8 of each 10x10 block
+    # (LBPTOP.m's default is checked bit for bit in test_features_lbptop_zhao.py and run by the other tests)
+    rc = main(["evaluate", str(db), "--out", str(out), "--label-sets", "objective,3class", *COMMON,
+               "--lbp-variant", "station"])
     assert rc == 0
     for name in ("report.html", "report.md", "results.csv", "per_class_recall.csv", "table11_fusion.md",
                  "table11_fusion.csv"):

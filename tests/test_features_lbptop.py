@@ -1,4 +1,4 @@
-"""LBP-TOP: the fast vectorised path is bit-identical to a plain, obviously-correct loop version."""
+"""LBP-TOP variant "station": the fast vectorised path is bit-identical to a plain, obviously-correct loop version."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def _volume(seed, shape=(9, 14, 16)):
 ])
 def test_fast_lbptop_is_bit_identical_to_reference(radii, neighbours, mapping, grid):
     vol = _volume(sum(neighbours))
-    params = LbpTopParams(radii=radii, neighbours=neighbours, mapping=mapping, rows=grid[0],
+    params = LbpTopParams(variant="station", radii=radii, neighbours=neighbours, mapping=mapping, rows=grid[0],
                           cols=grid[1], overlap=grid[2])
     fast = lbptop(vol, params)
     ref = ref_lbptop(vol, radii, neighbours, mapping, *grid)
@@ -124,11 +124,11 @@ def test_fast_lbptop_is_bit_identical_to_reference(radii, neighbours, mapping, g
 
 def test_grids_from_one_code_pass_match_single_grid_calls():
     vol = _volume(3, (10, 20, 24))
-    params = LbpTopParams(radii=(1, 1, 2))
+    params = LbpTopParams(variant="station", radii=(1, 1, 2))
     grids = [(2, 3, 0), (3, 3, 4), (4, 5, 10)]
     many = lbptop_grids(vol, params, grids)
     for (r, c, o), feat in zip(grids, many):
-        single = lbptop(vol, LbpTopParams(radii=(1, 1, 2), rows=r, cols=c, overlap=o))
+        single = lbptop(vol, LbpTopParams(variant="station", radii=(1, 1, 2), rows=r, cols=c, overlap=o))
         assert np.array_equal(feat, single)
 
 
@@ -142,19 +142,19 @@ def test_u2_mapping_has_59_bins_for_8_neighbours_and_orders_uniform_codes():
 
 def test_block_histograms_are_normalised_per_plane():
     vol = _volume(5, (9, 30, 30))
-    params = LbpTopParams(radii=(1, 1, 2), rows=3, cols=3, overlap=3)
+    params = LbpTopParams(variant="station", radii=(1, 1, 2), rows=3, cols=3, overlap=3)
     feat = lbptop(vol, params).reshape(9, 3, 59)
     assert np.allclose(feat.sum(axis=2), 1.0)
 
 
 def test_constant_sequence_has_all_ones_pattern():
     vol = np.full((7, 12, 12), 77, np.uint8)
-    feat = lbptop(vol, LbpTopParams(radii=(1, 1, 1), mapping="basic", rows=1, cols=1))
+    feat = lbptop(vol, LbpTopParams(variant="station", radii=(1, 1, 1), mapping="basic", rows=1, cols=1))
     assert feat.reshape(3, 256)[:, 255].tolist() == [1.0, 1.0, 1.0]
 
 
 def test_too_short_sequence_is_refused_with_the_sizes():
     with pytest.raises(StationError, match="at least 9 frames"):
-        lbptop(np.zeros((5, 20, 20), np.uint8), LbpTopParams(radii=(1, 1, 4)))
+        lbptop(np.zeros((5, 20, 20), np.uint8), LbpTopParams(variant="station", radii=(1, 1, 4)))
     with pytest.raises(StationError, match="mapping"):
-        lbptop(np.zeros((9, 20, 20), np.uint8), LbpTopParams(mapping="riu2"))
+        lbptop(np.zeros((9, 20, 20), np.uint8), LbpTopParams(variant="station", mapping="riu2"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,7 @@ def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, i
     out: dict[tuple[int, int, int], np.ndarray] = {}
     keys = {}
     for grid in grids:
-        setting = LbpTopParams(radii=params.radii, neighbours=params.neighbours, mapping=params.mapping,
-                               rows=grid[0], cols=grid[1], overlap=grid[2])
+        setting = replace(params, rows=grid[0], cols=grid[1], overlap=grid[2])
         keys[grid] = cache.key("lbptop", setting.key(), fps)
         hit = cache.load("lbptop", keys[grid])
         if hit is not None:

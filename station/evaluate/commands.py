@@ -105,6 +105,12 @@ def register(subparsers) -> None:
     f.add_argument("--neighbours", default="8,8,8", help="LBP-TOP neighbours on XY,XT,YT (default 8,8,8)")
     f.add_argument("--mapping", default="u2", choices=("u2", "basic"),
                    help="LBP code mapping: u2 (uniform, 59 bins for P=8) or basic (2^P bins)")
+    f.add_argument("--lbp-variant", default="zhao", choices=("zhao", "station"),
+                   help="LBP-TOP definition: zhao (default; exactly Zhao's LBPTOP.m, as the CASME II / SMIC "
+                        "baselines) or station (the station's earlier definition); see docs/evaluate.md")
+    f.add_argument("--lbp-interpolation", default="bilinear", choices=("bilinear", "nearest"),
+                   help="zhao's two sampling modes: bilinear (default, as the CASME II baseline script) or "
+                        "nearest (floor(x+0.5))")
     f.add_argument("--blocks", default="5x5", help="LBP-TOP block grid ROWSxCOLS (default 5x5)")
     f.add_argument("--overlap", type=int, default=0, help="block overlap in pixels (default 0)")
     f.add_argument("--radius3d", type=float, default=10.0,
@@ -141,7 +147,8 @@ def options_from_args(args, has_3d: bool):
 
     rows, cols = _grid(args.blocks, "--blocks")
     lbp = LbpTopParams(radii=_floats(args.radii, "--radii", 3), neighbours=_ints(args.neighbours, "--neighbours", 3),
-                       mapping=args.mapping, rows=rows, cols=cols, overlap=args.overlap)
+                       mapping=args.mapping, rows=rows, cols=cols, overlap=args.overlap,
+                       variant=args.lbp_variant, interpolation=args.lbp_interpolation)
     check_params(lbp)
     if args.radius3d <= 0:
         raise StationError(f"--radius3d must be > 0 mm, got {args.radius3d}.")
