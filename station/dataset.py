@@ -1,15 +1,25 @@
 """The exported micro-expression database: one definition for its writer and its readers.
 
 ``station process`` writes it, ``station evaluate`` (and a lab's own scripts) read it.
-Layout of a database folder ``DB/``::
+Layout of a database folder ``DB/`` (CASME II style: subject folders ``sub01``, sample folders
+named by the index's ``Filename``)::
 
-    micro-expression.xlsx, micro-expression.csv   the index, one row per sample (INDEX_COLUMNS)
-    samples/<subject>/<sample>.h5                  everything the baselines need (SAMPLE_* below)
-    2d/uncropped/<subject>/<sample>/img<N>.png     2D sequence as recorded (CASME II style,
-    2d/cropped/<subject>/<sample>/reg_img<N>.png   N = frame number in the trial)
-    3d/<subject>/<sample>/frame<N>.ply             cropped, ICP-aligned point cloud per frame
+    micro-expression.xlsx, micro-expression.csv   the index, one row per sample (INDEX_HEADERS)
+    samples/sub01/<sample>.h5                      everything the baselines need (SAMPLE_* below)
+    2d/uncropped/sub01/<sample>/img<N>.png         2D sequence as recorded (CASME II style,
+    2d/cropped/sub01/<sample>/reg_img<N>.png       N = frame number in the trial)
+    3d/sub01/<sample>/frame<N>.ply                 cropped, ICP-aligned point cloud per frame
 
-Sample HDF5 (``samples/<subject>/<sample>.h5``), T frames from onset to offset::
+The index follows the paper (section 3.5): column 1 the participant's number (``1``), column 2
+the sample (``1_1``: first sample of the participant's first film; ``s2_1_1`` when the
+participant has more than one session, for session 2), columns 3-5 onset, apex and offset
+frames, 6 the AUs, 7 and 8 the objective and non-objective classes, under the header names a
+CASME II script reads (``Subject``, ``Filename``, ``OnsetFrame``, ``ApexFrame``, ``OffsetFrame``,
+``Action Units``, ``Objective Class``, ``Estimated Emotion``); then what traces a sample back to
+its trial (participant pseudonym, session, trial file, ``trial_id``).  docs/process.md has the
+mapping.  Nothing in a database folder is ever overwritten: a sample that exists is refused.
+
+Sample HDF5 (``samples/sub01/<sample>.h5``), T frames from onset to offset::
 
     /cropped        (T, h, w, 3) uint8   aligned and cropped color frames (RGB)
     /landmarks2d    (T, 49, 2) float32   49 landmarks in /cropped pixel coordinates (x, y)
@@ -43,10 +53,22 @@ from station.checks import StationError
 DATASET_SCHEMA_VERSION = 1
 INDEX_NAME = "micro-expression"
 
-#: The paper's columns (section 3.5) first, then what helps a user trace a sample back.
+#: SampleRecord fields in index order: the paper's eight columns (section 3.5) first, then what
+#: helps a user trace a sample back to its participant, session and trial.
 INDEX_COLUMNS = ("subject", "sample", "onset", "apex", "offset", "aus", "objective_class",
                  "nonobjective_class", "clip", "clip_emotion", "self_report", "duration_ms",
-                 "onset_duration_ms", "trial")
+                 "onset_duration_ms", "participant", "session", "trial", "trial_id")
+#: The header of each column in micro-expression.csv/.xlsx: CASME II's names where the paper's
+#: column has a CASME II counterpart (CASME2-coding-*.xlsx, CASME2-ObjectiveClasses.xlsx).
+INDEX_HEADERS = {
+    "subject": "Subject", "sample": "Filename", "onset": "OnsetFrame", "apex": "ApexFrame",
+    "offset": "OffsetFrame", "aus": "Action Units", "objective_class": "Objective Class",
+    "nonobjective_class": "Estimated Emotion", "clip": "Clip", "clip_emotion": "Clip Emotion",
+    "self_report": "Self-report", "duration_ms": "Duration (ms)", "onset_duration_ms": "Onset Duration (ms)",
+    "participant": "Participant", "session": "Session", "trial": "Trial", "trial_id": "Trial ID",
+}
+#: The paper's columns, which every index must have (under either name).
+PAPER_COLUMNS = INDEX_COLUMNS[:8]
 
 
 def subject_folder(subject: int | str) -> str:
@@ -77,12 +99,81 @@ class SampleRecord:
     self_report: str = ""
     duration_ms: float = float("nan")
     onset_duration_ms: float = float("nan")
-    trial: str = ""
+    participant: str = ""  # the pseudonym the station recorded (Subject is its number here)
+    session: str = ""
+    trial: str = ""  # trial file name, for people
+    trial_id: str = ""  # the trial file's UUID (station.record.schema.TRIAL_ID)
+
+    @property
+    def folder(self) -> str:
+        """The subject's folder in every tree of the database: ``sub01``."""
+        return subject_folder(self.subject)
 
     @property
     def relpath(self) -> Path:
         """Path of the sample HDF5 relative to the database folder."""
-        return Path("samples") / self.subject / f"{self.sample}.h5"
+        return Path("samples") / self.folder / f"{self.sample}.h5"
+
+    @property
+    def legacy_relpath(self) -> Path:
+        """Where exports before ``sub01`` folders put it (``samples/1/...``)."""
+        return Path("samples") / str(self.subject) / f"{self.sample}.h5"
+
+
+# -- the database's folder tree (one owner: this module) ---------------------------------------
+def image_folder(db: str | Path, record: SampleRecord, cropped: bool) -> Path:
+    """``2d/cropped/sub01/<sample>`` (``reg_img<N>.png``) or ``2d/uncropped/...`` (``img<N>.png``)."""
+    return Path(db) / "2d" / ("cropped" if cropped else "uncropped") / record.folder / record.sample
+
+
+def image_name(frame_number: int, cropped: bool) -> str:
+    return f"{'reg_img' if cropped else 'img'}{int(frame_number)}.png"
+
+
+def cloud_folder(db: str | Path, record: SampleRecord) -> Path:
+    """``3d/sub01/<sample>`` with ``frame<N>.ply`` per frame."""
+    return Path(db) / "3d" / record.folder / record.sample
+
+
+def cloud_name(frame_number: int) -> str:
+    return f"frame{int(frame_number)}.ply"
+
+
+def sample_outputs(db: str | Path, record: SampleRecord) -> list[Path]:
+    """Every path a sample occupies in the database (to refuse overwriting any of them)."""
+    return [Path(db) / record.relpath, image_folder(db, record, False), image_folder(db, record, True),
+            cloud_folder(db, record)]
+
+
+def _new_folder(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=False)
+    except FileExistsError as err:
+        raise StationError(f"{str(folder)!r} already exists; a database never overwrites a sample "
+                           "(export into a new folder, or remove the old sample first).") from err
+    return folder
+
+
+def write_sample_images(db: str | Path, record: SampleRecord, color: np.ndarray, cropped: np.ndarray,
+                        numbers: np.ndarray) -> None:
+    """The 2D sequences as PNG (RGB arrays in, CASME II names out)."""
+    import cv2
+
+    for is_cropped, frames in ((False, color), (True, cropped)):
+        folder = _new_folder(image_folder(db, record, is_cropped))
+        for image, n in zip(frames, numbers):
+            path = folder / image_name(n, is_cropped)
+            if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1])):
+                raise StationError(f"cannot write {path} (disk full or not writable?).")
+
+
+def write_sample_clouds(db: str | Path, record: SampleRecord, clouds: list[np.ndarray], numbers: np.ndarray) -> None:
+    """One PLY per frame (points in millimetres, cropped and ICP-aligned)."""
+    from station.record.pointcloud import write_ply
+
+    folder = _new_folder(cloud_folder(db, record))
+    for cloud, n in zip(clouds, numbers):
+        write_ply(folder / cloud_name(n), cloud)
 
 
 @dataclass
@@ -124,9 +215,12 @@ _ARRAYS = ("cropped", "landmarks2d", "landmarks2d_raw", "landmarks3d", "cloud_po
 
 
 def write_sample(db: str | Path, sample: Sample, attrs: dict[str, Any] | None = None) -> Path:
-    """Write a sample's HDF5 file (atomically: written as ``.writing`` then renamed)."""
+    """Write a sample's HDF5 file (atomically: written as ``.writing`` then renamed); an existing
+    sample is refused, never replaced."""
     path = Path(db) / sample.record.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise StationError(f"sample file {str(path)!r} already exists; a database never overwrites a sample.")
     tmp = path.with_name(path.name + ".writing")
     with h5py.File(tmp, "w") as f:
         for name in _ARRAYS:
@@ -144,7 +238,7 @@ def write_sample(db: str | Path, sample: Sample, attrs: dict[str, Any] | None = 
 
 def read_sample(db: str | Path, record: SampleRecord) -> Sample:
     """Load a sample's arrays; the error names the file when it is missing or broken."""
-    path = Path(db) / record.relpath
+    path = sample_path(db, record)
     try:
         with h5py.File(path, "r") as f:
             arrays = {name: f[name][...] for name in _ARRAYS if name in f}
@@ -153,22 +247,47 @@ def read_sample(db: str | Path, record: SampleRecord) -> Sample:
     return Sample(record=record, **arrays)
 
 
+def sample_path(db: str | Path, record: SampleRecord) -> Path:
+    """The sample's HDF5 file (``samples/sub01/...``; an export older than ``sub01`` folders
+    is found where it put it)."""
+    path = Path(db) / record.relpath
+    legacy = Path(db) / record.legacy_relpath
+    return legacy if not path.exists() and legacy.exists() else path
+
+
+def check_new_database(db: str | Path) -> Path:
+    """``db`` if it holds no database yet; an export never overwrites an index or its samples."""
+    db = Path(db)
+    if (db / f"{INDEX_NAME}.csv").exists() or (db / "samples").exists():
+        raise StationError(f"{str(db)!r} already holds a database ({INDEX_NAME}.csv or samples/); a database is "
+                           "never overwritten: export into a new folder.")
+    return db
+
+
+def _cell(record: SampleRecord, name: str) -> Any:
+    value = getattr(record, name)
+    if name == "subject" and str(value).isdigit():
+        return int(value)  # the paper's "1", a number in the spreadsheet as in CASME II
+    return value
+
+
 def write_index(db: str | Path, records: list[SampleRecord]) -> tuple[Path, Path]:
-    """Write ``micro-expression.csv`` and ``micro-expression.xlsx`` (openpyxl)."""
+    """Write ``micro-expression.csv`` and ``micro-expression.xlsx`` (openpyxl), rows in the order given."""
     db = Path(db)
     db.mkdir(parents=True, exist_ok=True)
-    rows = [[getattr(r, c) for c in INDEX_COLUMNS] for r in records]
+    header = [INDEX_HEADERS[c] for c in INDEX_COLUMNS]
+    rows = [[_cell(r, c) for c in INDEX_COLUMNS] for r in records]
     csv_path = db / f"{INDEX_NAME}.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(INDEX_COLUMNS)
+        writer.writerow(header)
         writer.writerows(rows)
     from openpyxl import Workbook
 
     wb = Workbook()
     ws = wb.active
     ws.title = "samples"
-    ws.append(list(INDEX_COLUMNS))
+    ws.append(header)
     for row in rows:
         ws.append(row)
     xlsx_path = db / f"{INDEX_NAME}.xlsx"
@@ -192,14 +311,17 @@ def read_index(db: str | Path) -> list[SampleRecord]:
     if not path.exists():
         raise StationError(f"{str(db)!r} is not a station database: {path.name} is missing "
                            "(make one with `station process` or `station synth dataset`).")
-    with open(path, newline="", encoding="utf-8") as fh:
+    # headers as written now (INDEX_HEADERS), or the field names of exports before them
+    field_of = {**{h: c for c, h in INDEX_HEADERS.items()}, **{c: c for c in INDEX_COLUMNS}}
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
-        missing = [c for c in INDEX_COLUMNS[:8] if c not in (reader.fieldnames or [])]
+        present = {field_of[h] for h in (reader.fieldnames or []) if h in field_of}
+        missing = [INDEX_HEADERS[c] for c in PAPER_COLUMNS if c not in present]
         if missing:
             raise StationError(f"{str(path)!r} lacks the column(s) {', '.join(missing)}; "
-                               f"expected {', '.join(INDEX_COLUMNS)}.")
-        return [SampleRecord(**{k: _convert(k, v) for k, v in row.items() if k in INDEX_COLUMNS})
-                for row in reader]
+                               f"expected {', '.join(INDEX_HEADERS[c] for c in INDEX_COLUMNS)}.")
+        return [SampleRecord(**{field_of[k]: _convert(field_of[k], v or "") for k, v in row.items()
+                                if k in field_of}) for row in reader]
 
 
 def iter_samples(db: str | Path) -> Iterator[Sample]:

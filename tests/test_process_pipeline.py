@@ -93,9 +93,9 @@ def test_export_from_ground_truth_writes_a_readable_database(synth_trial, tmp_pa
     assert sample.landmarks3d.shape == (len(sample), 49, 3) and np.isfinite(sample.landmarks3d).all()
     assert sample.cloud_offsets[-1] == len(sample.cloud_points)
     assert (sample.icp_fitness > 0.5).all()
-    assert (db / "2d" / "cropped" / "1" / row.sample / f"reg_img{row.apex}.png").exists()
-    assert (db / "2d" / "uncropped" / "1" / row.sample / f"img{row.onset}.png").exists()
-    assert len(list((db / "3d" / "1" / row.sample).glob("*.ply"))) == len(sample)
+    assert (db / "2d" / "cropped" / "sub01" / row.sample / f"reg_img{row.apex}.png").exists()
+    assert (db / "2d" / "uncropped" / "sub01" / row.sample / f"img{row.onset}.png").exists()
+    assert len(list((db / "3d" / "sub01" / row.sample).glob("*.ply"))) == len(sample)
     assert outcome.metrics[0]["lm2d_aligned_px"] < 5.0
 
 
@@ -159,7 +159,7 @@ def test_process_cli_runs_on_a_dask_cluster_by_address(synth_trial, tmp_path):
                                "--out", str(db), "--no-png", "--no-ply", "--scheduler", cluster.scheduler_address],
                               cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert [(r.sample, r.onset, r.offset) for r in read_index(db)] == [("1_1_1", 6, 29)]
+    assert [(r.sample, r.onset, r.offset) for r in read_index(db)] == [("1_1", 6, 29)]
 
 
 def test_unreachable_scheduler_is_a_clear_error(synth_trial, tmp_path):

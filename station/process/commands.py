@@ -251,9 +251,8 @@ def _register_process(sub) -> None:
 def _run_process(args) -> int:
     from rich.progress import Progress
 
-    from station.dataset import write_index
-    from station.process.coding import read_coding, trial_key
-    from station.process.export import ProcessOptions, SampleSpec, Skip, ground_truth_specs
+    from station.dataset import check_new_database, write_index
+    from station.process.export import ProcessOptions, index_order, plan_jobs
     from station.process.parallel import run_trials
     from station.process.selection import load_rules
 
@@ -261,30 +260,16 @@ def _run_process(args) -> int:
     check_positive(args.jobs, "--jobs", integer=True)
     load_rules(args.rules)  # fail before any work if the rules file is wrong
     paths = trial_files(args.inputs)
-    out = check_writable_dir(args.out, "database folder")
-    jobs, skipped = [], []
-    if args.coding:
-        coding = read_coding(args.coding, strict=False)
-        by_trial: dict[str, list] = {}
-        for ann in coding:
-            by_trial.setdefault(ann.trial, []).append(SampleSpec(ann))
-        known = {trial_key(p) for p in paths}
-        for trial in sorted(set(by_trial) - known):
-            skipped.append(Skip(args.coding, f"codes trial {trial!r}, which is not among the inputs"))
-        jobs = [(str(p), by_trial.get(trial_key(p), [])) for p in paths if trial_key(p) in by_trial]
-    else:
-        for p in paths:
-            try:
-                jobs.append((str(p), ground_truth_specs(p)))
-            except Exception as err:  # noqa: BLE001 - a damaged file must not stop the others
-                skipped.append(Skip(str(p), f"ground truth unreadable: {err}"))
+    out = check_new_database(check_writable_dir(args.out, "database folder"))
+    plan = plan_jobs(paths, args.coding)  # codings matched to trials by trial_id; names for every trial
+    jobs, skipped = plan.jobs, plan.skipped
     options = ProcessOptions(out=str(out), rules=args.rules, write_png=not args.no_png, write_ply=not args.no_ply,
-                             icp_method=args.icp)
+                             icp_method=args.icp, naming=plan.naming)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("processing trials", total=len(jobs))
         outcomes = run_trials(jobs, options, n_jobs=args.jobs, scheduler=args.scheduler,
                               on_done=lambda o: progress.advance(task))
-    records = sorted((r for o in outcomes for r in o.records), key=lambda r: (r.subject, r.sample))
+    records = index_order([r for o in outcomes for r in o.records])
     csv_path, xlsx_path = write_index(out, records)
     skipped += [s for o in outcomes for s in o.skipped]
     metrics = [m for o in outcomes for m in o.metrics]
