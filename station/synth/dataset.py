@@ -13,7 +13,9 @@ reads it like a session.  Layout::
 
 The ``samples`` micro-expressions are spread over the subjects (33 and 373 as in DSME-3D),
 ``MICRO_PER_TRIAL`` per trial, each trial also holding one macro-expression and one blink
-as negatives, in a seeded order with short neutral gaps (frames are kept few so the
+(the blink is never coded; the macro-expression goes through the duration rule, which as the
+paper writes it - total < 500 ms or onset < 260 ms - lets one with a quick onset through), in a
+seeded order with short neutral gaps (frames are kept few so the
 whole database stays a few GB).
 """
 
@@ -132,7 +134,7 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
     finally:
         camera.stop()
     writer.set_ground_truth_landmarks(numbers, true_landmarks(scene, numbers))
-    writer.close({"frames": len(numbers)})
+    writer.close()
     return len(numbers)
 
 
