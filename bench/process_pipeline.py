@@ -32,19 +32,21 @@ def station(*args: str, timeout: float = 7200) -> tuple[int, str, float]:
 
 def expected_samples(trials: list[Path]) -> set[tuple]:
     """Ground-truth movements (micro and macro) that pass the duration rule of rules.yaml."""
-    from station.process.export import ground_truth_specs, trial_context
+    from station.process.export import ground_truth_specs
     from station.process.selection import durations_ms, is_micro, load_rules, strip_uncoded
+    from station.record import schema
     from station.record.writer import open_trial
 
     rules = load_rules()
     out = set()
     for path in trials:
         with open_trial(path) as f:
-            table = f["frames"][...]
-            subject = trial_context(f, path)["subject"]
+            table = schema.frames_table(f)
+            subject = schema.read_identity(f, path).participant  # the index's Participant column
         for spec in ground_truth_specs(path):
             a = spec.annotation
-            total, onset = durations_ms(table["color_timestamp_ms"], table["color_number"], a.onset, a.apex, a.offset)
+            total, onset = durations_ms(schema.timestamps_ms(table), schema.frame_numbers(table),
+                                        a.onset, a.apex, a.offset)
             if is_micro(total, onset, rules):
                 out.add((subject, a.trial, a.onset, a.apex, a.offset, strip_uncoded(a.aus)))
     return out
@@ -52,13 +54,13 @@ def expected_samples(trials: list[Path]) -> set[tuple]:
 
 def ground_truth_classes(trials: list[Path]) -> dict[tuple, str]:
     from station.process.coding import trial_key
-    from station.process.export import trial_context
+    from station.record import schema
     from station.record.writer import open_trial, read_ground_truth
 
     classes = {}
     for path in trials:
         with open_trial(path) as f:
-            subject = trial_context(f, path)["subject"]
+            subject = schema.read_identity(f, path).participant
             for ev in read_ground_truth(f):
                 classes[(subject, trial_key(path), ev["onset"])] = ev.get("objective_class") or ""
     return classes
@@ -181,15 +183,15 @@ def process_step(args, data, db, trials, report) -> None:
     from station.dataset import read_index
 
     index = read_index(out_db)
-    got = {(r.subject, r.trial, r.onset, r.apex, r.offset, r.aus) for r in index}
+    got = {(r.participant, r.trial, r.onset, r.apex, r.offset, r.aus) for r in index}
     want = expected_samples(trials)
     report["index"] = {"rows": len(index), "expected": len(want), "matching": len(got & want),
                        "missing": sorted(map(list, want - got)), "unexpected": sorted(map(list, got - want))}
     classes = ground_truth_classes(trials)
-    report["objective_class_agreement"] = float(np.mean([classes.get((r.subject, r.trial, r.onset)) == r.objective_class
+    report["objective_class_agreement"] = float(np.mean([classes.get((r.participant, r.trial, r.onset)) == r.objective_class
                                                          for r in index])) if index else float("nan")
-    report["objective_class_disagreements"] = [(r.sample, r.aus, r.objective_class, classes.get((r.subject, r.trial, r.onset)))
-                                               for r in index if classes.get((r.subject, r.trial, r.onset)) != r.objective_class]
+    report["objective_class_disagreements"] = [(r.sample, r.aus, r.objective_class, classes.get((r.participant, r.trial, r.onset)))
+                                               for r in index if classes.get((r.participant, r.trial, r.onset)) != r.objective_class]
     metrics = json.loads((out_db / "process-report.json").read_text())["metrics"]
     for key in ("lm2d_raw_px", "lm2d_aligned_px", "lm2d_nme", "lm3d_error_mm", "icp_fitness", "icp_rmse_mm",
                 "rigid_drift_before_icp_mm", "rigid_drift_after_icp_mm"):
