@@ -307,7 +307,7 @@ def process_sample(f, path: Path, spec: SampleSpec, sample_name: str, context: d
                                   int(sel_numbers[err.frame])) from err
     lm49 = face2d.to49(lm68)
     aligned = face2d.align_and_crop(color, lm49)
-    filtered = face3d.filter_sequence(depth, depth_ts_all[w0: i1 + 1], calibration, warmup=i0 - w0)
+    filtered = face3d.filter_face_sequence(depth, depth_ts_all[w0: i1 + 1], calibration, lm49, warmup=i0 - w0)
     try:
         clouds = face3d.process_clouds(filtered, lm49, calibration, icp_method=options.icp_method)
     except ValueError as err:
@@ -373,7 +373,7 @@ def _quality(f, sample: Sample, aligned: face2d.Aligned2D, clouds: face3d.Proces
         for t, depth in enumerate(filtered):
             pts = face3d.cloud_in_color_frame(depth, calibration, rays,
                                               face3d.face_roi(depth, truth[t], calibration))
-            lm = face3d.landmarks_3d(face3d.xyz_image(pts, calibration, truth[t]), truth[t])
+            lm = face3d.landmark_points(pts, calibration, truth[t])
             true3d.append(face3d.transform_points(lm, clouds.transforms[t]))
         true3d = np.stack(true3d)
         metrics["lm3d_error_mm"] = float(np.nanmean(np.linalg.norm(sample.landmarks3d - true3d, axis=-1)))

@@ -26,6 +26,8 @@ from station.process.face2d import NOSE_TIP
 from station.record.pointcloud import deproject_depth, pixel_rays, project_points
 
 CROP_RADIUS_MM = 100.0
+#: ICP convergence: change of inlier RMSE (mm) per iteration below which it stops (1 micrometre).
+ICP_TOLERANCE_MM = 1e-3
 
 
 # -- librealsense filters on recorded depth -----------------------------------------------------
@@ -33,13 +35,20 @@ class RecordedDepthFilters:
     """Spatial -> temporal -> hole filling, by librealsense, on depth frames read from a file."""
 
     def __init__(self, calibration: Calibration, spatial: bool = True, temporal: bool = True,
-                 hole_filling: bool = True):
+                 hole_filling: bool = True, roi: tuple[int, int, int, int] | None = None):
+        import dataclasses
+
         import pyrealsense2 as rs
 
         from station.camera.realsense import intrinsics_to_rs
 
         self._rs = rs
         intr = calibration.depth_intrinsics
+        self.full_shape = (intr.height, intr.width)
+        self.roi = roi
+        if roi is not None:  # the window is a smaller sensor whose principal point moves with it
+            x0, y0, x1, y1 = roi
+            intr = dataclasses.replace(intr, width=x1 - x0, height=y1 - y0, ppx=intr.ppx - x0, ppy=intr.ppy - y0)
         self.shape = (intr.height, intr.width)
         self._device = rs.software_device()
         self._sensor = self._device.add_sensor("Stereo Module")
@@ -59,9 +68,12 @@ class RecordedDepthFilters:
     def __call__(self, depth: np.ndarray, timestamp_ms: float) -> np.ndarray:
         """Filter one frame (frames must come in time order for the temporal filter)."""
         rs = self._rs
+        if depth.shape != self.full_shape:
+            raise ValueError(f"depth frame is {depth.shape}, the calibration says {self.full_shape}")
+        if self.roi is not None:
+            x0, y0, x1, y1 = self.roi
+            depth = depth[y0:y1, x0:x1]
         depth = np.ascontiguousarray(depth, dtype=np.uint16)
-        if depth.shape != self.shape:
-            raise ValueError(f"depth frame is {depth.shape}, the calibration says {self.shape}")
         frame = rs.software_video_frame()
         frame.pixels, frame.bpp, frame.stride = depth, 2, depth.shape[1] * 2
         frame.timestamp, frame.domain, frame.frame_number = float(timestamp_ms), rs.timestamp_domain.hardware_clock, self._number
@@ -71,7 +83,12 @@ class RecordedDepthFilters:
         out = self._queue.wait_for_frame(2000)
         for f in self.filters:
             out = f.process(out)
-        return np.asanyarray(out.get_data()).copy()
+        if self.roi is None:
+            return np.asanyarray(out.get_data()).copy()
+        full = np.zeros(self.full_shape, np.uint16)
+        x0, y0, x1, y1 = self.roi
+        full[y0:y1, x0:x1] = np.asanyarray(out.get_data())
+        return full
 
     def close(self) -> None:
         try:
@@ -88,11 +105,44 @@ class RecordedDepthFilters:
 
 
 def filter_sequence(depth: np.ndarray, timestamps_ms: np.ndarray, calibration: Calibration, warmup: int = 0,
-                    **switches) -> np.ndarray:
-    """Filter (T, H, W) depth in order; the first ``warmup`` frames only prime the temporal filter."""
-    with RecordedDepthFilters(calibration, **switches) as chain:
+                    roi: tuple[int, int, int, int] | None = None, **switches) -> np.ndarray:
+    """Filter (T, H, W) depth in order; the first ``warmup`` frames only prime the temporal filter.
+
+    With ``roi`` (x0, y0, x1, y1) only that window is filtered (zeros elsewhere): see
+    :func:`filter_face_sequence`.
+    """
+    with RecordedDepthFilters(calibration, roi=roi, **switches) as chain:
         out = [chain(d, t) for d, t in zip(depth, timestamps_ms)]
     return np.stack(out[warmup:])
+
+
+#: Pixels of depth kept around the crop windows when filtering a sample's face only.
+FILTER_MARGIN_PX = 48
+
+
+def sample_roi(depth: np.ndarray, landmarks2d: np.ndarray, calibration: Calibration,
+               radius_mm: float = CROP_RADIUS_MM, margin_px: int = FILTER_MARGIN_PX) -> tuple[int, int, int, int]:
+    """One depth window holding every frame's :func:`face_roi`, grown by ``margin_px``."""
+    boxes = np.array([face_roi(d, lm, calibration, radius_mm) for d, lm in zip(depth, landmarks2d)])
+    intr = calibration.depth_intrinsics
+    x0, y0 = boxes[:, :2].min(0) - margin_px
+    x1, y1 = boxes[:, 2:].max(0) + margin_px
+    return int(max(0, x0)), int(max(0, y0)), int(min(intr.width, x1)), int(min(intr.height, y1))
+
+
+def filter_face_sequence(depth: np.ndarray, timestamps_ms: np.ndarray, calibration: Calibration,
+                         landmarks2d: np.ndarray, warmup: int = 0, radius_mm: float = CROP_RADIUS_MM) -> np.ndarray:
+    """:func:`filter_sequence` on the window around the face only (zeros elsewhere).
+
+    Only the 100 mm sphere around the nose is ever used, and the librealsense filters are local
+    (the spatial filter's recursive weights fall by half per pixel, hole filling and the
+    temporal filter look at neighbours and past frames of the same pixel), so filtering the
+    face window plus a ``FILTER_MARGIN_PX`` border gives the same depth where it is used at a
+    third of the cost of the full 848x480 frame (docs/benchmarks.md, "Offline speed").
+    ``landmarks2d`` are the sample's frames after the warm-up, in color pixels.
+    """
+    roi = sample_roi(depth[warmup:], landmarks2d, calibration, radius_mm)
+    return filter_sequence(depth, timestamps_ms, calibration, warmup=warmup, roi=roi)
 
 
 # -- clouds aligned to color ---------------------------------------------------------------
@@ -107,8 +157,9 @@ def cloud_in_color_frame(depth: np.ndarray, calibration: Calibration, rays=None,
     if roi is not None:
         x0, y0, x1, y1 = roi
         depth, rays = depth[y0:y1, x0:x1], (rays[0][y0:y1, x0:x1], rays[1][y0:y1, x0:x1])
-    v = deproject_depth(depth, calibration.depth_intrinsics, calibration.depth_scale, rays).reshape(-1, 3)
-    v = v[v[:, 2] > 0]
+    valid = depth > 0  # deproject the valid pixels only (deproject_depth's float32 maths)
+    z = depth[valid].astype(np.float32) * np.float32(calibration.depth_scale)
+    v = np.stack([rays[0][valid] * z, rays[1][valid] * z, z], axis=-1)
     m = calibration.depth_to_color.matrix()
     return ((v @ m[:3, :3].T.astype(np.float32)) + m[:3, 3].astype(np.float32)) * np.float32(1000.0)
 
@@ -162,9 +213,60 @@ def landmarks_3d(xyz: np.ndarray, landmarks2d: np.ndarray, window: int = 2) -> n
     return out
 
 
+def landmark_points(points_mm: np.ndarray, calibration: Calibration, landmarks2d: np.ndarray,
+                    window: int = 2) -> np.ndarray:
+    """(L, 3) 3D landmarks, the same as ``landmarks_3d(xyz_image(points, cal, lm), lm, window)``.
+
+    Vectorised: the z-buffer (nearest point per color pixel) is built only in the landmarks'
+    bounding box by one sort, and the (2w+1)^2 windows are gathered at once, with no full-size
+    image per frame.
+    """
+    intr = calibration.color_intrinsics
+    pix = np.round(project_points(points_mm, intr)).astype(np.int64)
+    (x0, y0), (x1, y1) = np.floor(landmarks2d.min(0)) - 8, np.ceil(landmarks2d.max(0)) + 8
+    x0, y0 = int(max(0, x0)), int(max(0, y0))
+    x1, y1 = int(min(intr.width - 1, x1)), int(min(intr.height - 1, y1))
+    bw, bh = x1 - x0 + 1, y1 - y0 + 1
+    # the (2w+1)^2 window cells of every landmark, clipped to the box (which is inside the image)
+    centre = np.round(landmarks2d).astype(np.int64)
+    d = np.arange(-window, window + 1)
+    ys = np.broadcast_to(centre[:, 1, None, None] + d[None, :, None], (len(centre), len(d), len(d)))
+    xs = np.broadcast_to(centre[:, 0, None, None] + d[None, None, :], (len(centre), len(d), len(d)))
+    inside = (ys >= y0) & (ys <= y1) & (xs >= x0) & (xs <= x1)
+    needed = np.zeros(bh * bw, bool)
+    needed[(ys[inside] - y0) * bw + (xs[inside] - x0)] = True
+    # z-buffer (nearest point per color pixel) of the needed cells only, by one sort
+    ok = (pix[:, 0] >= x0) & (pix[:, 0] <= x1) & (pix[:, 1] >= y0) & (pix[:, 1] <= y1)
+    idx = np.flatnonzero(ok)
+    cell = (pix[idx, 1] - y0) * bw + (pix[idx, 0] - x0)
+    keep = needed[cell]
+    idx, cell = idx[keep], cell[keep]
+    pts = points_mm[idx]
+    order = np.lexsort((pts[:, 2], cell))  # by cell, nearest first within a cell
+    cell, pts = cell[order], pts[order]
+    first = np.ones(len(cell), bool)
+    first[1:] = cell[1:] != cell[:-1]
+    grid = np.full((bh * bw, 3), np.nan, np.float32)
+    grid[cell[first]] = pts[first]
+    patches = np.full(inside.shape + (3,), np.nan, np.float32)
+    patches[inside] = grid[(ys[inside] - y0) * bw + (xs[inside] - x0)]
+    patches = patches.reshape(len(centre), -1, 3)
+    valid = ~np.isnan(patches[..., 2])
+    out = np.full((len(centre), 3), np.nan, np.float32)
+    has = valid.any(1)
+    if has.any():
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[has] = np.nanmedian(patches[has], axis=1)
+    return out
+
+
 def spherical_crop(points_mm: np.ndarray, centre_mm: np.ndarray, radius_mm: float = CROP_RADIUS_MM) -> np.ndarray:
     """Points within ``radius_mm`` of ``centre_mm``."""
-    return points_mm[np.linalg.norm(points_mm - centre_mm, axis=1) <= radius_mm]
+    offset = points_mm - centre_mm
+    return points_mm[np.einsum("ij,ij->i", offset, offset) <= radius_mm * radius_mm]
 
 
 # -- ICP --------------------------------------------------------------------------------------
@@ -175,8 +277,24 @@ class Registration:
     rmse_mm: float
 
 
+def _open3d():
+    """open3d, loaded with one OpenMP thread unless ``OMP_NUM_THREADS`` says otherwise.
+
+    A sample's clouds are a few thousand points: open3d's threads then spend more CPU waiting
+    for each other than they save (1.65x the CPU time of one thread for no shorter wall time
+    on 2 cores, docs/benchmarks.md), and ``station process --jobs`` already runs one trial per
+    core.  OpenMP reads the variable when open3d is first loaded, hence here.
+    """
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import open3d
+
+    return open3d
+
+
 def _o3d_cloud(points: np.ndarray, voxel_mm: float, normals: bool):
-    import open3d as o3d
+    o3d = _open3d()
 
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
     if voxel_mm > 0:
@@ -187,21 +305,31 @@ def _o3d_cloud(points: np.ndarray, voxel_mm: float, normals: bool):
 
 
 def icp_to_reference(source_mm: np.ndarray, target_mm, max_distance_mm: float = 5.0,
-                     voxel_mm: float = 2.0, method: str = "point_to_plane") -> Registration:
+                     voxel_mm: float = 2.0, method: str = "point_to_plane", init: np.ndarray | None = None,
+                     max_iteration: int = 30, tolerance_mm: float = ICP_TOLERANCE_MM) -> Registration:
     """Register ``source`` onto ``target`` (open3d ICP); fitness and inlier RMSE as open3d reports them.
 
     ``target_mm`` may be an already prepared open3d cloud (see :func:`prepare_target`), so a
-    sample's first frame is downsampled and given normals once, not once per frame.
+    sample's first frame is downsampled and given normals once, not once per frame.  ``init``
+    is the starting transform: the previous frame's, in a sequence, since the head moves little
+    in 1/60 s, so ICP starts next to the answer and converges in a few iterations.
+    ``tolerance_mm``: ICP stops when an iteration changes the inlier RMSE by less than this
+    (and the fitness by less than the same number, a fraction of the points); with open3d's
+    default, 1e-6 mm, a third of the frames ran all 30 iterations with correspondences flipping
+    between two states, for changes a thousand times below the D415's depth noise; at 1 um
+    they converge in 1-2 iterations to the same RMSE (docs/benchmarks.md, "Offline speed").
     """
-    import open3d as o3d
+    o3d = _open3d()
 
     reg = o3d.pipelines.registration
     plane = method == "point_to_plane"
     src = _o3d_cloud(source_mm, voxel_mm, False)
     tgt = target_mm if not isinstance(target_mm, np.ndarray) else _o3d_cloud(target_mm, voxel_mm, plane)
     estimation = reg.TransformationEstimationPointToPlane() if plane else reg.TransformationEstimationPointToPoint()
-    result = reg.registration_icp(src, tgt, max_distance_mm, np.eye(4), estimation,
-                                  reg.ICPConvergenceCriteria(max_iteration=30))
+    start = np.eye(4) if init is None else np.asarray(init, np.float64)
+    result = reg.registration_icp(src, tgt, max_distance_mm, start, estimation,
+                                  reg.ICPConvergenceCriteria(relative_fitness=tolerance_mm, relative_rmse=tolerance_mm,
+                                                             max_iteration=max_iteration))
     return Registration(np.asarray(result.transformation), float(result.fitness), float(result.inlier_rmse))
 
 
@@ -226,12 +354,16 @@ class Processed3D:
 
 def process_clouds(filtered_depth: np.ndarray, landmarks2d_raw: np.ndarray, calibration: Calibration,
                    radius_mm: float = CROP_RADIUS_MM, icp_method: str = "point_to_plane") -> Processed3D:
-    """Steps 2-4 of the module docstring for one sample (depth already filtered)."""
+    """Steps 2-4 of the module docstring for one sample (depth already filtered).
+
+    Each frame's ICP starts from the previous frame's transform (see :func:`icp_to_reference`).
+    """
     rays = pixel_rays(calibration.depth_intrinsics)
     clouds, lms3d, lms_raw, fit, rmse, transforms = [], [], [], [], [], []
+    previous = np.eye(4)
     for t, depth in enumerate(filtered_depth):
         points = cloud_in_color_frame(depth, calibration, rays, face_roi(depth, landmarks2d_raw[t], calibration, radius_mm))
-        lm = landmarks_3d(xyz_image(points, calibration, landmarks2d_raw[t]), landmarks2d_raw[t])
+        lm = landmark_points(points, calibration, landmarks2d_raw[t])
         nose = lm[NOSE_TIP]
         if np.isnan(nose).any():
             raise ValueError(f"no depth at the nose tip in frame {t} of the sample")
@@ -240,7 +372,8 @@ def process_clouds(filtered_depth: np.ndarray, landmarks2d_raw: np.ndarray, cali
             reg = Registration(np.eye(4), 1.0, 0.0)
             reference = prepare_target(face, method=icp_method)
         else:
-            reg = icp_to_reference(face, reference, method=icp_method)
+            reg = icp_to_reference(face, reference, method=icp_method, init=previous)
+        previous = reg.transform
         clouds.append(transform_points(face, reg.transform))
         lms_raw.append(lm)
         lms3d.append(transform_points(lm, reg.transform))
