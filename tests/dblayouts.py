@@ -67,6 +67,10 @@ def casme2(root: Path, n_subjects: int = 3, per_class: int = 2, seed: int = 0, c
         if cropped:
             write_frames(root / "Cropped" / f"sub{subject:02d}" / filename, sample.gray,
                          [f"reg_img{n}.jpg" for n in numbers])
+        if (subject, k) == (3, 1):  # a frame lost inside onset..offset, in both sets
+            for folder, prefix in (("CASME2_RAW_selected", "img"), ("Cropped", "reg_img")):
+                (root / folder / f"sub{subject:02d}" / filename / f"{prefix}{first + 3}.jpg").unlink(missing_ok=True)
+            quirks["missing frame"] = (f"sub{subject:02d}", filename, first + 3)
         onset, apex, offset = first, first + 4, first + 9
         if (subject, k) == (1, 0):
             apex = "/"
