@@ -147,6 +147,9 @@ def run_baseline(db: Database, options: EvalOptions, cache: FeatureCache | Path 
     result = evaluate_features(db, features, options, progress)
     if not (options.use_3d and db.has_3d):
         result.notes.append("2D only: " + ("the database has no point clouds" if not db.has_3d else "--no-3d"))
+    result.notes.extend(f"label set {name}: {what}" for name, what in getattr(db, "label_sources", {}).items())
+    if getattr(db, "images", ""):
+        result.notes.append(f"images: {db.images}")
     result.notes.extend(str(n) for n in db.notes)  # every loading fallback, with its sample
     return result
 
