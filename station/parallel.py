@@ -9,7 +9,8 @@ and ``--scheduler`` mean the same everywhere.
   *spawn* workers.  Not joblib's loky backend: on the project machine (2 cores, heavy load) a
   loky worker repeatedly hung at start-up holding the pool (reproduced 3 times), while spawn
   workers are plain fresh interpreters with nothing inherited (no h5py handles, no
-  librealsense or rich threads).  ``fn`` and the items must be picklable (module-level).
+  librealsense or rich threads).  ``fn`` and the items must be picklable (module-level
+  functions, ``functools.partial`` of them).  The pool is kept for the next call.
 * ``scheduler`` (a Dask scheduler address such as ``tcp://10.0.0.5:8786``, or a
   ``dask.distributed.Client``): the work is submitted to that cluster.  :func:`use_scheduler`
   makes an address the default for the calls inside a ``with`` block.
@@ -21,6 +22,7 @@ it finishes, so a progress bar is honest.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -88,9 +90,13 @@ class _Progress:
             self.progress.remove_task(self.task)
 
 
-def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int = 1, scheduler: Any = None,
-                 progress: Any = None, description: str = "") -> list[Any]:
-    """``[fn(item) for item in items]``, in parallel; see the module docstring for the modes.
+def _call(fn: Callable, args: tuple, item: Any) -> Any:
+    return fn(item, *args)
+
+
+def parallel_map(fn: Callable[..., Any], items: Sequence[Any], jobs: int = 1, scheduler: Any = None,
+                 progress: Any = None, description: str = "", args: tuple = ()) -> list[Any]:
+    """``[fn(item, *args) for item in items]``, in parallel; see the module docstring for the modes.
 
     ``progress``: ``None``, a callable receiving each result as it finishes, or a
     ``rich.progress.Progress`` (a task titled ``description`` is added and removed).
@@ -98,6 +104,8 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int = 1, 
     return an error value instead where one bad item must not cancel the rest.
     """
     items = list(items)
+    if args:
+        fn = functools.partial(_call, fn, tuple(args))
     if scheduler is None and _DEFAULT_SCHEDULER:
         scheduler = _DEFAULT_SCHEDULER[-1]
     bar = _Progress(progress, len(items), description)
@@ -116,21 +124,49 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int = 1, 
         bar.close()
 
 
+_POOLS: dict[int, Any] = {}
+
+
+def _pool(workers: int):
+    """A spawn pool of ``workers`` processes, kept for the next call (spawning costs ~1 s each).
+
+    Pools are shut down when the interpreter exits, or at once after an error.
+    """
+    pool = _POOLS.get(workers)
+    if pool is None:
+        import atexit
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if not _POOLS:
+            atexit.register(shutdown_pools)
+        pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers,
+                                                     mp_context=multiprocessing.get_context("spawn"))
+    return pool
+
+
+def shutdown_pools() -> None:
+    """Stop every kept worker process (also done at exit)."""
+    while _POOLS:
+        _, pool = _POOLS.popitem()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _pool_map(fn, items, workers: int, bar: _Progress) -> list[Any]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     results: list[Any] = [None] * len(items)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                bar.done(results[futures[future]])
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    pool = _pool(workers)
+    futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+    try:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            bar.done(results[futures[future]])
+    except BaseException:
+        # a failed item, a dead worker or Ctrl-C: stop the rest and do not reuse this pool
+        _POOLS.pop(workers, None)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     return results
 
 

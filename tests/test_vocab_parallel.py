@@ -18,6 +18,11 @@ def test_local_processes_keep_order_and_report_progress():
     assert [v for v, _ in out] == [0, 1, 4, 9, 16, 25] and len(seen) == 6
     assert os.getpid() not in {pid for _, pid in out}  # really other processes
     assert {pid for _, pid in parallel_map(_pid_square, [1, 2], jobs=1)} == {os.getpid()}
+    assert parallel_map(_add, [1, 2, 3], jobs=2, args=(10,)) == [11, 12, 13]
+
+
+def _add(x, y):
+    return x + y
 
 
 def _fail(x):

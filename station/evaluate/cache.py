@@ -19,10 +19,11 @@ from threadpoolctl import ThreadpoolController
 _THREADPOOLS = ThreadpoolController()
 
 from station.evaluate.loaders import Database, SampleRef
-from station.evaluate.parallel import parallel_map
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
 from station.features.sample import curvature_of_sample, lbptop_grids_of_sample
+from station.fileio import atomic_path
+from station.parallel import parallel_map
 
 
 class FeatureCache:
@@ -62,9 +63,8 @@ class FeatureCache:
         if self.directory is None:
             return
         path = self.directory / f"{kind}-{key}.npz"
-        tmp = path.with_name(path.stem + ".writing.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:  # .<stem>.<pid>.tmp.npz: numpy keeps the name
+            np.savez(tmp, **arrays)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,7 +96,7 @@ def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, i
             out[grid] = hit["X"]
     todo = [g for g in grids if g not in out]
     if todo:
-        per_sample = parallel_map(_lbptop_worker, db.refs, params, todo, n_jobs=n_jobs, progress=progress,
+        per_sample = parallel_map(_lbptop_worker, db.refs, args=(params, todo), jobs=n_jobs, progress=progress,
                                   description=f"LBP-TOP R={tuple(params.radii)} ({len(todo)} grid(s))")
         for i, grid in enumerate(todo):
             out[grid] = np.stack([feats[i] for feats in per_sample])
@@ -111,7 +111,7 @@ def curvature_matrices(db: Database, params: CurvatureParams, *, cache: FeatureC
     hit = cache.load("curvature", key)
     if hit is not None:
         return hit
-    per_sample = parallel_map(_curvature_worker, db.refs, params, n_jobs=n_jobs, progress=progress,
+    per_sample = parallel_map(_curvature_worker, db.refs, args=(params,), jobs=n_jobs, progress=progress,
                               description=f"SI/HK curvature r={params.radius:g} mm")
     out = {name: np.stack([s[name] for s in per_sample]) for name in ("si", "hk", "sihk")}
     cache.save("curvature", key, out)

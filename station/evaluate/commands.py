@@ -164,25 +164,11 @@ def options_from_args(args, has_3d: bool):
 
 @contextlib.contextmanager
 def parallel_backend(scheduler: str | None):
-    """joblib's default backend, or the dask backend on the given scheduler."""
-    if not scheduler:
-        yield None
-        return
-    try:
-        from dask.distributed import Client
-    except ModuleNotFoundError as err:
-        raise StationError("--scheduler needs dask.distributed: pip install 'dask[distributed]'.") from err
-    import joblib
+    """Local processes (``--jobs``), or every parallel map inside on the given Dask scheduler."""
+    from station.parallel import use_scheduler
 
-    try:
-        client = Client(scheduler, timeout="5s")
-    except (OSError, TimeoutError) as err:
-        raise StationError(f"cannot reach the Dask scheduler at {scheduler!r}: {err}") from err
-    try:
-        with joblib.parallel_config(backend="dask"):
-            yield client
-    finally:
-        client.close()
+    with use_scheduler(scheduler or None) as client:
+        yield client
 
 
 def _report_folder(args) -> Path:

@@ -12,8 +12,8 @@
 Every outer fold fits one SVM per feature ("modality": 2D LBP-TOP, 3D SI, HK, SI+HK): C chosen
 by an inner grid search on the training part only, then out-of-fold probabilities of the test
 part; plus inner out-of-fold probabilities of the training part with the chosen C, from which
-the nested fusion weight is chosen (fusion.py).  Folds run in parallel with joblib (the dask
-backend when a scheduler is given).
+the nested fusion weight is chosen (fusion.py).  Folds run in parallel through
+:func:`station.parallel.parallel_map` (spawn processes, or Dask when a scheduler is given).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from sklearn.model_selection import LeaveOneGroupOut, RepeatedStratifiedKFold
 import sklearn
 from threadpoolctl import ThreadpoolController
 
-from station.evaluate.parallel import parallel_map
 from station.evaluate.classifiers import (DEFAULT_C_GRID, aligned_proba, inner_cv, lean_select_and_fit,
                                          select_and_fit)
+from station.parallel import parallel_map
 
 PROTOCOLS = ("loso", "kfold")
 _THREADPOOLS = ThreadpoolController()  # finding the BLAS libraries costs ~0.2 s: do it once per process
@@ -168,7 +168,7 @@ def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np
                          "not in every test fold; kept, stratification spreads them as far as they go.")
     fold_options = dict(protocol=protocol, n_classes=len(classes), kernel=kernel, c_grid=c_grid, nested=nested,
                         seed=seed, search=search)
-    results = parallel_map(_run_fold_spec, folds_spec, features, y, groups, fold_options, n_jobs=n_jobs,
+    results = parallel_map(_run_fold_spec, folds_spec, args=(features, y, groups, fold_options), jobs=n_jobs,
                            progress=progress, description=description or protocol)
     n_rep = 1 if protocol == "loso" else n_repeats
     return ProtocolRun(protocol, classes, y, groups, results, n_rep, notes)

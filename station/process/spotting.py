@@ -315,14 +315,11 @@ def _spot_or_message(path, rules):
 
 def spot_trials(paths, rules: str | None = None, n_jobs: int = 1) -> tuple[list[SpotResult], list[str]]:
     """Spot every trial (a process pool when ``n_jobs`` > 1); bad trials become messages, the rest go on."""
-    if n_jobs > 1 and len(paths) > 1:  # spawn workers: see station.process.parallel for why not loky
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    import functools
 
-        with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pairs = list(pool.map(_spot_or_message, paths, [rules] * len(paths)))
-    else:
-        pairs = [_spot_or_message(p, rules) for p in paths]
+    from station.parallel import parallel_map  # spawn workers: see station.parallel for why not loky
+
+    pairs = parallel_map(functools.partial(_spot_or_message, rules=rules), paths, jobs=n_jobs)
     return [r for r, _ in pairs if r is not None], [m for _, m in pairs if m is not None]
 
 
