@@ -14,6 +14,7 @@ from pathlib import Path
 from station.checks import StationError
 from station.dataset import INDEX_NAME, read_index
 from station.evaluate.databases.base import Camera, Database, Note, SampleRef
+from station.evaluate.databases.sheets import spreadsheets
 
 FORMATS = ("station", "casme2", "samm", "smic", "casme3")
 FORMAT_TITLES = {"station": "station (DSME-style export)", "casme2": "CASME II", "samm": "SAMM", "smic": "SMIC",
@@ -54,7 +55,7 @@ def detect_format(path: str | Path) -> str:
     if (root / f"{INDEX_NAME}.csv").exists():
         return "station"
     names = _names_below(root)
-    sheets = [p.name.lower() for p in root.rglob("*.xlsx")]
+    sheets = [p.name.lower() for p in spreadsheets(root)]
     if any(n.startswith("smic_all") for n in names):
         return "smic"
     if any(n.startswith("cas(me)3") or n.startswith("cas(me)^3") for n in sheets) or \

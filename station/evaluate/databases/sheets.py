@@ -9,6 +9,7 @@ block of notes above it) and the table may be on any worksheet (CAS(ME)^3's is n
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from station.checks import StationError
 
 #: how many rows from the top are searched for the header (SAMM v2: 13 title rows)
 HEADER_SEARCH_ROWS = 40
+#: how many folder levels below a database root are searched for its spreadsheets
+SHEET_SEARCH_DEPTH = 2
 
 
 def norm(name) -> str:
@@ -73,10 +76,28 @@ def find_tables(path: Path, required: list[tuple[str, ...]]) -> list[Table]:
     return out
 
 
+def spreadsheets(folder: Path, max_depth: int = SHEET_SEARCH_DEPTH) -> list[Path]:
+    """``.xlsx`` files in ``folder`` and up to ``max_depth`` folders below (never the frame folders:
+    CAS(ME)^3 alone has millions of frames), sorted; Office lock files (``~$``) left out."""
+    out, level = [], [folder]
+    for depth in range(max_depth + 1):
+        nxt = []
+        for d in level:
+            try:
+                entries = list(os.scandir(d))
+            except OSError:
+                continue
+            out += [Path(e.path) for e in entries if e.is_file() and e.name.lower().endswith(".xlsx")
+                    and not e.name.startswith("~$")]
+            nxt += [Path(e.path) for e in entries if e.is_dir()]
+        level = nxt if depth < max_depth else []
+    return sorted(out)
+
+
 def find_table(folder: Path, required: list[tuple[str, ...]], what: str, exclude: Path | None = None,
                recursive: bool = True) -> Table | None:
     """The one table under ``folder`` with the required columns; an error if several qualify."""
-    files = sorted(folder.rglob("*.xlsx") if recursive else folder.glob("*.xlsx"))
+    files = spreadsheets(folder) if recursive else sorted(folder.glob("*.xlsx"))
     files = [f for f in files if not f.name.startswith("~$") and f != exclude]
     found = [t for f in files for t in find_tables(f, required)]
     if len(found) > 1:
