@@ -114,7 +114,8 @@ def samm(root: Path, n_subjects: int = 3, per_class: int = 2, seed: int = 1, obj
         rows.append(row)
     quirks["or AUs"] = ("006", "006_1_1", "R14A or 17A")
     header = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame", "Offset Frame", "Duration",
-              "Type", "Action Units", "Notes", "Estimated Emotion"] + (["Objective Classes"] if objective_column else [])
+              "Type", "Action Units", "Notes", "Estimated Emotion"]
+    header += ["Objective Classes"] if objective_column else []
     titles = [["SAMM Micro-Movement FACS Codes v2"], ["Notes:"], ["* onset/offset are frame numbers"], [""]]
     sheet(root / "SAMM_Micro_FACS_Codes_v2.xlsx", header, rows, title_rows=titles)
     return quirks

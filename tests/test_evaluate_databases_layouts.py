@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -76,7 +75,8 @@ def test_casme2_raw_set_is_chosen_explicitly_never_mixed(casme2, tmp_path):
     assert raw.images == "raw (CASME2_RAW_selected)"
     assert all("CASME2_RAW_selected" in f for ref in raw.refs for f in ref.frames)
     assert all("/Cropped/" in f for ref in load_database(root).refs for f in ref.frames)
-    assert raw.refs[0].load().cropped.shape[1:] == (48, 48) and load_database(root).refs[0].load().cropped.shape[1:] == (32, 32)
+    assert raw.refs[0].load().cropped.shape[1:] == (48, 48)  # the raw pictures, not the crops
+    assert load_database(root).refs[0].load().cropped.shape[1:] == (32, 32)
     partial = tmp_path / "CASME2"
     shutil.copytree(root, partial)
     shutil.rmtree(partial / "Cropped" / "sub02")  # one subject only in the raw set

@@ -74,7 +74,8 @@ def camera_for(root: Path, size: tuple[int, int], intrinsics: tuple[float, ...] 
     f = (w / 2) / math.tan(math.radians(ASSUMED_HFOV_DEG / 2))
     return Camera(f, f, (w - 1) / 2, (h - 1) / 2, depth_scale or ASSUMED_DEPTH_SCALE,
                   f"assumed: depth registered to colour, centre principal point, {ASSUMED_HFOV_DEG} deg horizontal "
-                  f"field of view (fx = fy = {f:.1f} px at {w} px wide), depth in {'mm' if not depth_scale else depth_scale}")
+                  f"field of view (fx = fy = {f:.1f} px at {w} px wide), depth in "
+                  + ("mm" if not depth_scale else f"units of {depth_scale} m"))
 
 
 def _index_dirs(root: Path, max_depth: int = 6) -> tuple[dict[str, Path], dict[str, Path], dict[str, Path]]:
