@@ -42,8 +42,14 @@ BAD_STYLE = "QLineEdit { border: 2px solid #e33; background: #fee; }"
 MOTION_SAMPLES = 3000
 
 
+_APP: list[QApplication] = []
+
+
 def app() -> QApplication:
-    return QApplication.instance() or QApplication(["station"])
+    """The process's QApplication, created once and kept alive (Qt aborts if it is collected)."""
+    if QApplication.instance() is None:
+        _APP.append(QApplication(["station"]))
+    return QApplication.instance()
 
 
 def load_candidates(path: str | Path | None, media: TrialMedia) -> list[tuple[int, int, int, str, float]]:
