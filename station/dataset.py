@@ -49,6 +49,7 @@ import h5py
 import numpy as np
 
 from station.checks import StationError
+from station.fileio import commit_temp, temp_path
 
 DATASET_SCHEMA_VERSION = 1
 INDEX_NAME = "micro-expression"
@@ -215,13 +216,13 @@ _ARRAYS = ("cropped", "landmarks2d", "landmarks2d_raw", "landmarks3d", "cloud_po
 
 
 def write_sample(db: str | Path, sample: Sample, attrs: dict[str, Any] | None = None) -> Path:
-    """Write a sample's HDF5 file (atomically: written as ``.writing`` then renamed); an existing
-    sample is refused, never replaced."""
+    """Write a sample's HDF5 file (atomically: a :func:`station.fileio.temp_path` file, fsync'd and
+    renamed); an existing sample is refused, never replaced."""
     path = Path(db) / sample.record.relpath
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise StationError(f"sample file {str(path)!r} already exists; a database never overwrites a sample.")
-    tmp = path.with_name(path.name + ".writing")
+    tmp = temp_path(path)
     with h5py.File(tmp, "w") as f:
         for name in _ARRAYS:
             value = np.asarray(getattr(sample, name))
@@ -232,7 +233,7 @@ def write_sample(db: str | Path, sample: Sample, attrs: dict[str, Any] | None = 
         f.attrs["schema_version"] = DATASET_SCHEMA_VERSION
         for key, value in (attrs or {}).items():
             f.attrs[key] = value if isinstance(value, (int, float, str, bool)) else json.dumps(value)
-    tmp.replace(path)
+    commit_temp(tmp, path)
     return path
 
 
