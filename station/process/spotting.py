@@ -69,6 +69,7 @@ class SpotResult:
     frame_numbers: np.ndarray
     score: np.ndarray  # per frame
     truth: list[dict] = field(default_factory=list)
+    trial_id: str = ""  # the trial file's UUID (station.record.schema.TRIAL_ID): what candidates refer to
 
 
 # -- numpy in, numpy out ----------------------------------------------------------------------
@@ -289,6 +290,7 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
             n = len(table)
             frames = schema.read_rows(schema.color_dataset(f), 0, n, schema.frame_numbers(table))
             truth = schema.read_ground_truth_events(f)
+            trial_id = schema.read_identity(f, path).trial_id
         except StationError:
             raise
         except Exception as err:  # noqa: BLE001 - damaged file: say which
@@ -301,7 +303,7 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
     except face2d.FaceNotFound as err:
         raise StationError(f"{path}: no face found in frame {int(numbers[err.frame])}") from err
     candidates, score = spot_sequence(frames, landmarks, numbers, stamps, float(calibration.fps), params)
-    return SpotResult(trial_key(path), str(path), candidates, numbers, score, truth)
+    return SpotResult(trial_key(path), str(path), candidates, numbers, score, truth, trial_id)
 
 
 def _spot_or_message(path, rules):
@@ -323,7 +325,8 @@ def spot_trials(paths, rules: str | None = None, n_jobs: int = 1) -> tuple[list[
     return [r for r, _ in pairs if r is not None], [m for _, m in pairs if m is not None]
 
 
-CANDIDATE_COLUMNS = ("trial", "onset", "apex", "offset", "kind", "score", "duration_ms", "regions", "path")
+#: ``trial`` (file name) and ``path`` are for people; ``trial_id`` is what a row is matched by.
+CANDIDATE_COLUMNS = ("trial", "onset", "apex", "offset", "kind", "score", "duration_ms", "regions", "path", "trial_id")
 
 
 def write_candidates(path: str | Path, results: list[SpotResult]) -> Path:
@@ -335,11 +338,14 @@ def write_candidates(path: str | Path, results: list[SpotResult]) -> Path:
         for r in results:
             for c in r.candidates:
                 w.writerow([r.trial, c.onset, c.apex, c.offset, c.kind, f"{c.score:.2f}", f"{c.duration_ms:.1f}",
-                            c.regions, r.path])
+                            c.regions, r.path, r.trial_id])
     return path
 
 
-def read_candidates(path: str | Path, trial: str | None = None) -> list[Candidate]:
+def read_candidates(path: str | Path, trial=None) -> list[Candidate]:
+    """Candidates of a candidates CSV, all or those of ``trial``: a trial id, a file name, or an
+    identity (:class:`station.record.schema.TrialIdentity`).  A row with a ``trial_id`` is
+    matched by it only; older rows without one by file name."""
     from station.checks import StationError
 
     path = Path(path)
@@ -349,4 +355,18 @@ def read_candidates(path: str | Path, trial: str | None = None) -> list[Candidat
         rows = list(csv.DictReader(fh))
     return [Candidate(int(r["onset"]), int(r["apex"]), int(r["offset"]), float(r["score"]), r["kind"],
                       float(r.get("duration_ms") or 0), r.get("regions", ""))
-            for r in rows if trial is None or r["trial"] == trial]
+            for r in rows if trial is None or _is_trial(r, trial)]
+
+
+def _is_trial(row: dict, trial) -> bool:
+    from station.record import schema
+
+    if isinstance(trial, schema.TrialIdentity):
+        trial_id, name = trial.trial_id, trial.name
+    elif isinstance(trial, str) and schema._UUID_TEXT.match(trial):
+        trial_id, name = trial, ""
+    else:
+        trial_id, name = "", schema.trial_key(str(trial))
+    if row.get("trial_id") and trial_id:
+        return row["trial_id"] == trial_id
+    return bool(name) and schema.trial_key(row.get("trial", "")) == name
