@@ -363,7 +363,7 @@ def _is_trial(row: dict, trial) -> bool:
 
     if isinstance(trial, schema.TrialIdentity):
         trial_id, name = trial.trial_id, trial.name
-    elif isinstance(trial, str) and schema._UUID_TEXT.match(trial):
+    elif schema.is_trial_id(trial):
         trial_id, name = trial, ""
     else:
         trial_id, name = "", schema.trial_key(str(trial))

@@ -326,6 +326,11 @@ def _ref_fields(ref) -> tuple[str, str, str, str, _Path | None]:
 _UUID_TEXT = _re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
+def is_trial_id(text) -> bool:
+    """Whether ``text`` looks like a trial id (UUID text) rather than a file name or path."""
+    return isinstance(text, str) and bool(_UUID_TEXT.match(text.strip()))
+
+
 def _same_file(a: str | _Path, b: str | _Path) -> bool:
     try:
         return _Path(a).resolve() == _Path(b).resolve()
