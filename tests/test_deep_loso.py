@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from station.fileio import is_temp
+
 torch = pytest.importorskip("torch")
 
 from station import deep  # noqa: E402
@@ -40,6 +42,7 @@ def test_oof_probabilities_honour_the_evaluate_contract(database, model_name, tm
     assert len(list(run_dir.glob("fold-*.pt"))) == len(list(run_dir.glob("fold-*.npz"))) == 4
     assert json.loads((run_dir / "run.json").read_text())["model"] == model_name
     assert not list(run_dir.glob("*.writing"))
+    assert not [p.name for p in run_dir.iterdir() if is_temp(p)]  # station.fileio's temporary names
 
 
 def test_each_row_comes_from_the_network_that_never_saw_its_subject(database, tmp_path):

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from station.checks import StationError
+from station.fileio import commit_temp, temp_path
 
 WIDTH, HEIGHT, FPS = 640, 360, 30
 SAMPLE_RATE = 44100
@@ -95,7 +96,7 @@ def write_demo_clip(spec: DemoSpec, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_frames = int(round(spec.duration * FPS))
-    tmp = path.with_name(path.stem + ".partial" + path.suffix)
+    tmp = temp_path(path)  # keeps the .mp4 suffix: ffmpeg and OpenCV pick the container by name
     exe = _ffmpeg_exe()
     if exe is not None:
         with tempfile.TemporaryDirectory() as td:
@@ -133,7 +134,7 @@ def write_demo_clip(spec: DemoSpec, path: str | os.PathLike) -> Path:
         for i in range(n_frames):
             vw.write(render_frame(spec, i)[:, :, ::-1])
         vw.release()
-    os.replace(tmp, path)
+    commit_temp(tmp, path)
     return path
 
 
