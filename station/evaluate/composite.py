@@ -234,6 +234,22 @@ def confusion_table(result: CompositeResult) -> tuple[str, list[str], list[list]
     return "Confusion matrix (all samples)", headers, [[c, *map(int, cm[i])] for i, c in enumerate(MEGC_CLASSES)]
 
 
+def console_tables(result: CompositeResult) -> list[tuple[str, list[str], list[list]]]:
+    """The results with one row per part (the MEGC shape is too wide for a terminal)."""
+    title, _, _ = results_table(result)
+    published = result.protocol == "megc2019" and is_megc2019(result.parts)
+    headers = ["part", "subjects", "samples", "UF1", "UAR"] + (["MEGC 2019 UF1", "UAR"] if published else [])
+    uf1, uar, _ = result.scores()
+    rows = [["composite" if result.protocol == "megc2019" else "all held-out",
+             len({s for p in result.parts for s in (f"{p.title}/{p.db.refs[i].record.subject}" for i in p.keep)}),
+             len(result.y), _f(uf1), _f(uar)] + (list(map(_f, MEGC2019_LBPTOP["composite"])) if published else [])]
+    for k, p in enumerate(result.parts):
+        puf1, puar, _ = result.part_scores(k)
+        rows.append([p.title, len({p.db.refs[i].record.subject for i in p.keep}), int((result.part_of == k).sum()),
+                     _f(puf1), _f(puar)] + (list(map(_f, MEGC2019_LBPTOP[p.title])) if published else []))
+    return [(title, headers, rows)]
+
+
 def write_sections(report, result: CompositeResult) -> None:
     name = "megc2019" if result.protocol == "megc2019" else "cross_database"
     for suffix, (title, headers, rows) in (("", results_table(result)), ("_parts", parts_table(result)),
@@ -324,7 +340,7 @@ def run_command(args) -> int:
         result = run_composite(parts, args.protocol, options, cache, progress)
     report = Report(out, f"station evaluate --protocol {args.protocol}: " + " + ".join(p.title for p in parts))
     write_sections(report, result)
-    for title, headers, rows, _, _ in report.sections:
+    for title, headers, rows in console_tables(result):  # the same numbers, one row per part (fits a terminal)
         table = Table(title=escape(title))
         for h in headers:
             table.add_column(escape(h))
