@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from station.checks import StationError
-from station.dataset import Sample, SampleRecord, read_sample
+from station.dataset import Sample, SampleRecord, read_sample, sample_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -76,7 +76,7 @@ class SampleRef:
 
     def files(self) -> list[Path]:
         if self.fmt == "station":
-            return [Path(self.root) / self.record.relpath]
+            return [sample_path(self.root, self.record)]  # samples/sub01/<Filename>.h5 (older: samples/1/)
         return [Path(f) for f in self.frames + self.depth]
 
     def fingerprint(self) -> str:
