@@ -181,14 +181,14 @@ def test_screens_timeline_zoom_difference_and_depth(qt, trial, tmp_path):
                           f"{trial.name},14,18,24,micro,9.5,{trial}\n{trial.name},36,38,41,blink,5.0,{trial}\n")
     w = open_window(trial, "ann", out, candidates=candidates)
     w.resize(1500, 860)
-    play(w, ["n", "c", "u", "text:1+2", "enter", "click:14", "o", "click:19"])
+    play(w, ["n", "c", "u", "text:1+2", "enter", "click:30", "o", "click:33", "k", "u", "text:R12"])
     full = w.color_view.grab().toImage()
-    play(w, ["z"])
+    w.grab().save(str(target / "coding-tool.png"))
+    play(w, ["esc", "click:14", "o", "click:19", "z"])
     zoom = w.color_view.grab().toImage()
     play(w, ["g"])
     diff = w.color_view.grab().toImage()
-    w.grab().save(str(target / "coding-tool.png"))
-    w.timeline.grab().save(str(target / "coding-timeline.png"))
+    w.centralWidget().grab().save(str(target / "coding-zoom-difference.png"))
     play(w, ["g", "z"])
 
     def array(img):

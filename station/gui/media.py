@@ -26,21 +26,10 @@ CACHE_FRAMES = 64
 
 
 def trial_identity(f, path: str | Path) -> dict[str, Any]:
-    """``trial_id``, participant, session and trial number of an open trial file.
-
-    ``station.record.schema.read_identity`` is the one reader; files written before trial ids
-    existed have none (``trial_id == ''``) and are then known by their file name alone.
-    """
-    reader = getattr(schema, "read_identity", None)
-    if reader is not None:
-        ident = reader(f)
-        get = ident.get if isinstance(ident, dict) else (lambda k, d=None: getattr(ident, k, d))
-        out = {k: get(k, "") for k in ("trial_id", "participant", "session", "trial")}
-    else:  # until the identity reader lands: the attributes it reads
-        out = {k: f.attrs.get(k, "") for k in ("trial_id", "participant", "session", "trial")}
-    out = {k: ("" if v is None else (v.decode() if isinstance(v, bytes) else v)) for k, v in out.items()}
-    out["trial_id"] = str(out["trial_id"])
-    out["participant"] = str(out["participant"])
+    """``trial_id``, participant, session, trial number and readable ``name`` of an open trial
+    (:func:`station.record.schema.read_identity`, the one reader), as the coding store takes it."""
+    ident = schema.read_identity(f, path)
+    out = ident.as_dict()
     out["session"] = str(out["session"])
     out["name"] = file_name(path)
     return out
@@ -89,14 +78,14 @@ class TrialMedia:
         self.path = Path(path)
         self.file = open_trial(check_trial_file(self.path))
         try:
-            table = self.file[schema.FRAMES][...]
-            self._color = self.file[schema.COLOR]
-            self._depth = self.file[schema.DEPTH] if schema.DEPTH in self.file else None
-            self.n = min(len(table), self._color.shape[0])
+            table = schema.frames_table(self.file)
+            self._color = schema.color_dataset(self.file)
+            self._depth = schema.depth_dataset(self.file)
+            self.n = len(table)
             self.markers = read_markers(self.file) if schema.MARKERS in self.file else []
             self.identity = trial_identity(self.file, self.path)
-            self.fps = float(self.file.attrs.get("fps", 60))
-            self.depth_scale = float(self.file.attrs.get("depth_scale", 0.001))
+            self.fps = float(schema.read_attr(self.file, "fps", 60))
+            self.depth_scale = float(schema.read_attr(self.file, "depth_scale", 0.001))
         except StationError:
             self.file.close()
             raise
@@ -107,8 +96,8 @@ class TrialMedia:
             self.file.close()
             raise StationError(f"trial file {str(self.path)!r} holds no frames.")
         self.table = table[: self.n]
-        self.numbers = self.table["color_number"].astype(np.int64)
-        self.stamps = self.table["color_timestamp_ms"].astype(np.float64)
+        self.numbers = schema.frame_numbers(self.table).astype(np.int64)
+        self.stamps = schema.timestamps_ms(self.table).astype(np.float64)
         self.host = self.table["host_time"].astype(np.float64)
         self._colors = LRU(cache_frames)
         self._depths = LRU(cache_frames)
