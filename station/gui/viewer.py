@@ -23,6 +23,7 @@ from station.gui.coding_window import app
 from station.gui.keys import RATE_TEXT, RATES, VIEWER_KEYS, key_html, parse_rate
 from station.gui.media import TrialMedia
 from station.gui.widgets import FrameView, Timeline, TimelineModel
+from station.record import schema
 
 
 class ViewerWindow(QMainWindow):
@@ -114,9 +115,11 @@ class ViewerWindow(QMainWindow):
     def refresh(self) -> None:
         m, i = self.media, self.index
         row = m.table[i]
-        self.color_view.show_image(m.color(i), f"#{int(row['color_number'])}  device {row['color_timestamp_ms']:.3f} ms")
+        number, stamp = schema.frame_numbers(row), schema.timestamps_ms(row)
+        self.color_view.show_image(m.color(i), f"#{int(number)}  device {stamp:.3f} ms")
         depth = m.depth_rgb(i)
-        self.depth_view.show_image(depth, (f"#{int(row['depth_number'])}  device {row['depth_timestamp_ms']:.3f} ms"
+        d_number, d_stamp = schema.frame_numbers(row, schema.DEPTH), schema.timestamps_ms(row, schema.DEPTH)
+        self.depth_view.show_image(depth, (f"#{int(d_number)}  device {d_stamp:.3f} ms"
                                            if depth is not None else "no depth stream"))
         gap = dict(m.drops()).get(i)
         self.status.setText(
