@@ -84,8 +84,8 @@ class TrialMedia:
             self.n = len(table)
             self.markers = read_markers(self.file) if schema.MARKERS in self.file else []
             self.identity = trial_identity(self.file, self.path)
-            self.fps = float(schema.read_attr(self.file, "fps", 60))
-            self.depth_scale = float(schema.read_attr(self.file, "depth_scale", 0.001))
+            self.fps = float(schema.read_attr(self.file, schema.ATTR_FPS, 60))
+            self.depth_scale = float(schema.read_attr(self.file, schema.ATTR_DEPTH_SCALE, 0.001))
         except StationError:
             self.file.close()
             raise

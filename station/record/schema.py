@@ -108,6 +108,8 @@ from typing import Any as _Any
 ATTR_COMPLETE = "complete"  # False while written (``.writing``), True once closed
 ATTR_SYNTHETIC = "synthetic"  # True for a virtual participant with ground truth
 ATTR_SCHEMA_VERSION = "schema_version"
+ATTR_FPS = "fps"  # nominal frame rate of the streams
+ATTR_DEPTH_SCALE = "depth_scale"  # metres per z16 unit
 
 #: Trial identity (attributes of the root group).  ``trial_id`` is a UUID4 written when the
 #: file is created; the others say whose trial it is, so a coding never depends on a file name.
