@@ -37,8 +37,7 @@ def trial_identity(f, path: str | Path) -> dict[str, Any]:
 
 def file_name(path: str | Path) -> str:
     """A trial's readable name: its file name without the ``.writing`` suffix."""
-    name = Path(path).name
-    return name[: -len(schema.WRITING_SUFFIX)] if name.endswith(schema.WRITING_SUFFIX) else name
+    return schema.trial_key(path)
 
 
 @dataclass

@@ -77,8 +77,9 @@ def _now() -> str:
 
 def trial_key(path: str | Path) -> str:
     """How a trial is named for people: its file name without the ``.writing`` suffix."""
-    name = Path(path).name
-    return name[: -len(".writing")] if name.endswith(".writing") else name
+    from station.record.schema import trial_key as name_of
+
+    return name_of(path)
 
 
 def read_rows(path: str | Path, required: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
