@@ -85,14 +85,39 @@ def test_intrinsics_assumption_is_stated_and_overridable(casme3, tmp_path):
         given.refs[0].load()
 
 
-def test_fusion_table_on_casme3(casme3, tmp_path):
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")  # CAS(ME)^3 samples go through dlib + ICP once for both tests
+
+
+FAST = ["--radii", "1,1,2", "--blocks", "3x3", "--jobs", "1", "--C", "0.1,1"]
+
+
+def test_fusion_table_on_casme3(casme3, tmp_path, feature_cache):
     root, _ = casme3
     out = tmp_path / "report"
     assert main(["evaluate", str(root), "--out", str(out), "--label-sets", "3class", "--protocols", "loso",
-                 "--radii", "1,1,2", "--blocks", "3x3", "--jobs", "1", "--C", "0.1,1", "--no-nested"]) == 0
+                 *FAST, "--no-nested", "--cache", str(feature_cache)]) == 0
     with open(out / "results.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     methods = {r["method"] for r in rows}
     assert {"LBP-TOP", "SI", "HK", "SI+HK", "LBP-TOP + SI+HK"} <= methods
     assert all(int(r["n_samples"]) == 9 for r in rows)
     assert "apex '/' (not coded)" in (out / "report.md").read_text()
+
+
+def test_station_and_casme3_cross_database_with_3d(casme3, tmp_path, feature_cache):
+    from station.evaluate.synthetic import make_database
+
+    root, _ = casme3
+    dsme = tmp_path / "DSME"
+    make_database(dsme, n_subjects=3, n_samples=9, classes=("I", "II", "IV"), size=32, n_frames=9)
+    out = tmp_path / "cross"
+    assert main(["evaluate", "--protocol", "cross-database", f"casme3={root}", f"station={dsme}", "--out", str(out),
+                 *FAST, "--cache", str(feature_cache)]) == 0
+    with open(out / "cross_database.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["method"] for r in rows] == ["LBP-TOP (station, measured)", "SI+HK (station, measured)",
+                                           "LBP-TOP + SI+HK (nested a) (station, measured)"]
+    assert "CAS(ME)^3 Part A UF1" in rows[0] and "station (DSME) UAR" in rows[0]
+    assert "mean a =" in (out / "report.md").read_text()

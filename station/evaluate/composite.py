@@ -19,7 +19,7 @@ baseline is shown beside the measured rows when the parts are exactly CASME II, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -118,67 +118,91 @@ def is_megc2019(parts: list[Part]) -> bool:
 # -- running -------------------------------------------------------------------------------
 
 
+M2D, M3D = "LBP-TOP", "SI+HK"
+FUSED = f"{M2D} + {M3D} (nested a)"
+
+
 @dataclass
 class CompositeResult:
     protocol: str
     parts: list[Part]
     y: np.ndarray  # int codes into MEGC_CLASSES
     part_of: np.ndarray  # part index per sample
-    pred: np.ndarray
+    preds: dict[str, np.ndarray]  # method -> predicted codes (LBP-TOP; with 3D: SI+HK and their fusion)
     chosen_c: list[float]
+    alphas: list[float] = field(default_factory=list)  # fusion weight chosen per fold (3D only)
 
-    def scores(self, mask: np.ndarray | None = None) -> tuple[float, float, np.ndarray]:
+    @property
+    def pred(self) -> np.ndarray:
+        return self.preds[M2D]
+
+    def scores(self, mask: np.ndarray | None = None, method: str = M2D) -> tuple[float, float, np.ndarray]:
         mask = np.ones(len(self.y), bool) if mask is None else mask
-        cm = confusion(self.y[mask], self.pred[mask], len(MEGC_CLASSES))
+        cm = confusion(self.y[mask], self.preds[method][mask], len(MEGC_CLASSES))
         uf1, uar, _ = uf1_uar(cm)
         return uf1, uar, cm
 
-    def part_scores(self, k: int) -> tuple[float, float, np.ndarray]:
-        return self.scores(self.part_of == k)
+    def part_scores(self, k: int, method: str = M2D) -> tuple[float, float, np.ndarray]:
+        return self.scores(self.part_of == k, method)
 
 
-def _features(parts: list[Part], options, cache, progress) -> np.ndarray:
-    from station.evaluate.cache import lbptop_matrices
+def _features(parts: list[Part], options, cache, progress, use_3d: bool) -> dict[str, np.ndarray]:
+    from station.evaluate.cache import curvature_matrices, lbptop_matrices
 
-    blocks = []
+    blocks2, blocks3 = [], []
     for part in parts:
-        blocks.append(next(iter(lbptop_matrices(part.subset(), options.lbptop, cache=cache, n_jobs=options.n_jobs,
-                                                progress=progress).values())))
-    return np.vstack(blocks)
+        sub = part.subset()
+        blocks2.append(next(iter(lbptop_matrices(sub, options.lbptop, cache=cache, n_jobs=options.n_jobs,
+                                                 progress=progress).values())))
+        if use_3d:
+            blocks3.append(curvature_matrices(sub, options.curvature, cache=cache, n_jobs=options.n_jobs,
+                                              progress=progress)["sihk"])
+    out = {M2D: np.vstack(blocks2)}
+    if use_3d:
+        out[M3D] = np.vstack(blocks3)
+    return out
 
 
 def run_composite(parts: list[Part], protocol: str, options, cache, progress=None) -> CompositeResult:
-    """LOSO over every subject of every part (megc2019) or leave-one-database-out (cross-database)."""
-    from station.evaluate.protocols import run_fold, run_protocol
+    """LOSO over every subject of every part (megc2019) or leave-one-database-out (cross-database).
 
-    X = _features(parts, options, cache, progress)
+    When every part has depth (the station's export, CAS(ME)^3) and 3D is on, SI+HK and its late
+    fusion with LBP-TOP are scored too, the fusion weight chosen per fold on inner out-of-fold
+    predictions of the training part only (nested; never on the test part).
+    """
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from station.evaluate.fusion import nested_predictions
+    from station.parallel import parallel_map
+    from station.evaluate.protocols import ProtocolRun, _run_fold_spec
+
+    if protocol not in PROTOCOLS:
+        raise StationError(f"--protocol must be one of baseline, {', '.join(PROTOCOLS)}, got {protocol!r}.")
+    if protocol == "cross-database" and len(parts) < 2:
+        raise StationError("--protocol cross-database needs two databases or more.")
+    use_3d = options.use_3d and all(p.db.has_3d for p in parts)
+    features = _features(parts, options, cache, progress, use_3d)
     labels = np.concatenate([p.labels for p in parts])
     y = np.array([MEGC_CLASSES.index(v) for v in labels], np.int64)
     part_of = np.concatenate([np.full(len(p.keep), k) for k, p in enumerate(parts)])
     subjects = np.array([f"{p.title}/{p.db.refs[i].record.subject}" for p in parts for i in p.keep])
-    pred = np.full(len(y), -1)
-    chosen = []
-    if protocol == "megc2019":
-        run = run_protocol({"LBP-TOP": X}, labels, subjects, "loso", kernel=options.kernel, c_grid=options.c_grid,
-                           nested=False, seed=options.seed, n_jobs=options.n_jobs, progress=progress,
-                           description=f"MEGC 2019 LOSO ({len(np.unique(subjects))} subjects)", search=options.search)
-        classes = run.classes  # sorted labels present; map back to MEGC_CLASSES codes
-        oof = np.argmax(run.oof("LBP-TOP", 0), axis=1)
-        pred = np.array([MEGC_CLASSES.index(classes[c]) for c in oof], np.int64)
-        chosen = [f.chosen_c["LBP-TOP"] for f in run.folds]
-    elif protocol == "cross-database":
-        if len(parts) < 2:
-            raise StationError("--protocol cross-database needs two databases or more.")
-        for k in range(len(parts)):
-            train, test = np.flatnonzero(part_of != k), np.flatnonzero(part_of == k)
-            fold = run_fold({"LBP-TOP": X}, y, subjects, 0, train, test, protocol="loso",
-                            n_classes=len(MEGC_CLASSES), kernel=options.kernel, c_grid=options.c_grid, nested=False,
-                            seed=options.seed, search=options.search)
-            pred[test] = np.argmax(fold.proba["LBP-TOP"], axis=1)
-            chosen.append(fold.chosen_c["LBP-TOP"])
-    else:
-        raise StationError(f"--protocol must be one of baseline, {', '.join(PROTOCOLS)}, got {protocol!r}.")
-    return CompositeResult(protocol, parts, y, part_of, pred, chosen)
+    outer = subjects if protocol == "megc2019" else part_of
+    if len(np.unique(outer)) < 2:
+        raise StationError("LOSO needs two subjects or more.")
+    specs = [(0, tr, te) for tr, te in LeaveOneGroupOut().split(np.zeros((len(y), 1)), y, outer)]
+    fold_options = dict(protocol="loso", n_classes=len(MEGC_CLASSES), kernel=options.kernel, c_grid=options.c_grid,
+                        nested=use_3d, seed=options.seed, search=options.search)  # inner CV grouped by subject
+    what = f"MEGC 2019 LOSO ({len(np.unique(subjects))} subjects)" if protocol == "megc2019" else \
+        f"cross-database ({len(parts)} held out in turn)"
+    folds = parallel_map(_run_fold_spec, specs, args=(features, y, subjects, fold_options), jobs=options.n_jobs,
+                         progress=progress, description=what)
+    run = ProtocolRun(protocol, list(MEGC_CLASSES), y, subjects, folds, 1)
+    preds = {m: np.argmax(run.oof(m, 0), axis=1) for m in features}
+    alphas: list[float] = []
+    if use_3d:
+        alphas, fused = nested_predictions(run, M2D, M3D)
+        preds[FUSED] = fused[0]
+    return CompositeResult(protocol, parts, y, part_of, preds, [f.chosen_c[M2D] for f in folds], alphas)
 
 
 # -- tables --------------------------------------------------------------------------------
@@ -195,12 +219,14 @@ def results_table(result: CompositeResult) -> tuple[str, list[str], list[list]]:
     headers = ["method", f"{composite} UF1", f"{composite} UAR"]
     for t in titles:
         headers += [f"{t} UF1", f"{t} UAR"]
-    uf1, uar, _ = result.scores()
-    row = ["LBP-TOP (station, measured)", _f(uf1), _f(uar)]
-    for k in range(len(titles)):
-        puf1, puar, _ = result.part_scores(k)
-        row += [_f(puf1), _f(puar)]
-    rows = [row]
+    rows = []
+    for method in result.preds:
+        uf1, uar, _ = result.scores(method=method)
+        row = [f"{method} (station, measured)", _f(uf1), _f(uar)]
+        for k in range(len(titles)):
+            puf1, puar, _ = result.part_scores(k, method)
+            row += [_f(puf1), _f(puar)]
+        rows.append(row)
     if result.protocol == "megc2019" and is_megc2019(result.parts):
         ref = ["LBP-TOP (MEGC 2019, published)", *map(_f, MEGC2019_LBPTOP["composite"])]
         for t in titles:
@@ -238,15 +264,18 @@ def console_tables(result: CompositeResult) -> list[tuple[str, list[str], list[l
     """The results with one row per part (the MEGC shape is too wide for a terminal)."""
     title, _, _ = results_table(result)
     published = result.protocol == "megc2019" and is_megc2019(result.parts)
-    headers = ["part", "subjects", "samples", "UF1", "UAR"] + (["MEGC 2019 UF1", "UAR"] if published else [])
-    uf1, uar, _ = result.scores()
-    rows = [["composite" if result.protocol == "megc2019" else "all held-out",
-             len({s for p in result.parts for s in (f"{p.title}/{p.db.refs[i].record.subject}" for i in p.keep)}),
-             len(result.y), _f(uf1), _f(uar)] + (list(map(_f, MEGC2019_LBPTOP["composite"])) if published else [])]
+    methods = list(result.preds)
+    headers = ["part", "subjects", "samples"] + [f"{m} {s}" if len(methods) > 1 else s for m in methods
+                                                  for s in ("UF1", "UAR")]
+    headers += ["MEGC 2019 UF1", "UAR"] if published else []
+    n_subjects = len({f"{p.title}/{p.db.refs[i].record.subject}" for p in result.parts for i in p.keep})
+    rows = [["composite" if result.protocol == "megc2019" else "all held-out", n_subjects, len(result.y)]
+            + [_f(v) for m in methods for v in result.scores(method=m)[:2]]
+            + (list(map(_f, MEGC2019_LBPTOP["composite"])) if published else [])]
     for k, p in enumerate(result.parts):
-        puf1, puar, _ = result.part_scores(k)
-        rows.append([p.title, len({p.db.refs[i].record.subject for i in p.keep}), int((result.part_of == k).sum()),
-                     _f(puf1), _f(puar)] + (list(map(_f, MEGC2019_LBPTOP[p.title])) if published else []))
+        rows.append([p.title, len({p.db.refs[i].record.subject for i in p.keep}), int((result.part_of == k).sum())]
+                    + [_f(v) for m in methods for v in result.part_scores(k, m)[:2]]
+                    + (list(map(_f, MEGC2019_LBPTOP[p.title])) if published else []))
     return [(title, headers, rows)]
 
 
@@ -257,7 +286,10 @@ def write_sections(report, result: CompositeResult) -> None:
         text = ""
         if not suffix:
             text = ("UF1 and UAR as MEGC 2019 defines them (TP/FP/FN pooled over all test folds). "
-                    f"C chosen inside each training fold from {sorted(set(result.chosen_c))}.")
+                    f"C chosen inside each training fold (values chosen: {sorted(set(result.chosen_c))}).")
+            if result.alphas:
+                text += (f" Fusion P = (1-a) p2D + a p3D, a chosen per fold on the training part's inner "
+                         f"out-of-fold predictions: mean a = {np.mean(result.alphas):.2f}.")
         report.table(f"{name}{suffix}", title, headers, rows, text=text)
     for p in result.parts:
         report.notes.extend(f"{p.title}: {n}" for n in p.db.notes)
@@ -324,7 +356,7 @@ def run_command(args) -> int:
     if args.protocol == "megc2019" and not is_megc2019(parts):
         print_warning("the parts are not exactly CASME II + SAMM + SMIC-HS: the MEGC 2019 protocol is run on them, "
                       "but the published figures do not apply")
-    options = replace(options_from_args(args, False), use_3d=False)
+    options = options_from_args(args, all(p.db.has_3d for p in parts))  # 3D only when every part has depth
     name = "+".join(p.db.fmt for p in parts)
     out = check_writable_dir(Path(args.out) if args.out else Path.cwd() / f"evaluation-{args.protocol}-{name}",
                              "report folder")
