@@ -261,21 +261,26 @@ def confusion_table(result: CompositeResult) -> tuple[str, list[str], list[list]
 
 
 def console_tables(result: CompositeResult) -> list[tuple[str, list[str], list[list]]]:
-    """The results with one row per part (the MEGC shape is too wide for a terminal)."""
+    """The results with one row per part and method (the MEGC shape is too wide for a terminal)."""
     title, _, _ = results_table(result)
     published = result.protocol == "megc2019" and is_megc2019(result.parts)
-    methods = list(result.preds)
-    headers = ["part", "subjects", "samples"] + [f"{m} {s}" if len(methods) > 1 else s for m in methods
-                                                  for s in ("UF1", "UAR")]
+    several = len(result.preds) > 1
+    headers = ["part", "subjects", "samples"] + (["method"] if several else []) + ["UF1", "UAR"]
     headers += ["MEGC 2019 UF1", "UAR"] if published else []
     n_subjects = len({f"{p.title}/{p.db.refs[i].record.subject}" for p in result.parts for i in p.keep})
-    rows = [["composite" if result.protocol == "megc2019" else "all held-out", n_subjects, len(result.y)]
-            + [_f(v) for m in methods for v in result.scores(method=m)[:2]]
-            + (list(map(_f, MEGC2019_LBPTOP["composite"])) if published else [])]
-    for k, p in enumerate(result.parts):
-        rows.append([p.title, len({p.db.refs[i].record.subject for i in p.keep}), int((result.part_of == k).sum())]
-                    + [_f(v) for m in methods for v in result.part_scores(k, m)[:2]]
-                    + (list(map(_f, MEGC2019_LBPTOP[p.title])) if published else []))
+    groups = [("composite" if result.protocol == "megc2019" else "all held-out", n_subjects, len(result.y), None,
+               "composite")]
+    groups += [(p.title, len({p.db.refs[i].record.subject for i in p.keep}), int((result.part_of == k).sum()), k,
+                p.title) for k, p in enumerate(result.parts)]
+    rows = []
+    for name, n_sub, n, k, key in groups:
+        for j, method in enumerate(result.preds):
+            uf1, uar, _ = result.scores(method=method) if k is None else result.part_scores(k, method)
+            head = [name, n_sub, n] if j == 0 else ["", "", ""]
+            row = head + ([method] if several else []) + [_f(uf1), _f(uar)]
+            if published:
+                row += list(map(_f, MEGC2019_LBPTOP[key])) if method == M2D else ["", ""]
+            rows.append(row)
     return [(title, headers, rows)]
 
 
