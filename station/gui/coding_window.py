@@ -46,8 +46,17 @@ _APP: list[QApplication] = []
 
 
 def app() -> QApplication:
-    """The process's QApplication, created once and kept alive (Qt aborts if it is collected)."""
+    """The process's QApplication, created once and kept alive (Qt aborts if it is collected).
+
+    Without a display Qt would abort the process; say what to do instead.
+    """
+    import os
+
     if QApplication.instance() is None:
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+            raise StationError("no display to open the window on (DISPLAY is not set). On a machine without a "
+                               "screen run it under Xvfb: xvfb-run -a station ...; `station view --export` "
+                               "needs no display.")
         _APP.append(QApplication(["station"]))
     return QApplication.instance()
 
@@ -598,6 +607,8 @@ def run_coding(trial, coder: str, out, candidates=None, rate="1/4", script=None,
     from station.gui.script import play, read_tokens
 
     tokens = read_tokens(script) if script else None
+    parse_rate(rate)
+    TrialMedia(trial).close()  # a missing or damaged file is reported before any window opens
     application = app()
     window = CodingWindow(trial, coder, out, candidates=candidates, rate=rate)
     window.show()

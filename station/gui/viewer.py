@@ -237,6 +237,8 @@ def run_viewer(trial, rate="1", script=None, snapshot=None) -> None:
     from station.gui.script import play, read_tokens
 
     tokens = read_tokens(script) if script else None
+    parse_rate(rate)
+    TrialMedia(trial).close()  # a missing or damaged file is reported before any window opens
     application = app()
     window = ViewerWindow(trial, rate=rate)
     window.show()
