@@ -25,7 +25,7 @@ when present, in its own file or as a column of the coding sheet.  One image set
 Fallbacks, each applied only in the case named and listed per sample in ``Database.notes``:
 
 * apex ``/`` (or blank, or outside onset..offset): the middle frame ``(onset + offset) // 2``;
-* offset ``0`` or blank, and offset < onset (a typo): the sample folder's last frame (the
+* offset ``0``, negative or blank (not coded), and offset < onset (a typo): the sample folder's last frame (the
   databases ship each sample cut to its movement, so the folder ends at the offset);
 * onset blank: the folder's first frame;
 * frames missing inside onset..offset: the frames present are used and the gap is listed;
@@ -264,7 +264,7 @@ def key_frames(row: list, col: dict, numbers: list[int], name: str, notes: list[
     if onset is None or onset <= 0:
         notes.append(Note(name, f"onset {onset_cell!r} is not a frame number: the folder's first frame {first} used"))
         onset = first
-    if offset is None or offset == 0:
+    if offset is None or offset <= 0:
         notes.append(Note(name, f"offset {offset_cell!r} (not coded): the folder's last frame {last} used"))
         offset = last
     elif offset < onset:
