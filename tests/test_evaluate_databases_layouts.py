@@ -132,3 +132,22 @@ def test_smic_folder_names_give_labels_and_subsets(tmp_path):
     assert nir.refs[0].load().timestamps_ms[1] - nir.refs[0].load().timestamps_ms[0] == pytest.approx(40.0)
     with pytest.raises(StationError, match="no VIS folder"):
         load_database(tmp_path, options=LoadOptions(smic_set="vis"))
+
+
+def test_station_export_is_casme2_shaped(tmp_path):
+    """The station's index and 2d/cropped folders are what a CASME II script reads (issue 15, item 5)."""
+    from station.dataset import read_index, read_sample, write_sample_images
+    from station.evaluate.synthetic import make_database
+
+    make_database(tmp_path, n_subjects=2, n_samples=6, classes=("I", "II", "IV"), size=32, n_frames=8)
+    for rec in read_index(tmp_path):
+        sample = read_sample(tmp_path, rec)
+        write_sample_images(tmp_path, rec, sample.cropped, sample.cropped, sample.frame_numbers)
+    assert detect_format(tmp_path) == "station"
+    as_casme = load_database(tmp_path, "casme2")
+    station = load_database(tmp_path)
+    assert [(r.subject, r.sample, r.onset, r.apex, r.offset, r.objective_class, r.nonobjective_class)
+            for r in as_casme.records] == [(r.subject, r.sample, r.onset, r.apex, r.offset, r.objective_class,
+                                            r.nonobjective_class) for r in station.records]
+    assert as_casme.images == "cropped (cropped)" and "station export read as CASME II" in as_casme.notes[0]
+    assert load_database(tmp_path, "casme2", LoadOptions(images="raw")).images == "raw (uncropped)"

@@ -58,7 +58,9 @@ class CodedSpec:
     subject_dir: str  # regex of a subject folder name, group 1 = the number
 
 
-CASME2 = CodedSpec("casme2", "CASME II", 200.0, ("CASME2_RAW_selected", "CASME2_RAW", "CASME2-RAW"),
+#: (the station's own export, ``2d/uncropped`` + ``2d/cropped``, is CASME II-shaped: a CASME II
+#: script reads it, and so does this loader -- a check that the export keeps that promise)
+CASME2 = CodedSpec("casme2", "CASME II", 200.0, ("CASME2_RAW_selected", "CASME2_RAW", "CASME2-RAW", "uncropped"),
                    ("Cropped", "CASME2_Cropped", "Cropped_original"), r"sub(\d+)")
 SAMM = CodedSpec("samm", "SAMM", 200.0, ("SAMM",), ("SAMM_CROP", "SAMM_cropped", "SAMM_Cropped"), r"(\d+)")
 
@@ -191,12 +193,16 @@ def load_coded(root: Path, spec: CodedSpec, images: str | None = None) -> Databa
                                f"it has {', '.join(h for h in coding.header if h)}.")
     image_set, set_dir = choose_image_set(root, spec, images)
     subjects = subject_folders(set_dir, spec.subject_dir)
+    by_name = {c.name: c for c in set_dir.iterdir() if c.is_dir()}  # ids spelled like the folder (s01)
+
+    def folder_of(text: str) -> Path | None:
+        return by_name.get(text) or subjects.get(_subject_number(text))
     objective, objective_source = _objective_table(root, coding)
     rows = [(i, row) for i, row in enumerate(coding.rows)
             if len(row) > col["filename"] and cell_text(row[col["filename"]])]
     # refuse a set missing a whole subject: never mix raw and cropped, never drop a subject silently
     missing = sorted({cell_text(row[col["subject"]]) for _, row in rows
-                      if _subject_number(cell_text(row[col["subject"]])) not in subjects})
+                      if folder_of(cell_text(row[col["subject"]])) is None})
     if missing:
         raise StationError(f"{spec.title} database {str(root)!r}: the {image_set} image set {set_dir.name!r} has no "
                            f"folder for subject(s) {', '.join(missing)} of {coding.path.name}; the station does not "
@@ -206,7 +212,7 @@ def load_coded(root: Path, spec: CodedSpec, images: str | None = None) -> Databa
     for i, row in rows:
         row = list(row) + [""] * (len(coding.header) - len(row))
         number = _subject_number(cell_text(row[col["subject"]]))
-        folder = subjects[number]
+        folder = folder_of(cell_text(row[col["subject"]]))
         subject = folder.name  # as the database spells it: sub01, 006
         filename = cell_text(row[col["filename"]])
         name = f"{subject}/{filename}"
@@ -247,6 +253,9 @@ def load_coded(root: Path, spec: CodedSpec, images: str | None = None) -> Databa
                            f"({len(notes)} note(s); first: {notes[0] if notes else 'no rows'}).")
     sources = {"nonobjective": f"estimated emotion ({coding.path.name})",
                "3class": "positive / negative / surprise from the estimated emotion"}
+    if (root / "micro-expression.csv").exists():
+        notes.insert(0, Note("", "a station export read as CASME II (2D only, frame times at CASME II's 200 fps); "
+                                 "--format station reads its recorded times and 3D"))
     if objective:
         sources["objective"] = f"objective class I-VII ({objective_source})"
     else:
