@@ -170,6 +170,7 @@ def test_cli_code_creates_the_codings_folder_and_takes_candidates(trial, tmp_pat
     assert image is not None and image.shape[1] > 1000 and image.std() > 20
 
 
+@pytest.mark.slow
 def test_screens_timeline_zoom_difference_and_depth(qt, trial, tmp_path):
     """Grab the real widgets; with STATION_SCREENSHOTS=docs the images go to docs/ (docs/process.md)."""
     from station.gui.script import play
@@ -181,6 +182,15 @@ def test_screens_timeline_zoom_difference_and_depth(qt, trial, tmp_path):
                           f"{trial.name},14,18,24,micro,9.5,{trial}\n{trial.name},36,38,41,blink,5.0,{trial}\n")
     w = open_window(trial, "ann", out, candidates=candidates)
     w.resize(1500, 860)
+    play(w, ["r"])  # the spotter in the background: its score curve replaces the motion curve
+    w.spot_thread.join(120)
+    play(w, ["wait:700"])
+    assert "spotting score" in w.model.curve_label, w.message_label.text()
+    from station.process.agreement import interval_iou
+
+    assert [interval_iou(c[::2][:2], (14, 24)) >= 0.5 for c in w.candidates] == [True]  # the brow raise (MEGC hit)
+    w.candidates.append((36, 38, 41, "blink", 5.0))  # and a blink from the candidates file, for the picture
+    w.model.candidates.append((35, 37, 40, "blink"))
     play(w, ["n", "c", "u", "text:1+2", "enter", "click:30", "o", "click:33", "k", "u", "text:R12"])
     full = w.color_view.grab().toImage()
     w.grab().save(str(target / "coding-tool.png"))
@@ -200,5 +210,5 @@ def test_screens_timeline_zoom_difference_and_depth(qt, trial, tmp_path):
     assert a_full.std() > 20 and np.abs(a_full.astype(int) - a_zoom).mean() > 10  # the zoom shows another view
     assert a_diff.mean() < a_zoom.mean() * 0.6  # the difference image is dark where nothing moved
     assert w.depth_view.isVisible() and array(w.depth_view.grab().toImage()).std() > 10
-    assert len(w.model.candidates) == 2 and np.isfinite(w.model.curve).sum() > 10
+    assert np.isfinite(w.model.curve).sum() > 10
     w.close()

@@ -130,6 +130,30 @@ class MotionCurve(threading.Thread):
             return
 
 
+class SpotThread(threading.Thread):
+    """``station spot`` on this trial in the background (key ``r``): the score curve and the
+    candidates replace the motion curve when it is done; frames are read block by block, so it
+    runs on a trial of any length while the coder keeps coding."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.result = None
+        self.error = ""
+        self.frames_read = 0
+
+    def run(self) -> None:
+        from station.process.spotting import spot_trial
+
+        def progress(k):
+            self.frames_read += k
+
+        try:
+            self.result = spot_trial(self.path, progress=progress)
+        except Exception as err:  # noqa: BLE001 - shown to the coder, the window goes on
+            self.error = str(err)
+
+
 class CodingWindow(QMainWindow):
     """See the module docstring."""
 
@@ -161,6 +185,9 @@ class CodingWindow(QMainWindow):
         self.cursor_timer.start(2000)
         self.curve_timer = QTimer(self)
         self.curve_thread: MotionCurve | None = None
+        self.spot_thread: SpotThread | None = None
+        self.spot_timer = QTimer(self)
+        self.spot_timer.timeout.connect(self._spot_progress)
         self._start_curve()
         first = (f"resumed at frame {self.media.number(self.index)}" if resumed is not None
                  else "h or F1: keys")
@@ -298,6 +325,36 @@ class CodingWindow(QMainWindow):
         self.timeline.update()
         if not thread.is_alive():
             self.curve_timer.stop()
+
+    def run_spotter(self) -> None:
+        if self.spot_thread is not None and self.spot_thread.is_alive():
+            self.message(f"spotting: {self.spot_thread.frames_read} of {self.media.n} frames read")
+            return
+        self.spot_thread = SpotThread(self.media.path)
+        self.spot_thread.start()
+        self.spot_timer.start(500)
+        self.message("spotting this trial in the background; the curve and candidates follow")
+
+    def _spot_progress(self) -> None:
+        thread = self.spot_thread
+        if thread is None or thread.is_alive():
+            if thread is not None:
+                self.message(f"spotting: {min(thread.frames_read, self.media.n)} of {self.media.n} frames read")
+            return
+        self.spot_timer.stop()
+        if thread.result is None:
+            self.message(f"spotting failed: {thread.error}", error=True)
+            return
+        r, idx = thread.result, self.media.index_of
+        if self.curve_thread is not None:
+            self.curve_thread.stop = True
+        self.model.curve_index = np.array([idx(int(v)) for v in r.frame_numbers], np.int64)
+        self.model.curve = np.asarray(r.score, np.float64)
+        self.model.curve_label = "spotting score (computed now; `station spot` stores it)"
+        self.candidates = sorted((c.onset, c.apex, c.offset, c.kind, c.score) for c in r.candidates)
+        self.model.candidates = [(idx(a), idx(b), idx(c), k) for a, b, c, k, _ in self.candidates]
+        self.message(f"spotted {len(self.candidates)} candidate(s); n / p jump between them")
+        self.refresh()
 
     # -- state -> screen -----------------------------------------------------------------------
     def message(self, text: str, error: bool = False) -> None:
@@ -564,7 +621,7 @@ class CodingWindow(QMainWindow):
                  "p": lambda: self.jump_candidate(-1), "c": self.take_candidate, "u": self.aus_edit.setFocus,
                  "t": self.notes_edit.setFocus, "]": lambda: self.select_next(1), "[": lambda: self.select_next(-1),
                  "x": self.delete_selected, "z": self._toggle("zoom"), "g": self._toggle("diff"),
-                 "v": self._toggle_depth, "h": self.toggle_help}
+                 "v": self._toggle_depth, "h": self.toggle_help, "r": self.run_spotter}
         if key in simple:
             simple[key]()
         elif text.lower() in chars and text:
@@ -594,6 +651,7 @@ class CodingWindow(QMainWindow):
         self.timer.stop()
         self.cursor_timer.stop()
         self.curve_timer.stop()
+        self.spot_timer.stop()
         self.store.set_cursor(self.identity, self.index)
         if self.curve_thread is not None:
             self.curve_thread.stop = True

@@ -23,6 +23,7 @@ CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("o", "k", "f"), "mark", "mark onset / apex / offset at this frame"),
     (("n", "p"), "candidate", "next / previous spotted candidate"),
     (("c",), "take", "take onset/apex/offset from the candidate under the cursor"),
+    (("r",), "spot", "run the spotter on this trial now (score curve and candidates)"),
     (("u", "Tab"), "aus", "type the AUs (FACS: 1+2, R12+25, L14, 4+7C); checked as you type"),
     (("t",), "notes", "type a note"),
     (("Return",), "save", "save the movement (or the edit of the selected one)"),
