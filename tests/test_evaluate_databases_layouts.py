@@ -151,3 +151,12 @@ def test_station_export_is_casme2_shaped(tmp_path):
                                             r.nonobjective_class) for r in station.records]
     assert as_casme.images == "cropped (cropped)" and "station export read as CASME II" in as_casme.notes[0]
     assert load_database(tmp_path, "casme2", LoadOptions(images="raw")).images == "raw (uncropped)"
+
+
+def test_smic_hs_folder_without_its_set_parent(tmp_path):
+    dblayouts.smic(tmp_path / "SMIC", n_subjects=2, per_class=1, cropped=False)
+    assert len(load_database(tmp_path / "SMIC" / "SMIC_all_raw", "smic", LoadOptions(images="raw")).refs) == 6
+    shutil.move(str(tmp_path / "SMIC" / "SMIC_all_raw" / "HS"), str(tmp_path / "HS"))
+    db = load_database(tmp_path / "HS", "smic")
+    assert len(db.refs) == 6 and db.images.startswith("image set as given")
+    assert "raw or cropped is unknown" in db.notes[0]

@@ -113,6 +113,8 @@ def objective_label(value) -> str:
 def find_image_set(root: Path, names: tuple[str, ...]) -> Path | None:
     """The first of ``names`` (case-insensitive) in ROOT or one folder below it."""
     wanted = [n.lower() for n in names]
+    if root.name.lower() in wanted:  # the image set itself was given
+        return root
     candidates = [root] + sorted(p for p in root.iterdir() if p.is_dir())
     for name in wanted:
         for parent in candidates:

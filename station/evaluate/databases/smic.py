@@ -32,10 +32,16 @@ CODES = {"po": "positive", "ne": "negative", "sur": "surprise"}
 RAW_SETS, CROPPED_SETS = ("SMIC_all_raw", "SMIC_raw"), ("SMIC_all_cropped", "SMIC_cropped")
 
 
-def _subset_dir(root: Path, images: str, subset: str) -> Path:
+def _subset_dir(root: Path, images: str, subset: str, notes: list[Note]) -> Path:
     folder, _ = SUBSETS[subset]
     names = CROPPED_SETS if images == "cropped" else RAW_SETS
     image_set = find_image_set(root, names)
+    bare = [p for p in (root, *(c for c in root.iterdir() if c.is_dir())) if p.name.upper() in ("HS", "VIS", "NIR")]
+    if image_set is None and not find_image_set(root, RAW_SETS + CROPPED_SETS) and bare:
+        # HS/ (or VIS/, NIR/) without an SMIC_all_raw / SMIC_all_cropped parent: one set, of unnamed kind
+        notes.append(Note("", f"{str(bare[0])!r} has no SMIC_all_raw / SMIC_all_cropped parent: raw or cropped "
+                              "is unknown; that one image set is read, as given"))
+        image_set = bare[0].parent if bare[0] != root else root.parent
     if image_set is None:
         other = "raw" if images == "cropped" else "cropped"
         has_other = find_image_set(root, RAW_SETS if other == "raw" else CROPPED_SETS)
@@ -57,9 +63,9 @@ def load_smic(root: Path, images: str | None = None, subset: str = "hs") -> Data
     if subset not in SUBSETS:
         raise StationError(f"--smic-set must be one of {', '.join(SUBSETS)}, got {subset!r}.")
     folder, fps = SUBSETS[subset]
-    base = _subset_dir(root, images, subset)
     refs: list[SampleRef] = []
     notes: list[Note] = []
+    base = _subset_dir(root, images, subset, notes)
     subjects = sorted((p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name, re.I)),
                       key=lambda p: int(p.name[1:]))
     for subject_dir in subjects:
@@ -93,10 +99,12 @@ def load_smic(root: Path, images: str | None = None, subset: str = "hs") -> Data
                 record = SampleRecord(subject=subject_dir.name, sample=sample_dir.name, onset=onset, apex=apex,
                                       offset=offset, aus="", objective_class="", nonobjective_class=label)
                 refs.append(SampleRef("smic", str(root), record, tuple(str(p) for p in frames.values()), fps=fps))
+    known = {n.lower() for n in RAW_SETS + CROPPED_SETS}
+    kind = images if base.parent.name.lower() in known else "image set as given"
     if not refs:
         raise StationError(f"SMIC {folder} folder {str(base)!r} has no samples (expected "
                            f"s<N>/micro/<{'|'.join(LABELS)}>/<sample>/ image folders).")
     return Database("smic", root, refs, has_3d=False, three_class_field="nonobjective_class", notes=notes,
                     label_sources={"nonobjective": f"SMIC-{folder} emotion folder (positive / negative / surprise)",
                                    "3class": f"SMIC-{folder} emotion folder (positive / negative / surprise)"},
-                    images=f"{images} ({base.parent.name}/{base.name})", fps=fps, title=f"SMIC-{folder}")
+                    images=f"{kind} ({base.parent.name}/{base.name})", fps=fps, title=f"SMIC-{folder}")
