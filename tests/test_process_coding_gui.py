@@ -148,6 +148,7 @@ def test_legacy_rows_of_another_folder_are_not_shown(qt, trial, tmp_path):
     w.close()
 
 
+@pytest.mark.slow
 def test_cli_code_creates_the_codings_folder_and_takes_candidates(trial, tmp_path):
     """`station code TRIAL --coder me` as in the README: codings/ inside the trial's folder."""
     from station.process.coding import read_coding

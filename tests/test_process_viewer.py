@@ -45,6 +45,7 @@ def test_media_reads_frames_on_demand_and_finds_markers_and_drops(trial):
         assert 0.5 < np.median(np.asarray(cloud.points)[:, 2]) < 1.3  # the face at ~0.6 m, the wall at 1.2 m
 
 
+@pytest.mark.slow
 def test_cli_export_writes_the_range_side_by_side_and_never_overwrites(trial, tmp_path):
     out = tmp_path / "clip.mp4"
     cmd = [sys.executable, "-m", "station.cli", "view", str(trial), "--export", str(out), "--start", "20", "--end", "40"]
