@@ -87,3 +87,13 @@ def test_spreadsheet_problems_are_named(tmp_path):
     (tmp_path / "CASME2-coding.xlsx").unlink()
     with pytest.raises(StationError, match="cannot tell what database"):
         detect_format(tmp_path)
+
+
+def test_database_options_are_checked(roots, capsys):
+    for bad, message in ((["--depth-intrinsics", "600,600"], "--depth-intrinsics needs FX,FY,PPX,PPY"),
+                         (["--depth-scale", "0"], "--depth-scale must be > 0"),
+                         (["--images", "raw", "--format", "station"], "--images raw does not apply")):
+        assert main(["evaluate", str(roots / "DSME"), *bad]) != 0
+        assert message in " ".join(capsys.readouterr().err.split())  # the console wraps long lines
+    assert main(["evaluate", "--protocol", "megc2019", str(roots / "CASME2"), str(roots / "CASME2")]) != 0
+    assert "given twice" in " ".join(capsys.readouterr().err.split())
