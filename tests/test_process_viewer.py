@@ -85,3 +85,15 @@ def test_viewer_window_shows_drops_markers_and_exports_a_range(trial, tmp_path):
     assert count_frames(w.last_export["path"]) == 16
     os.unlink(w.last_export["path"])
     w.close()
+
+
+@needs_display
+@pytest.mark.slow
+def test_point_cloud_window_renders_the_frame(trial, tmp_path):
+    """The open3d window the viewer opens on `c` (its own process), rendered once to a PNG."""
+    png = Path(os.environ.get("STATION_SCREENSHOTS", tmp_path)) / "viewer-cloud.png"
+    proc = subprocess.run([sys.executable, "-m", "station.gui.cloud", str(trial), "10", str(png)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    image = cv2.imread(str(png))
+    assert image is not None and (image < 250).any(axis=2).mean() > 0.1  # the cloud covers part of the view
