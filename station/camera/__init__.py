@@ -19,11 +19,16 @@ CAMERA_KINDS = ("virtual", "realsense", "realsense:SERIAL", "playback:FILE")
 
 
 def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS,
-                realtime: bool = True, scene=None, subject: int = 1, seed: int = 0) -> CameraSource:
+                realtime: bool = True, scene=None, subject: int = 1, seed: int = 0, faults=None,
+                settings=None, prerender_s: float | None = None) -> CameraSource:
     """Build the source named by ``spec`` ('virtual', 'realsense[:SERIAL]' or 'playback:FILE').
 
     Nothing is opened yet: call ``start()`` (the recorder does).  ``subject`` and ``seed`` pick
     the synthetic participant the virtual D415 films; ``scene`` replaces it altogether.
+    ``faults`` (:class:`station.camera.faults.Faults`) makes the virtual camera misbehave like
+    a real one; ``prerender_s`` renders that many seconds of it before streaming starts (so
+    streaming costs the host what a real camera costs).  ``settings``
+    (:class:`station.camera.settings.CameraSettings`) are applied to a live D415.
     """
     check_choice((width, height), D415_RESOLUTIONS, "resolution (width, height)")
     check_choice(fps, D415_FPS, "fps")
@@ -35,11 +40,12 @@ def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int
             from station.synth.participant import SyntheticParticipant
 
             scene = SyntheticParticipant(subject, seed, width=width, height=height)
-        return VirtualD415(scene, realtime=realtime, fps=fps)
+        frames = int(round(prerender_s * fps)) + fps if prerender_s else None
+        return VirtualD415(scene, realtime=realtime, fps=fps, faults=faults, prerender_frames=frames)
     if kind == "realsense":
         from station.camera.realsense import LiveD415
 
-        return LiveD415(arg or None, width, height, fps)
+        return LiveD415(arg or None, width, height, fps, settings=settings)
     if kind == "playback":
         from station.camera.realsense import PlaybackSource
 

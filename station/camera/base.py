@@ -51,6 +51,9 @@ class Frameset:
     color_times: StreamTimes
     depth_times: StreamTimes
     host_time: float  # time.perf_counter() when the frameset was received
+    #: What happened to frames since the previous frameset (repeated/late/gaps/unpaired per
+    #: stream, clock_wraps), from :class:`station.camera.pairing.FramePairer`.
+    events: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,33 @@
 
 Frames are real librealsense frames with D415-like intrinsics, extrinsics and depth units, so
 ``rs.align``, ``rs.pointcloud`` and the post-processing filters treat them exactly as they
-treat the camera's.  In real-time mode a producer thread pushes frames on the device's own
-60 fps clock whether or not anyone reads them, so a slow consumer loses frames as it would
-with the real camera; in fast mode every :meth:`VirtualD415.read` renders the next frame, for
-deterministic datasets and tests.  With ``record_to`` the device also writes itself to a
-librealsense ``.db3`` through ``rs.recorder``.
+treat the camera's.
+
+Real-time mode behaves like the camera, costs the host what the camera costs, and is as
+hostile as the camera when asked:
+
+* frames are rendered *ahead* of streaming (:mod:`station.camera.framecache`: all of a finite
+  scene before the clip, on every core; an endless scene by one worker process ahead of the
+  stream), so streaming only copies frames into librealsense;
+* a producer thread pushes them on the device's 60 fps clock whether or not anyone reads, with
+  the numbers, timestamps, domains and delivery times of a :class:`~station.camera.faults.FrameSchedule`
+  (drops, late frames, stalls, clock start and wrap, domain switch, unplug, no metadata);
+* they pass through librealsense's ``rs.syncer`` and then through the pipeline's aggregation
+  (each output repeats the last frame of the other stream, as ``rs.pipeline`` does), into a
+  bounded queue that drops the oldest when the consumer is slow; :meth:`VirtualD415.read` then
+  pairs them with the same :class:`~station.camera.pairing.FramePairer` as the live camera.
+
+Fast mode (``realtime=False``) renders frame by frame on demand, for deterministic datasets.
+With ``record_to`` the device also writes itself to a librealsense ``.db3`` through
+``rs.recorder``; played back, that file goes through the real ``rs.pipeline``.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+import json
+import queue
 import threading
 import time
 from pathlib import Path
@@ -19,8 +37,14 @@ import cv2
 import numpy as np
 import pyrealsense2 as rs
 
-from station.camera.base import FPS, HEIGHT, WIDTH, Calibration, EndOfStream, Extrinsics, Frameset, Intrinsics
-from station.camera.realsense import frameset_from_rs, intrinsics_to_rs
+from station.camera.base import (FPS, HEIGHT, WIDTH, Calibration, CameraError, EndOfStream, Extrinsics, Frameset,
+                                 Intrinsics)
+from station.camera.faults import Faults, FramePush, FrameSchedule
+from station.camera.framecache import FrameCache
+from station.camera.pairing import FramePairer
+from station.camera.realsense import has_metadata
+from station.camera.realsense import stream_times as stream_times_of
+from station.camera.softdevice import SoftDevice, build_software_device
 from station.camera.scene import MovingSurface, Scene
 
 DEPTH_UNITS_M = 0.001
@@ -97,6 +121,23 @@ class DepthReprojector:
         return cv2.remap(z_color, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+class SceneRenderer:
+    """Frame ``index`` of a scene as the D415 would deliver it: RGB colour and z16 depth in its own view.
+
+    A plain picklable object, so worker processes can render ahead (:mod:`station.camera.framecache`).
+    """
+
+    def __init__(self, scene: Scene, calibration: Calibration):
+        self.scene, self.depth_scale = scene, calibration.depth_scale
+        self.reproject = DepthReprojector(calibration)
+
+    def __call__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        color, z_color = self.scene.render(index)
+        z_depth = self.reproject(np.asarray(z_color, dtype=np.float32))
+        depth = np.round(z_depth / self.depth_scale).astype(np.uint16)
+        return np.ascontiguousarray(color, dtype=np.uint8), depth
+
+
 class VirtualD415:
     """A software D415 streaming a scene; see the module docstring."""
 
@@ -108,65 +149,61 @@ class VirtualD415:
         fps: int = FPS,
         record_to: str | Path | None = None,
         queue_size: int = 8,
+        faults: Faults | None = None,
+        prerender_frames: int | None = None,
+        render_jobs: int | None = None,
     ):
         self.scene = scene or MovingSurface()
         self.realtime, self.fps = realtime, fps
         self.record_to = Path(record_to) if record_to else None
-        self.description = f"virtual D415 ({self.scene.name}{', real time' if realtime else ', fast'})"
+        self.faults = faults or Faults()
+        self.description = (f"virtual D415 ({self.scene.name}{', real time' if realtime else ', fast'}"
+                            + ("" if self.faults.clean else ", with faults") + ")")
         height, width = self.scene.render(0)[1].shape
         self.calibration = d415_calibration(width, height, fps)
-        self._reproject = DepthReprojector(self.calibration)
-        self._queue = rs.frame_queue(queue_size, keep_frames=True)
-        self._next_index = 0
+        self._renderer = SceneRenderer(self.scene, self.calibration)
+        self._reproject = self._renderer.reproject  # (bench/synth_speed.py times it alone)
+        self.queue_size = queue_size
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._producer: threading.Thread | None = None
-        self._device = self._recorder = None
-        self._sensors: list = []
+        self._soft: SoftDevice | None = None
+        self._recorder = None
+        self.prerender_frames, self.render_jobs = prerender_frames, render_jobs
+        self.cache: FrameCache | None = None
+        self.pairer = FramePairer(fps)
+        self._ready: collections.deque[Frameset] = collections.deque()
         self.frames_pushed = 0
+        self.connected = True
+        self.schedule: FrameSchedule | None = None
+        self._next = 0  # next push of the schedule (fast mode)
 
-    # -- device construction ------------------------------------------------------------
-    def _build_device(self) -> None:
-        cal = self.calibration
-        dev = rs.software_device()
-        for key, value in (("name", rs.camera_info.name), ("serial", rs.camera_info.serial_number),
-                           ("firmware", rs.camera_info.firmware_version),
-                           ("product_line", rs.camera_info.product_line)):
-            dev.register_info(value, cal.device[key])
-        self._depth_sensor = dev.add_sensor("Stereo Module")
-        self._color_sensor = dev.add_sensor("RGB Camera")
-        self._depth_profile = self._add_stream(self._depth_sensor, rs.stream.depth, rs.format.z16, 2,
-                                               cal.depth_intrinsics, uid=0)
-        self._color_profile = self._add_stream(self._color_sensor, rs.stream.color, rs.format.rgb8, 3,
-                                               cal.color_intrinsics, uid=1)
-        self._depth_sensor.add_read_only_option(rs.option.depth_units, cal.depth_scale)
-        ext = rs.extrinsics()
-        ext.rotation, ext.translation = list(cal.depth_to_color.rotation), list(cal.depth_to_color.translation)
-        self._depth_profile.register_extrinsics_to(self._color_profile, ext)
-        dev.create_matcher(rs.matchers.default)
-        self._device = dev
+    # -- frames ---------------------------------------------------------------------------
+    def _render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._renderer(index)
 
-    def _add_stream(self, sensor, stream, fmt, bpp, intr: Intrinsics, uid: int) -> rs.video_stream_profile:
-        vs = rs.video_stream()
-        vs.type, vs.index, vs.uid, vs.fmt, vs.bpp = stream, 0, uid, fmt, bpp
-        vs.width, vs.height, vs.fps = intr.width, intr.height, self.fps
-        vs.intrinsics = intrinsics_to_rs(intr)
-        return rs.video_stream_profile(sensor.add_video_stream(vs, True))
+    def _frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.cache.get(index) if self.cache is not None else self._render(index)
+
+    def _schedule_length(self) -> int:
+        """Frames the schedule covers: the scene, or what was asked to be pre-rendered, or an hour."""
+        if self.scene.n_frames is not None:
+            return self.scene.n_frames
+        return self.prerender_frames or 3600 * self.fps
 
     # -- CameraSource ---------------------------------------------------------------------
     def start(self) -> Calibration:
-        self._build_device()
-        device = self._device
+        self._soft = build_software_device(self.calibration, ("depth", "color"), self.fps)
+        self._syncer = rs.syncer(16)
         if self.record_to is not None:
             self.record_to.parent.mkdir(parents=True, exist_ok=True)
-            self._recorder = rs.recorder(str(self.record_to), self._device)
-            device = self._recorder
-        self._syncer = rs.syncer(16)
-        sensors = {s.name: s for s in device.query_sensors()}
-        self._sensors = [sensors["Stereo Module"], sensors["RGB Camera"]]
-        self._sensors[0].open(self._depth_profile)
-        self._sensors[1].open(self._color_profile)
-        for s in self._sensors:
-            s.start(self._syncer)
+        self._recorder = self._soft.start(self._syncer, str(self.record_to) if self.record_to else None)
+        self.schedule = FrameSchedule(self.faults, self.fps, self._schedule_length(), first=1)
+        if self.realtime:
+            frame_bytes = self.calibration.color_intrinsics.width * self.calibration.color_intrinsics.height * 5
+            self.cache = FrameCache(self._renderer, self.scene.n_frames or self.prerender_frames, frame_bytes,
+                                    jobs=self.render_jobs, fps=self.fps)
+            self.cache.prepare()  # the whole clip, before it streams
         self._prime_syncer()
         if self.realtime:
             self._producer = threading.Thread(target=self._produce, name="virtual-d415", daemon=True)
@@ -175,93 +212,171 @@ class VirtualD415:
 
     def _prime_syncer(self) -> None:
         """The syncer learns which streams exist from their first frames; spend frame 0 on that."""
-        self._push(0, *self._render(0))
+        color, depth = self._frame(0)
+        for stream, pixels in (("depth", depth), ("color", color)):
+            self._push(FramePush(0.0, stream, 0, 0, self.faults.clock_start_ms, "hardware_clock", True), pixels)
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             ok, _ = self._syncer.try_wait_for_frames(50)
             if not ok:
                 break
-        self._next_index = 1
 
-    def _render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        color, z_color = self.scene.render(index)
-        z_depth = self._reproject(np.asarray(z_color, dtype=np.float32))
-        depth = np.round(z_depth / self.calibration.depth_scale).astype(np.uint16)
-        return np.ascontiguousarray(color, dtype=np.uint8), depth
+    def _push(self, push: FramePush, pixels: np.ndarray) -> None:
+        """Hand one frame to librealsense, with the firmware metadata a D415 sends (unless faulted)."""
+        metadata = None
+        if push.metadata:
+            us = int(round(push.timestamp_ms * 1000))
+            metadata = {"frame_timestamp": us, "sensor_timestamp": us - 4000, "frame_counter": push.number}
+        self._soft.push(push.stream, pixels, push.number, push.timestamp_ms, push.domain, metadata)
+        self.frames_pushed += push.stream == "color"
 
-    def _push(self, index: int, color: np.ndarray, depth: np.ndarray) -> None:
-        """Hand one color + depth pair to librealsense, stamped on the device clock."""
-        timestamp_ms = index * 1000.0 / self.fps
-        for sensor, profile, pixels, bpp in ((self._depth_sensor, self._depth_profile, depth, 2),
-                                             (self._color_sensor, self._color_profile, color, 3)):
-            sensor.set_metadata(rs.frame_metadata_value.frame_timestamp, int(timestamp_ms * 1000))
-            sensor.set_metadata(rs.frame_metadata_value.sensor_timestamp, int(timestamp_ms * 1000) - 4000)
-            frame = rs.software_video_frame()
-            frame.pixels, frame.bpp, frame.stride = pixels, bpp, pixels.shape[1] * bpp
-            frame.timestamp, frame.domain, frame.frame_number = timestamp_ms, rs.timestamp_domain.hardware_clock, index
-            frame.profile = profile
-            sensor.on_video_frame(frame)
-        self.frames_pushed += 1
+    def _pixels(self, push: FramePush, frames: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        if push.index not in frames:
+            frames[push.index] = self._frame(push.index)
+            for old in [k for k in frames if k < push.index - 4]:
+                del frames[old]
+        color, depth = frames[push.index]
+        return color if push.stream == "color" else depth
+
+    def _produce(self) -> None:
+        """Real-time producer: each scheduled frame at its time on the device clock."""
+        pushes = [p for p in self.schedule.pushes if not self._ended(p.index)]
+        t0 = time.perf_counter()
+        frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        last: dict[str, rs.frame] = {}
+        unplug = self.faults.unplug_s
+        for push in pushes:
+            if self._stop.is_set():
+                break
+            if unplug is not None and push.push_s >= unplug:
+                self.connected = False
+                return
+            delay = t0 + push.push_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            self._push(push, self._pixels(push, frames))
+            self._aggregate(last)
+        self._aggregate(last, wait_ms=50)
+
+    def _aggregate(self, last: dict, wait_ms: int = 0) -> None:
+        """What rs.pipeline does with the syncer's output: a frameset of the last frame of each stream."""
+        while True:
+            ok, frames = self._syncer.try_wait_for_frames(wait_ms)
+            if not ok:
+                return
+            fs = frames.as_frameset()
+            for stream, frame in (("color", fs.get_color_frame()), ("depth", fs.get_depth_frame())):
+                if frame:
+                    frame.keep()
+                    last[stream] = frame
+            if len(last) == 2:
+                item = (last["color"], last["depth"])
+                try:
+                    self._queue.put_nowait(item)
+                except queue.Full:  # like rs.frame_queue: the oldest goes
+                    try:
+                        self._queue.get_nowait()
+                    except queue.Empty:
+                        pass
+                    self._queue.put_nowait(item)
 
     def _ended(self, index: int) -> bool:
         return self.scene.n_frames is not None and index >= self.scene.n_frames
 
-    def _produce(self) -> None:
-        """Real-time producer: one frame per 1/fps on the device clock, skipping when late."""
-        t0 = time.perf_counter() - self._next_index / self.fps
-        index = self._next_index
-        while not self._stop.is_set() and not self._ended(index):
-            delay = t0 + index / self.fps - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            self._push(index, *self._render(index))
-            self._forward()
-            index = max(index + 1, int((time.perf_counter() - t0) * self.fps))
-        self._next_index = index
+    def _offer(self, color: rs.frame, depth: rs.frame) -> None:
+        for stream, frame, dtype in (("color", color, np.uint8), ("depth", depth, np.uint16)):
+            self.pairer.offer(stream, int(frame.get_frame_number()),
+                              lambda f=frame, d=dtype: (stream_times_of(f), np.array(f.get_data(), dtype=d, copy=True)),
+                              metadata=has_metadata(frame))
 
-    def _forward(self) -> None:
-        """Move every completed frameset from the syncer to the consumer queue (which may drop)."""
-        while True:
-            ok, frames = self._syncer.try_wait_for_frames(0 if not self.realtime else 5)
-            if not ok:
-                return
-            frames.keep()
-            self._queue.enqueue(frames)
+    def _fast_step(self) -> bool:
+        """Fast mode: push the next capture instant's frames; False when the schedule is done."""
+        pushes = self.schedule.pushes
+        if self._next >= len(pushes) or self._ended(pushes[self._next].index):
+            return False
+        index = pushes[self._next].index
+        frames: dict = {}
+        while self._next < len(pushes) and pushes[self._next].index <= index:
+            self._push(pushes[self._next], self._pixels(pushes[self._next], frames))
+            self._next += 1
+        return True
 
     def read_rs(self, timeout_s: float = 1.0) -> rs.composite_frame | None:
-        """Next frameset as librealsense frames (for ``rs.align``, ``rs.pointcloud``, filters)."""
-        if not self.realtime:
-            if self._ended(self._next_index):
+        """Fast mode: the next frameset as librealsense frames (for ``rs.align``, ``rs.pointcloud``...)."""
+        if self.realtime:
+            raise RuntimeError("read_rs() is for the fast virtual camera; use read() in real time.")
+        while True:
+            ok, frames = self._syncer.try_wait_for_frames(0)
+            if ok:
+                return frames.as_frameset()
+            if not self._fast_step():
+                ok, frames = self._syncer.try_wait_for_frames(int(timeout_s * 1000))
+                if ok:
+                    return frames.as_frameset()
                 raise EndOfStream(self.scene.name)
-            self._push(self._next_index, *self._render(self._next_index))
-            self._next_index += 1
-            ok, frames = self._syncer.try_wait_for_frames(int(timeout_s * 1000))
-        else:
-            ok, frames = self._queue.try_wait_for_frame(int(timeout_s * 1000))
-            if not ok and self._producer is not None and not self._producer.is_alive():
-                raise EndOfStream(self.scene.name)
-        if not ok:
-            return None
-        return frames.as_frameset()
 
     def read(self, timeout_s: float = 1.0) -> Frameset | None:
-        frames = self.read_rs(timeout_s)
-        return None if frames is None else frameset_from_rs(frames, time.perf_counter())
+        """The next colour/depth pair never returned before; ``None`` if none came in time."""
+        if not self.realtime:
+            last: dict = {}
+            while not self._ready:
+                if not self._fast_step():
+                    self._drain_fast(last, wait_ms=20)
+                    if not self._ready:
+                        raise EndOfStream(self.scene.name)
+                    break
+                self._drain_fast(last)
+            return self._ready.popleft()
+        deadline = time.perf_counter() + timeout_s
+        while not self._ready:
+            try:
+                color, depth = self._queue.get(timeout=max(0.001, deadline - time.perf_counter()))
+            except queue.Empty:
+                if not self.connected:
+                    raise CameraError("virtual D415 unplugged: the camera is no longer connected.") from None
+                if self._producer is not None and not self._producer.is_alive():
+                    raise EndOfStream(self.scene.name) from None
+                return None
+            self._offer(color, depth)
+            self._ready.extend(self.pairer.pairs(time.perf_counter()))
+        return self._ready.popleft()
+
+    def _drain_fast(self, last: dict, wait_ms: int = 0) -> None:
+        self._fast_last = getattr(self, "_fast_last", {})
+        while True:
+            ok, frames = self._syncer.try_wait_for_frames(wait_ms)
+            if not ok:
+                break
+            fs = frames.as_frameset()
+            for stream, frame in (("color", fs.get_color_frame()), ("depth", fs.get_depth_frame())):
+                if frame:
+                    self._fast_last[stream] = frame
+            if len(self._fast_last) == 2:
+                self._offer(self._fast_last["color"], self._fast_last["depth"])
+                self._ready.extend(self.pairer.pairs(time.perf_counter()))
+
+    @property
+    def metadata(self) -> bool | None:
+        return self.pairer.metadata
+
+    def trial_attrs(self) -> dict[str, object]:
+        """What the recorder stores about this camera in every trial."""
+        out: dict[str, object] = {"virtual_faults": json.dumps(dataclasses.asdict(self.faults))}
+        if self.metadata is not None:
+            out["frame_metadata"] = bool(self.metadata)
+        return out
 
     def stop(self) -> None:
         self._stop.set()
         if self._producer is not None:
             self._producer.join(timeout=2)
             self._producer = None
-        for sensor in self._sensors:
-            try:
-                sensor.stop()
-                sensor.close()
-            except RuntimeError:
-                pass
-        self._sensors = []
+        if self._soft is not None:
+            self._soft.stop()
         self._recorder = None  # closes the .db3
-        self._device = None
+        self._soft = None
+        if self.cache is not None:
+            self.cache.close()
 
     def __repr__(self) -> str:
         return f"<VirtualD415 {self.description} serial={self.calibration.device['serial']}>"

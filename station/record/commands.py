@@ -11,9 +11,11 @@ from rich.table import Table
 
 from station.camera import open_camera
 from station.camera.base import FPS, HEIGHT, WIDTH
-from station.checks import check_positive, format_bytes
+from station.checks import StationError, check_positive, format_bytes
 from station.console import console, print_ok, print_warning
-from station.record.recorder import (MIN_FREE_BYTES, WARN_FREE_BYTES, RecorderStatus, TrialInterrupted,
+from station.camera.faults import Faults
+from station.camera.settings import POWER_LINE, VISUAL_PRESETS, CameraSettings
+from station.record.recorder import (MIN_FREE_BYTES, STALL_S, WARN_FREE_BYTES, RecorderStatus, TrialInterrupted,
                                      TrialStats, record_trial)
 from station.record.writer import COMPRESSIONS, Storage
 
@@ -49,6 +51,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"warn when free disk falls under this (default {WARN_FREE_BYTES / 1e6:.0f} MB)")
     p.add_argument("--fast", action="store_true",
                    help="virtual/playback: produce frames as fast as they can be written instead of in real time")
+    p.add_argument("--faults", default="", metavar="SPEC",
+                   help="virtual camera: real-camera faults, e.g. 'clock_start_ms=360713,drop_color=0.01,"
+                        "drop_depth=0.005,late_color=0.1,late_ms=9.5' (also stall_s, stall_for_s, unplug_s, "
+                        "domain_switch_s, color_offset_ms, jitter_ms, no_metadata, seed); default: a healthy camera")
+    p.add_argument("--stall-s", type=float, default=STALL_S,
+                   help=f"no frame for this long while connected is a stall: marked, warned, trial flagged "
+                        f"(default {STALL_S:g})")
+    g = p.add_argument_group("camera settings (live D415; applied at start, read back and stored in the trial)")
+    g.add_argument("--preset", choices=VISUAL_PRESETS, help="depth visual preset (default: the camera's)")
+    g.add_argument("--advanced-json", metavar="FILE", help="advanced-mode JSON exported from realsense-viewer")
+    g.add_argument("--laser-power", type=float, metavar="MW", help="laser power in mW (0-360)")
+    g.add_argument("--emitter", choices=("on", "off"), help="IR projector on or off")
+    g.add_argument("--exposure", type=float, metavar="US", help="colour exposure (librealsense units); turns auto off")
+    g.add_argument("--gain", type=float, help="colour gain; turns auto exposure off")
+    g.add_argument("--auto-exposure", choices=("on", "off"), help="colour auto exposure")
+    g.add_argument("--power-line", choices=tuple(POWER_LINE), help="power-line frequency (anti-flicker)")
+    g.add_argument("--depth-units", type=float, metavar="M", help="metres per depth unit (default 0.001)")
     p.set_defaults(func=run_record)
 
     p = sub.add_parser("inspect", help="summarise a trial file, or --check its integrity",
@@ -108,17 +127,31 @@ def status_table(status: RecorderStatus, elapsed: float, seconds: float, source:
         f"[{'red' if status.dropped else 'green'}]drops {status.dropped}[/]",
         f"{status.mb_per_s:6.1f} MB/s", f"disk free {format_bytes(status.disk_free)}", f"[dim]{source}[/]",
     )
+    if status.stalled:
+        table.add_row("[bold red]STALLED[/]", f"no frame for {status.stalled_s:.1f} s — check the camera and its cable")
     if status.warning:
         table.add_row("[yellow]warning[/]", status.warning)
     return table
+
+
+def settings_from_args(args: argparse.Namespace) -> CameraSettings:
+    """The camera settings named on the command line (None = the camera's own value)."""
+    onoff = {"on": True, "off": False, None: None}
+    return CameraSettings(visual_preset=args.preset, advanced_json=args.advanced_json, laser_power=args.laser_power,
+                          emitter=onoff[args.emitter], color_exposure=args.exposure, color_gain=args.gain,
+                          color_auto_exposure=onoff[args.auto_exposure], power_line=args.power_line,
+                          depth_units=args.depth_units)
 
 
 def run_record(args: argparse.Namespace) -> int:
     check_positive(args.seconds, "--seconds")
     path = next_trial_path(args.out)
     extra = {"subject": args.subject, "seed": args.seed} if args.camera == "virtual" else {}
+    if args.camera == "virtual":
+        extra.update(faults=Faults.parse(args.faults), prerender_s=None if args.fast else args.seconds)
+        console.print(f"[dim]rendering {args.seconds:g} s of the virtual participant ahead of streaming…[/]")
     source = open_camera(args.camera, width=args.width, height=args.height, fps=args.fps,
-                         realtime=not args.fast, **extra)
+                         realtime=not args.fast, settings=settings_from_args(args), **extra)
     storage = Storage(compression=args.compression, store_vertices=args.store_vertices)
     console.print(f"Recording [bold]{source.description}[/] for {args.seconds:g} s to [bold]{path}[/] "
                   "(Ctrl-C stops and keeps everything)")
@@ -131,32 +164,54 @@ def run_record(args: argparse.Namespace) -> int:
 
     try:
         with live:
-            stats = record_trial(source, path, args.seconds, storage=storage, on_tick=tick,
+            stats = record_trial(source, path, args.seconds, storage=storage, on_tick=tick, stall_s=args.stall_s,
                                  on_warning=print_warning, attrs={"camera": args.camera},
                                  min_free_bytes=int(args.min_free_mb * 1e6), warn_free_bytes=int(args.warn_free_mb * 1e6))
     except TrialInterrupted as stop:
         stats = stop.stats
         print_warning(f"stopped by Ctrl-C; {stats.frames_written} frames kept.")
     report_stats(stats)
+    verdict_ok = report_verdict(stats.path, interrupted=stats.stop_reason.startswith("interrupted"))
     scene = getattr(source, "scene", None)
     if stats.complete and hasattr(scene, "landmarks"):  # a synthetic participant: store its ground truth
         from station.synth.dataset import annotate_recording
 
         n = annotate_recording(stats.path, scene)
         print_ok(f"ground truth of the synthetic participant stored: {n} event(s) in /ground_truth")
-    return 0
+    return 0 if verdict_ok else 1
+
+
+def report_verdict(path: Path, interrupted: bool = False) -> bool:
+    """Check the file just written and say, in red with the reasons, if it is not whole."""
+    from station.record.inspect import trial_verdict
+
+    verdict = trial_verdict(path)
+    for warning in verdict.warnings:
+        print_warning(warning)
+    reasons = [r for r in verdict.reasons if not (interrupted and r.startswith(("ended on request", "closed cleanly")))]
+    if verdict.ok or (interrupted and not reasons):
+        print_ok(f"verdict: {path.name} is whole (every check of `station inspect --check` passes)")
+        return True
+    console.print(f"[bold red]✗ verdict: {path.name} is NOT whole[/]")
+    for reason in reasons:
+        console.print(f"  [red]✗ {reason}[/]")
+    return False
 
 
 def report_stats(stats: TrialStats) -> None:
-    """One closing summary after a recording."""
+    """One closing summary after a recording: what was written and every frame not written, by cause."""
     where = str(stats.path)
     if stats.stop_reason:
         print_warning(f"recording ended early: {stats.stop_reason}")
-    dropped = stats.dropped
-    (print_ok if stats.complete else print_warning)(
-        f"{stats.frames_written} frames written, {dropped} dropped "
-        f"(queue {stats.dropped_queue}, frame-number gaps {stats.dropped_gaps_color}) -> {where}"
-        + ("" if stats.complete else " (not finalised: readable up to the last flush)"))
+    causes = ", ".join(f"{name} {value}" for name, value in (
+        ("not delivered", f"{stats.gaps_color}/{stats.gaps_depth}"),
+        ("unpaired", f"{stats.unpaired_color}/{stats.unpaired_depth}"),
+        ("late", f"{stats.late_color}/{stats.late_depth}"), ("queue", stats.dropped_queue)))
+    line = (f"{stats.frames_written} frames written, {stats.dropped} missing (colour/depth: {causes}; "
+            f"stale repeats refused {stats.repeated_color}/{stats.repeated_depth}"
+            + (f"; stalls {stats.stalls}" if stats.stalls else "") + f") -> {where}"
+            + ("" if stats.complete else " (not finalised: readable up to the last flush)"))
+    console.print(f"[dim]{line}[/]")
 
 
 # -- inspect --------------------------------------------------------------------------------------
@@ -178,9 +233,15 @@ def run_inspect(args: argparse.Namespace) -> int:
         table.add_row("frames", f"{s.frames}  ({s.duration_s:.2f} s, effective {s.effective_fps:.2f} fps, "
                                 f"nominal {s.nominal_fps})")
         c = s.counters
-        table.add_row("drops", f"{s.dropped}  (queue {c.get('dropped_queue', 0)}, color gaps "
-                               f"{c.get('dropped_gaps_color', 0)}, depth gaps {c.get('dropped_gaps_depth', 0)}, "
-                               f"unpaired {c.get('unpaired', 0)})")
+        table.add_row("missing", f"{s.dropped}  (colour {c.get('dropped_color', 0)}, depth {c.get('dropped_depth', 0)}: "
+                                 f"not delivered {c.get('gaps_color', 0)}/{c.get('gaps_depth', 0)}, unpaired "
+                                 f"{c.get('unpaired_color', 0)}/{c.get('unpaired_depth', 0)}, late "
+                                 f"{c.get('late_color', 0)}/{c.get('late_depth', 0)}, queue {c.get('dropped_queue', 0)}; "
+                                 f"stale repeats refused {c.get('repeated_color', 0)}/{c.get('repeated_depth', 0)})")
+        if s.attrs.get("camera_settings"):
+            table.add_row("settings", str(s.attrs.get("camera_settings"))[:300])
+        table.add_row("librealsense", f"{s.attrs.get('librealsense_version', '?')}  USB {s.attrs.get('usb_type', '?')}  "
+                                      f"metadata {s.attrs.get('frame_metadata', '?')}")
         if s.stop_reason:
             table.add_row("stop reason", s.stop_reason)
         table.add_row("resolution", f"{s.attrs.get('resolution')}  compression {s.attrs.get('compression')}")
@@ -196,6 +257,10 @@ def run_inspect(args: argparse.Namespace) -> int:
             report = check(path)
             for name, passed, detail in report.results:
                 console.print(f"  {'[green]✓[/]' if passed else '[red]✗[/]'} {name}: {detail}")
+            for warning in report.warnings:
+                console.print(f"  [yellow]![/] {warning}")
+            if not report.ok:
+                console.print(f"  [bold red]✗ {path} is NOT whole[/]")
             failed |= not report.ok
     return 1 if failed else 0
 

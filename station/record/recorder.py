@@ -3,12 +3,17 @@
 ::
 
     camera ──read()──> capture thread ──bounded queue──> writer thread ──> TrialWriter (HDF5)
-                         │ frame-number gaps counted       │ flush every flush_s, free disk
-                         └ queue overflow counted          └ checked every frame
+      │ pairs: each frame once │ queue overflow counted      │ flush every flush_s, free disk
+      └ (camera/pairing.py)    └ stall watchdog              └ checked every frame; counts added
 
 The camera stays open across trials (opening a D415 takes seconds); frames that arrive
-between trials are not recorded.  Every frame that arrives during a trial is either written
-or counted as dropped, and the counts are stored in the trial.  Markers from any thread
+between trials are not recorded.  Every frame the camera produced between a trial's first and
+last row is either written or counted, by cause (see ``schema.COUNTERS_FIELDS``): the counts a
+frameset carries (:attr:`Frameset.events`) are added when it is written, so they count exactly
+the frames inside the trial; a frameset the queue cannot take hands its counts, plus itself,
+to the next one.  A camera that stays connected but sends nothing for ``stall_s`` gets a
+``camera_stalled`` marker, a warning and a flag in the trial, and ``camera_resumed`` when
+frames come back; meanwhile the recorder asks the source to recover.  Markers from any thread
 (:meth:`Recorder.mark`) carry ``time.perf_counter()`` timestamps: the clock of each frame's
 ``host_time``.
 """
@@ -27,8 +32,14 @@ import numpy as np
 
 from station.camera.base import CameraError, CameraSource, EndOfStream, Frameset
 from station.checks import StationError, check_writable_dir, format_bytes, free_bytes
+from station.record import schema
 from station.record.writer import Storage, TrialWriter, marker_row
+from station.vocab.markers import Marker
 
+#: No frame for this long while connected is a stall (librealsense #9417, #13365, #7252, #2168).
+STALL_S = 1.0
+#: During a stall, ask the source to recover (restart streaming) this often.
+RECOVER_EVERY_S = 5.0
 #: Below this much free disk the recorder warns; below ``min_free`` it stops the trial cleanly.
 WARN_FREE_BYTES = 5_000_000_000
 MIN_FREE_BYTES = 500_000_000
@@ -36,27 +47,54 @@ MIN_FREE_BYTES = 500_000_000
 
 @dataclass
 class TrialStats:
-    """Counts for one trial; also what :meth:`Recorder.end_trial` returns."""
+    """Counts for one trial; also what :meth:`Recorder.end_trial` returns (see ``schema.COUNTERS_FIELDS``)."""
 
     path: Path
     frames_written: int = 0
+    gaps_color: int = 0
+    gaps_depth: int = 0
+    unpaired_color: int = 0
+    unpaired_depth: int = 0
+    late_color: int = 0
+    late_depth: int = 0
+    repeated_color: int = 0
+    repeated_depth: int = 0
     dropped_queue: int = 0
-    dropped_gaps_color: int = 0
-    dropped_gaps_depth: int = 0
-    unpaired: int = 0
+    stalls: int = 0
+    stalled_ms: int = 0
+    clock_wraps: int = 0
+    lost_at_stop: int = 0
     bytes_written: int = 0
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
     stop_reason: str = ""  # why the trial ended early, '' if it ended on request
     complete: bool = False  # final file renamed and stamped
 
+    def dropped_stream(self, stream: str) -> int:
+        """Frames of ``stream`` produced between the first and last row that are not in the file."""
+        return sum(getattr(self, f"{cause}_{stream}") for cause in schema.DROP_CAUSES) + self.dropped_queue
+
+    @property
+    def dropped_color(self) -> int:
+        return self.dropped_stream("color")
+
+    @property
+    def dropped_depth(self) -> int:
+        return self.dropped_stream("depth")
+
     @property
     def dropped(self) -> int:
-        return self.dropped_queue + self.dropped_gaps_color + self.unpaired
+        """Capture instants without a row (the larger of the two streams' losses)."""
+        return max(self.dropped_color, self.dropped_depth)
+
+    def add_events(self, events: dict[str, int]) -> None:
+        for key, value in events.items():
+            if hasattr(self, key) and key in schema.COUNTERS_FIELDS:
+                setattr(self, key, getattr(self, key) + int(value))
 
     def counters(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("frames_written", "dropped_queue", "dropped_gaps_color",
-                                              "dropped_gaps_depth", "unpaired")}
+        """Every counter, in ``schema.COUNTERS_FIELDS`` order: what /counters and the attributes hold."""
+        return {k: int(getattr(self, k)) for k in schema.COUNTERS_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -73,6 +111,10 @@ class RecorderStatus:
     recording: bool
     warning: str
     error: str
+    stalled: bool = False  # no frame for longer than the stall limit right now
+    stalled_s: float = 0.0  # how long the current stall has lasted
+    stalls: int = 0  # stalls in the current trial
+    repeated: int = 0  # stale framesets refused in the current trial (not losses)
 
 
 class _Trial:
@@ -84,8 +126,7 @@ class _Trial:
         self.queue: queue.Queue[Frameset | None] = queue.Queue(maxsize=queue_size)
         self.markers: list[np.ndarray] = []
         self.markers_lock = threading.Lock()
-        self.last_color: int | None = None
-        self.last_depth: int | None = None
+        self.rows = 0  # framesets handed to the writer; the first one's counts precede the trial
         self.finished = threading.Event()
         self.markers_closed = False  # set (under markers_lock) once the last markers were written
 
@@ -95,7 +136,8 @@ class Recorder:
 
     def __init__(self, source: CameraSource, *, storage: Storage = Storage(), queue_size: int = 120,
                  flush_s: float = 0.5, warn_free_bytes: int = WARN_FREE_BYTES,
-                 min_free_bytes: int = MIN_FREE_BYTES, on_warning: Callable[[str], None] | None = None):
+                 min_free_bytes: int = MIN_FREE_BYTES, on_warning: Callable[[str], None] | None = None,
+                 stall_s: float = STALL_S, recover_every_s: float = RECOVER_EVERY_S):
         self.source, self.storage = source, storage
         self.queue_size, self.flush_s = queue_size, flush_s
         self.warn_free_bytes, self.min_free_bytes = warn_free_bytes, min_free_bytes
@@ -113,6 +155,11 @@ class Recorder:
         self._warning = ""
         self._disk_free = 0
         self._disk_path: Path | None = None
+        self.stall_s, self.recover_every_s = stall_s, recover_every_s
+        self._carry: dict[str, int] = {}  # counts of framesets the queue could not take
+        self._last_frame_at = time.perf_counter()
+        self._stalled_since: float | None = None
+        self._last_recovery = 0.0
 
     # -- camera -----------------------------------------------------------------------------
     def open(self, first_trial: str | Path | None = None, attrs: dict[str, Any] | None = None,
@@ -146,46 +193,80 @@ class Recorder:
         self.close()
 
     def _capture_loop(self) -> None:
+        self._last_frame_at = time.perf_counter()
         while not self._stop.is_set():
             try:
-                fs = self.source.read(timeout_s=0.5)
+                fs = self.source.read(timeout_s=min(0.5, self.stall_s / 2))
             except EndOfStream:
                 self._finish_source("")
                 return
             except (CameraError, RuntimeError) as err:
                 self._finish_source(f"camera lost: {err}")
                 return
-            if fs is None:
-                continue
             now = time.perf_counter()
+            if fs is None:
+                self._watch_stall(now)
+                continue
+            if self._stalled_since is not None:
+                self._resumed(now)
+            self._last_frame_at = now
             self._arrivals.append(now)
             while now - self._arrivals[0] >= 1.0:
                 self._arrivals.popleft()
             trial = self._trial
+            if trial is None:
+                self._carry = {}
+                continue
+            events = fs.events
+            if self._carry:
+                events = dict(self._carry)
+                for key, value in fs.events.items():
+                    events[key] = events.get(key, 0) + value
+                self._carry = {}
+            fs.events = events
+            try:
+                trial.queue.put_nowait(fs)
+            except queue.Full:
+                self._carry = dict(events)
+                self._carry["dropped_queue"] = self._carry.get("dropped_queue", 0) + 1
+
+    def _watch_stall(self, now: float) -> None:
+        """No frame came: after ``stall_s`` mark a stall, warn, and keep asking the source to recover."""
+        silent = now - self._last_frame_at
+        if self._stalled_since is None and silent >= self.stall_s:
+            self._stalled_since = self._last_frame_at
+            self._last_recovery = now
+            trial = self._trial
             if trial is not None:
-                self._count_gaps(trial, fs)
+                trial.stats.stalls += 1
+            self.mark(Marker.CAMERA_STALLED, detail=f"no frame for {silent:.1f} s while connected")
+            self._warn(f"camera stalled: no frame for {silent:.1f} s (still connected); trying to recover.")
+        elif self._stalled_since is not None and now - self._last_recovery >= self.recover_every_s:
+            self._last_recovery = now
+            recover = getattr(self.source, "recover", None)
+            if recover is not None:
                 try:
-                    trial.queue.put_nowait(fs)
-                except queue.Full:
-                    trial.stats.dropped_queue += 1
+                    recover()
+                except Exception as err:  # noqa: BLE001 - keep trying; the stall stays marked
+                    self._warn(f"camera stalled; recovery failed: {err}")
+
+    def _resumed(self, now: float) -> None:
+        lasted = now - self._stalled_since
+        trial = self._trial
+        if trial is not None:
+            trial.stats.stalled_ms += int(round(lasted * 1000))
+        self.mark(Marker.CAMERA_RESUMED, detail=f"frames again after {lasted:.1f} s")
+        self._warn(f"camera resumed after a {lasted:.1f} s stall; the trial is flagged.")
+        self._stalled_since = None
 
     def _finish_source(self, error: str) -> None:
         self.error = error
-        self.mark("camera_lost" if error else "source_ended", detail=error[:250])
+        self.mark(Marker.CAMERA_LOST if error else Marker.SOURCE_ENDED, detail=error[:250])
         self.ended.set()
         trial = self._trial
         if trial is not None:
             trial.stats.stop_reason = trial.stats.stop_reason or error or "end of source"
             trial.queue.put(None)
-
-    @staticmethod
-    def _count_gaps(trial: _Trial, fs: Frameset) -> None:
-        c, d = fs.color_times.number, fs.depth_times.number
-        if trial.last_color is not None and c > trial.last_color + 1:
-            trial.stats.dropped_gaps_color += c - trial.last_color - 1
-        if trial.last_depth is not None and d > trial.last_depth + 1:
-            trial.stats.dropped_gaps_depth += d - trial.last_depth - 1
-        trial.last_color, trial.last_depth = c, d
 
     # -- trials -----------------------------------------------------------------------------
     def begin_trial(self, path: str | Path, attrs: dict[str, Any] | None = None,
@@ -201,8 +282,11 @@ class Recorder:
         check_writable_dir(path.parent, "trial folder")
         self._disk_path = path.parent
         self._check_disk(first=True)
-        writer = TrialWriter(path, self.calibration, self.storage, attrs, ground_truth)
+        source_attrs = getattr(self.source, "trial_attrs", lambda: {})()
+        writer = TrialWriter(path, self.calibration, self.storage, {**base_trial_attrs(), **source_attrs, **(attrs or {})},
+                             ground_truth)
         trial = _Trial(writer, self.queue_size)
+        self._carry = {}
         self._writer_thread = threading.Thread(target=self._write_loop, args=(trial,), name="writer", daemon=True)
         self._trial = trial
         self._writer_thread.start()
@@ -264,6 +348,10 @@ class Recorder:
             recording=trial is not None and not trial.finished.is_set(),
             warning=self._warning,
             error=self.error,
+            stalled=self._stalled_since is not None,
+            stalled_s=(time.perf_counter() - self._stalled_since) if self._stalled_since is not None else 0.0,
+            stalls=stats.stalls if stats else 0,
+            repeated=(stats.repeated_color + stats.repeated_depth) if stats else 0,
         )
 
     # -- writer thread -----------------------------------------------------------------------
@@ -298,9 +386,12 @@ class Recorder:
                     break
                 if not self._check_disk():
                     stats.stop_reason = "disk almost full"
-                    stats.dropped_queue += 1  # this frame, and those queued behind it (below)
+                    stats.lost_at_stop += 1  # this frame, and those queued behind it (below)
                     break
                 writer.append(fs)
+                if trial.rows:  # the first row's counts are about frames before the trial
+                    stats.add_events(fs.events)
+                trial.rows += 1
                 stats.frames_written = writer.frames_written
                 frame_bytes = frame_bytes or fs.color.nbytes + fs.depth.nbytes
                 stats.bytes_written += frame_bytes
@@ -321,7 +412,9 @@ class Recorder:
             return
         trial.finished.set()
         stats.ended = time.perf_counter()
-        stats.path = writer.close({**stats.counters(), "stop_reason": stats.stop_reason})
+        source_attrs = getattr(self.source, "trial_attrs", lambda: {})()  # metadata is known only now
+        stats.path = writer.close({**source_attrs, **stats.counters(), "stop_reason": stats.stop_reason,
+                                   "stall_limit_s": self.stall_s}, counters=stats.counters())
         stats.complete = stats.path == writer.path
         self._drain(trial, count=False)
 
@@ -349,7 +442,14 @@ class Recorder:
             if fs is None:
                 count = False
             elif count:
-                trial.stats.dropped_queue += 1
+                trial.stats.lost_at_stop += 1
+
+
+def base_trial_attrs() -> dict[str, Any]:
+    """What every trial stores about the software that made it."""
+    import pyrealsense2 as rs
+
+    return {schema.ATTR_LIBREALSENSE: rs.__version__}
 
 
 def record_trial(source: CameraSource, path: str | Path, seconds: float | None = None, *,
