@@ -31,6 +31,7 @@ def _csv(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_baseline_on_casme2_lists_every_fallback_in_the_report(roots, tmp_path):
     out = tmp_path / "casme2"
     assert main(["evaluate", str(roots / "CASME2"), "--format", "casme2", "--out", str(out), "--label-sets",
