@@ -4,13 +4,21 @@ Modelled on the Pupil Labs recorder: each run gets the next free numbered folder
 so a participant who comes back, or a run that is restarted, can never overwrite earlier data.
 ``session.json`` holds everything that is not frames: participant (pseudonymous id, age, sex),
 a copy of the protocol, device info, the event log, self-reports, timing, software versions.
-It is rewritten atomically (temporary file + ``os.replace``) whenever something is added, so a
-crash or power cut leaves either the previous or the new version, both readable.
+
+**The journal is the truth.**  Every change (an event, a trial, an answered form, a field) is
+first appended as one JSON line to ``session.journal.jsonl`` and fsync'd before the call
+returns, so a SIGKILL or power cut at any moment loses at most the line being written.
+``session.json`` is a convenience copy rebuilt from the journal and written atomically
+(temporary file + fsync + ``os.replace``) at trial and form boundaries; :func:`load_session`
+replays the journal when there is one, so readers (``station inspect SESSION_DIR``,
+``station selfreport``) always see everything that happened, even after a hard stop that
+left session.json stale.
 
 Layout::
 
     sessions/<participant>/<NNN>/
-        session.json
+        session.journal.jsonl       append-only: {"op": create|event|trial|self_report|update, ...}
+        session.json                rebuilt from the journal
         trial-01-<clip>.h5          one HDF5 per clip (station.record.schema)
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import threading
 from pathlib import Path
@@ -30,6 +39,8 @@ from station.vocab.participant import check_age, check_participant_id, check_sex
 
 SCHEMA_VERSION = 1
 SESSION_FILE = "session.json"
+JOURNAL_FILE = "session.journal.jsonl"
+JOURNAL_OPS = ("create", "event", "trial", "self_report", "update")
 def software_versions() -> dict[str, str]:
     """Versions of everything that shapes timing or file contents."""
     import importlib.metadata as md
@@ -52,6 +63,66 @@ def now_iso() -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON so that ``path`` is always either the old or the new content."""
     atomic_write_json(path, data)
+
+
+class Journal:
+    """Append-only JSON lines, each written with one ``write`` and fsync'd before returning."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def append(self, op: str, **payload: Any) -> None:
+        line = json.dumps({"op": op, **payload}, ensure_ascii=False, default=_json_default) + "\n"
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.write(self._fd, line.encode("utf-8"))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def replay_journal(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Rebuild the session dict from its journal; returns (data, info about the replay).
+
+    A last line cut off by a hard stop is skipped and reported (``info['torn_line']``); a bad
+    line anywhere else is an error naming the line, since it means the file was edited.
+    """
+    lines = Path(path).read_bytes().split(b"\n")
+    data: dict[str, Any] | None = None
+    info: dict[str, Any] = {"lines": 0, "torn_line": None}
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            entry = json.loads(raw)
+            op = entry["op"]
+        except (ValueError, KeyError, TypeError) as err:
+            if number >= len(lines) - 1:  # the line in flight when the process died
+                info["torn_line"] = number
+                break
+            raise StationError(f"{path}:{number}: not a journal line ({err}); the journal must not be edited.") from err
+        if op not in JOURNAL_OPS:
+            raise StationError(f"{path}:{number}: unknown journal op {op!r}; allowed: {', '.join(JOURNAL_OPS)}.")
+        if op == "create":
+            data = dict(entry["data"])
+        elif data is None:
+            raise StationError(f"{path}:{number}: the journal does not start with a 'create' line.")
+        elif op == "event":
+            data["events"].append(entry["entry"])
+        elif op == "trial":
+            data["trials"].append(entry["info"])
+        elif op == "self_report":
+            data["self_reports"].append(entry["report"])
+        else:
+            data.update(entry["fields"])
+        info["lines"] += 1
+    if data is None:
+        raise StationError(f"{path} holds no 'create' line; it is not a session journal.")
+    return data, info
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
@@ -78,16 +149,26 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class Session:
-    """One numbered session folder and its session.json; thread-safe appends."""
+    """One numbered session folder, its journal and session.json; thread-safe appends.
 
-    def __init__(self, folder: Path, data: dict[str, Any]):
+    Every mutation goes to the journal first (fsync'd), then to ``data``; :meth:`save`
+    rebuilds session.json from ``data``, which always equals the journal's replay.
+    """
+
+    def __init__(self, folder: Path, data: dict[str, Any], journal_info: dict[str, Any] | None = None):
         self.folder = Path(folder)
         self.data = data
+        self.journal = Journal(self.folder / JOURNAL_FILE)
+        self.journal_info = journal_info or {}
         self._lock = threading.RLock()
 
     @property
     def json_path(self) -> Path:
         return self.folder / SESSION_FILE
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal.path
 
     @property
     def participant(self) -> str:
@@ -106,6 +187,7 @@ class Session:
         """Append to the event log (host_time on ``time.perf_counter``, as the trial markers)."""
         entry = {"host_time": host_time, "wall": now_iso(), "event": event, "clip": clip, "detail": detail, **extra}
         with self._lock:
+            self.journal.append("event", entry=entry)
             self.data["events"].append(entry)
             if save:
                 self.save()
@@ -113,19 +195,27 @@ class Session:
 
     def add_self_report(self, report: dict[str, Any]) -> None:
         """Store one answered form and write session.json at once (forms are not re-asked)."""
+        report = {"answered": now_iso(), **report}
         with self._lock:
-            self.data["self_reports"].append({"answered": now_iso(), **report})
+            self.journal.append("self_report", report=report)
+            self.data["self_reports"].append(report)
             self.save()
 
     def add_trial(self, info: dict[str, Any]) -> None:
         with self._lock:
+            self.journal.append("trial", info=info)
             self.data["trials"].append(info)
             self.save()
 
-    def update(self, **fields: Any) -> None:
+    def update(self, save: bool = True, **fields: Any) -> None:
         with self._lock:
+            self.journal.append("update", fields=fields)
             self.data.update(fields)
-            self.save()
+            if save:
+                self.save()
+
+    def close(self) -> None:
+        self.journal.close()
 
     def trial_path(self, number: int, clip_id: str) -> Path:
         from station.record.schema import trial_file_name
@@ -166,14 +256,20 @@ def create_session(root: str | Path, participant: str, *, age: int | None = None
         **(extra or {}),
     }
     session = Session(folder, data)
+    session.journal.append("create", data=data)
     session.save()
     return session
 
 
 def load_session(folder: str | Path) -> Session:
-    """Open an existing session folder (migrating an older session.json in memory)."""
+    """Open an existing session folder: the journal's replay when there is one (the truth,
+    also after a hard stop), else session.json (older sessions), migrated in memory."""
     folder = Path(folder)
     path = folder / SESSION_FILE
+    journal = folder / JOURNAL_FILE
+    if journal.exists():
+        data, info = replay_journal(journal)
+        return Session(folder, migrate(data), info)
     if not path.exists():
         raise StationError(f"{str(folder)!r} is not a session folder: it has no {SESSION_FILE}.")
     try:

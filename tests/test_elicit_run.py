@@ -66,10 +66,15 @@ def test_run_end_to_end(tiny, tmp_path):
     sessions = tmp_path / "sessions"
     proc = run_cli("run", "--participant", "P01", "--protocol", str(tiny), "--camera", "virtual",
                    "--simulate-participant", "pause=one@0.2,abort=two@0.3", "--sessions", str(sessions), "--no-live", "--age", "30")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 3, proc.stderr[-3000:]  # film 'two' was aborted: incomplete (docs/elicit.md)
     folder = sessions / "P01" / "001"
     data = json.loads((folder / "session.json").read_text())
-    assert data["status"] == "complete" and data["simulated_participant"] is True
+    assert data["status"] == "incomplete" and data["simulated_participant"] is True
+    assert data["exit_code"] == 3 and data["stop_reason"] == "complete"  # ran to its end
+    one, two = data["clips"]
+    assert two["outcome"] == "incomplete" and two["shown"] == "partly" and "aborted" in two["reasons"][0]
+    movie = data["trials"][0]["movie"]
+    assert (one["outcome"] == "complete") == (movie["frames_shown"] >= 0.98 * movie["frames_expected"]), one
     assert data["participant"] == {"id": "P01", "age": 30, "sex": None}
     assert data["order"] == ["one", "two"] and data["protocol"]["as_written"]["name"] == "tiny"
     assert data["device"]["serial"] == "VIRTUAL-D415-0001" and data["software"]["psychopy"]
@@ -119,7 +124,8 @@ def test_abort_then_stop_gets_a_new_session_number(tiny, tmp_path, capsys):
                 window_size=(240, 180))
     assert "already has session(s) 001" in capsys.readouterr().err.replace("\n", " ")
     data2 = json.loads((sessions / "P01" / "002" / "session.json").read_text())
-    assert data2["status"] == "stopped by participant"
+    assert data2["status"] == "incomplete" and data2["stop_reason"] == "stopped by participant"
+    assert data2["exit_code"] == 3 and [c["outcome"] for c in data2["clips"]] == ["incomplete", "not shown"]
     assert [t["outcome"] for t in data2["trials"]] == ["aborted"]
     assert data2["trials"][0]["stop_reason"] == "aborted by participant"
     m2 = dict(markers(sessions / "P01" / "002" / "trial-01-one.h5"))
@@ -146,7 +152,7 @@ def test_window_closed_mid_clip_keeps_the_recording(tiny, tmp_path):
     folder = tmp_path / "s" / "P03" / "001"
     assert str(folder) in str(err.value)
     data = json.loads((folder / "session.json").read_text())
-    assert data["status"] == "window closed"
+    assert data["status"] == "incomplete" and data["stop_reason"] == "window closed" and data["exit_code"] == 4
     assert [t["outcome"] for t in data["trials"]] == ["complete", "window_closed"]
     assert len(data["self_reports"]) == 1  # the first clip's form was saved when answered
     m = [n for n, _ in markers(folder / "trial-02-two.h5")]
@@ -181,26 +187,33 @@ class UnpluggedDuringTrial:
 
 @pytest.mark.slow
 def test_camera_lost_mid_clip(tiny, tmp_path):
-    with pytest.raises(StationError, match="camera was lost") as err:
-        run_session(tiny, "P04", camera=UnpluggedDuringTrial(tmp_path / "s", 25), sessions_root=tmp_path / "s", simulate="",
-                    live=False, window_size=(240, 180))
-    assert "USB" in str(err.value)
+    # the simulated experimenter answers the fault screen with its default, E (end the session)
+    session = run_session(tiny, "P04", camera=UnpluggedDuringTrial(tmp_path / "s", 25), sessions_root=tmp_path / "s",
+                          simulate="", live=False, window_size=(240, 180))
     folder = tmp_path / "s" / "P04" / "001"
+    assert session.folder == folder
     data = json.loads((folder / "session.json").read_text())
-    assert data["status"].startswith("camera lost")
+    assert data["status"] == "incomplete" and data["exit_code"] == 4
+    assert "experimenter" in data["stop_reason"]
     lost = data["trials"][-1]
     assert lost["outcome"] == "camera_lost" and lost["camera"]["frames_written"] > 0
+    assert "USB" in lost["stop_reason"] and "USB" in data["clips"][0]["reasons"][0]
+    assert [c["outcome"] for c in data["clips"]] == ["incomplete", "not shown"]
     files = sorted(folder.glob("trial-*.h5"))
     assert files, "the interrupted trial must be kept"
     names = [n for n, _ in markers(files[-1])]
     assert "camera_lost" in names
+    events = [e["event"] for e in data["events"]]
+    assert events.index("camera_lost") < events.index("question") < events.index("answer")
 
 
 def test_selfreport_forms_for_an_existing_session(tmp_path):
     from station.elicit.selfreport import selfreport
     from station.session import load_session
 
-    s = create_session(tmp_path, "P05", extra={"order": ["one", "two"]})
+    s = create_session(tmp_path, "P05", extra={"order": ["one", "two", "three"]})
+    s.log_event("clip_first_frame", 1.0, clip="one")
+    s.log_event("clip_first_frame", 9.0, clip="two")  # 'three' never reached the screen
     assert selfreport(s.folder, simulate=True, window_size=(320, 240)) == 2
     reports = load_session(s.folder).data["self_reports"]
     assert [r["clip"] for r in reports] == ["one", "two"]

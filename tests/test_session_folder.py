@@ -42,7 +42,7 @@ def test_atomic_appends_survive_reload(tmp_path):
     again = load_session(s.folder)
     assert again.data["self_reports"][0]["emotion"] == "happiness"
     assert again.data["events"][0]["host_time"] == 12.5
-    assert [p.name for p in s.folder.iterdir()] == ["session.json"]  # no temporary files left
+    assert sorted(p.name for p in s.folder.iterdir()) == ["session.journal.jsonl", "session.json"]  # no temp files
 
 
 @pytest.mark.parametrize("pid", ["", "John Smith", "../x", "a" * 40, "P/1"])

@@ -1,9 +1,12 @@
 """`station check PROTOCOL`: pre-flight everything before a participant sits down.
 
-A film that does not decode, a missing file, a wrong duration in the manifest, no display or
-no camera must be found by the experimenter the day before, not in front of a participant.
-Each check gives OK / WARN / FAIL with a detail that says what to fix; FAIL means
-`station run` would stop.
+A film that does not decode to its end, a missing file, a wrong duration in the manifest,
+a key PsychoPy does not know, too little disk, no display or no camera must be found by the
+experimenter the day before, not in front of a participant.  Each check gives OK / WARN /
+FAIL with a detail that says what to fix; FAIL means `station run` would stop: ``station
+run`` runs :func:`preflight` (the same film and disk checks, same messages) before it opens
+the window.  Decoding a film to its end takes a while, so results are cached per file
+(path, size, modification time) in ``~/.cache/station/film-probes.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from station.checks import StationError, format_bytes, free_bytes
 from station.console import console
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
+#: One rule for `check` and `run`: the decoded film's length may differ from the manifest by this.
 DURATION_TOLERANCE_S = 0.5
+#: Disk estimate: margin over the estimated size (LZ4 ratio varies with the scene) plus the
+#: recorder's own stop limit, which must stay free at the end of the session.
+DISK_MARGIN = 1.5
+#: Compressed bytes per pixel per frame for colour (3 B) + depth (2 B) under LZ4, measured on
+#: the virtual and real D415 (docs/benchmarks.md storage table: about 2:1).
+BYTES_PER_PIXEL_LZ4 = 2.5
 
 
 @dataclass
@@ -36,21 +46,29 @@ class Check:
 class ClipProbe:
     """What decoding a film file found."""
 
-    frames: int
+    frames: int  # as the container says
     fps: float
     width: int
     height: int
     first_ok: bool
     last_ok: bool
     has_audio: bool | None  # None: could not tell
+    decoded: int = -1  # frames that decode, reading the whole film (-1: not decoded)
 
     @property
     def duration(self) -> float:
-        return self.frames / self.fps if self.fps else 0.0
+        """Seconds of film that decode (the container's claim when not decoded)."""
+        n = self.decoded if self.decoded >= 0 else self.frames
+        return n / self.fps if self.fps else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        return 0 <= self.decoded < self.frames - 1
 
 
-def probe_clip(path: Path) -> ClipProbe:
-    """Open a film, decode its first and last frames, read its length and whether it has sound."""
+def probe_clip(path: Path, to_end: bool = True) -> ClipProbe:
+    """Open a film, decode it to its end (or only first and last frames), read its length and
+    whether it has sound."""
     import cv2
 
     cap = cv2.VideoCapture(str(path))
@@ -61,13 +79,60 @@ def probe_clip(path: Path) -> ClipProbe:
         fps = float(cap.get(cv2.CAP_PROP_FPS))
         width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         first_ok = cap.read()[0]
-        last_ok = False
-        if frames > 1:
+        decoded, last_ok = -1, False
+        if to_end:
+            decoded = int(first_ok)
+            while first_ok and cap.grab():
+                decoded += 1
+            last_ok = decoded >= frames - 1 and decoded > 0
+        elif frames > 1:
             cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
             last_ok = cap.read()[0]
     finally:
         cap.release()
-    return ClipProbe(frames, fps, width, height, bool(first_ok), bool(last_ok), _has_audio(path))
+    return ClipProbe(frames, fps, width, height, bool(first_ok), bool(last_ok), _has_audio(path), decoded)
+
+
+def _cache_file() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "station" / "film-probes.json"
+
+
+def probe_clip_cached(path: Path) -> ClipProbe:
+    """:func:`probe_clip` to the end, remembered per (path, size, mtime): a film changes rarely."""
+    import json
+    from dataclasses import asdict
+
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache_path = _cache_file()
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        try:
+            return ClipProbe(**cache[key])
+        except TypeError:  # an older cache layout
+            pass
+    probe = probe_clip(path)
+    try:
+        from station.fileio import atomic_write_json
+
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache = {k: v for k, v in cache.items() if not k.startswith(f"{path.resolve()}|")}
+        cache[key] = asdict(probe)
+        atomic_write_json(cache_path, cache)
+    except OSError:  # a read-only home: decode again next time
+        pass
+    return probe
+
+
+def duration_problem(clip, probe: ClipProbe) -> str:
+    """The one manifest-duration rule of `check` and `run` ('' when the film is as described)."""
+    if clip.duration is not None and abs(clip.duration - probe.duration) > DURATION_TOLERANCE_S:
+        return (f"duration {probe.duration:.2f} s but manifest says {clip.duration:g} s "
+                f"({clip.where('duration')}; tolerance {DURATION_TOLERANCE_S:g} s)")
+    return ""
 
 
 def _has_audio(path: Path) -> bool | None:
@@ -96,7 +161,7 @@ def check_clips(protocol) -> list[Check]:
                                                      "copy the film there (docs/elicit.md)"))
             continue
         try:
-            probe = probe_clip(clip.path)
+            probe = probe_clip_cached(clip.path)
         except StationError as err:
             out.append(Check("clip", clip.id, FAIL, str(err)))
             continue
@@ -104,13 +169,15 @@ def check_clips(protocol) -> list[Check]:
             out.append(Check("clip", clip.id, FAIL, f"{clip.path.name}: no decodable video frames"))
             continue
         problems, warnings = [], []
-        if not probe.last_ok:
+        if probe.truncated:
+            problems.append(f"{clip.path.name} stops decoding at frame {probe.decoded} of {probe.frames} "
+                            f"({probe.decoded / probe.fps:.2f} s of {probe.frames / probe.fps:.2f} s): truncated or damaged file")
+        elif not probe.last_ok:
             problems.append("last frame does not decode (truncated file?)")
         if clip.duration is None:
             warnings.append(f"no duration in manifest (file: {probe.duration:.1f} s)")
-        elif abs(clip.duration - probe.duration) > DURATION_TOLERANCE_S:
-            problems.append(f"duration {probe.duration:.2f} s but manifest says {clip.duration:g} s "
-                            f"({clip.where('duration')})")
+        elif duration_problem(clip, probe):
+            problems.append(duration_problem(clip, probe))
         if clip.intensity is None and clip.generated is None:
             warnings.append("no pilot intensity rating")
         if protocol.sound and probe.has_audio is False:
@@ -166,20 +233,52 @@ def check_camera(protocol, spec: str) -> Check:
         source.stop()
 
 
-def check_disk(protocol, sessions_root: str | Path = "sessions") -> Check:
-    """Rough need: raw colour + depth per frame at the protocol's mode, LZ4 ~ 2x."""
-    seconds = sum((c.duration or 180.0) + protocol.baseline.seconds + protocol.record.after_clip_seconds
-                  for c in protocol.clips)
+def recorded_seconds(protocol) -> float:
+    """Seconds the protocol records: baseline + film + blank per clip (+ rest when recorded);
+    a film without a manifest duration counts as the paper's longest (3 min)."""
+    per_rest = (protocol.rest.max_seconds or protocol.rest.seconds) if protocol.record.rest else 0.0
+    return sum((c.duration or 180.0) + protocol.baseline.seconds + protocol.record.after_clip_seconds + per_rest
+               for c in protocol.clips)
+
+
+def disk_estimate(protocol) -> tuple[float, float, float]:
+    """(MB/s at the camera mode, recorded seconds, bytes needed with margin and the recorder's stop limit)."""
+    from station.record.recorder import MIN_FREE_BYTES
+
     cam = protocol.camera
-    need = seconds * cam.fps * cam.width * cam.height * 5 / 2
+    rate = cam.fps * cam.width * cam.height * BYTES_PER_PIXEL_LZ4
+    seconds = recorded_seconds(protocol)
+    return rate / 1e6, seconds, rate * seconds * DISK_MARGIN + MIN_FREE_BYTES
+
+
+def check_disk(protocol, sessions_root: str | Path = "sessions") -> Check:
+    """Free space on the sessions disk against MB/s x recorded seconds (with margin)."""
+    mb_s, seconds, need = disk_estimate(protocol)
     free = free_bytes(sessions_root)
-    result = OK if free > 2 * need else WARN if free > need else FAIL
-    return Check("disk", str(sessions_root), result, f"{format_bytes(free)} free, a session needs about {format_bytes(need)}")
+    cam = protocol.camera
+    detail = (f"{format_bytes(free)} free; the session needs about {format_bytes(need)} "
+              f"({mb_s:.0f} MB/s at {cam.width}x{cam.height}@{cam.fps} x {seconds:.0f} s recorded, "
+              f"x{DISK_MARGIN:g} margin, + the recorder's stop limit)")
+    return Check("disk", str(sessions_root), OK if free >= need else FAIL, detail)
+
+
+def preflight(protocol, sessions_root: str | Path = "sessions") -> list[Check]:
+    """The checks `station run` makes before opening the window; returns the FAILed ones."""
+    checks = [c for c in check_clips(protocol) if c.result == FAIL]
+    disk = check_disk(protocol, sessions_root)
+    return checks + ([disk] if disk.result == FAIL else [])
 
 
 def run_checks(protocol_path: str | Path, camera: str | None = "virtual", display: bool = True,
                sessions_root: str | Path = "sessions") -> bool:
     """Run every check, print the table; True when nothing FAILs."""
+    checks = collect_checks(protocol_path, camera, display, sessions_root)
+    return print_checks(checks, f"station check {protocol_path}")
+
+
+def collect_checks(protocol_path: str | Path, camera: str | None = "virtual", display: bool = True,
+                   sessions_root: str | Path = "sessions") -> list[Check]:
+    """Every check, in table order."""
     from station.elicit.protocol import load_protocol
     from station.elicit.session_run import audio_output
 
@@ -207,7 +306,12 @@ def run_checks(protocol_path: str | Path, camera: str | None = "virtual", displa
         checks.append(Check("lsl", "pylsl", OK, "installed: `station run --lsl` publishes markers"))
     except ImportError:
         checks.append(Check("lsl", "pylsl", OK, "not installed (optional extra 'lsl')"))
-    table = Table(title=f"station check {protocol_path}")
+    return checks
+
+
+def print_checks(checks: list[Check], title: str) -> bool:
+    """The OK / WARN / FAIL table; True when nothing FAILs."""
+    table = Table(title=title)
     for col in ("check", "item", "result", "detail"):
         table.add_column(col, overflow="fold")
     style = {OK: "[green]OK[/]", WARN: "[yellow]WARN[/]", FAIL: "[bold red]FAIL[/]"}
@@ -219,5 +323,4 @@ def run_checks(protocol_path: str | Path, camera: str | None = "virtual", displa
         console.print(f"[bold red]{len(failed)} check(s) failed[/]: fix them before the participant arrives.")
     else:
         console.print("[green]ready[/] for a session.")
-    run_checks.last = checks  # type: ignore[attr-defined]  (tests read the details)
     return not failed

@@ -17,6 +17,20 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+EXIT_HELP = """exit codes:
+  0    complete: every planned clip recorded whole, every form answered
+  2    refused before recording (bad protocol or id, failed pre-flight); nothing recorded
+  3    incomplete: the session ended but a clip is not whole (aborted, < 98 % of the film
+       shown, camera frames missing) or a form is unanswered
+  4    incomplete: a fault stopped a clip or the session (disk, camera, recorder, window)
+  129  SIGHUP (terminal closed), 130 Ctrl-C, 143 SIGTERM: trial and journal finalised
+session.json 'status', 'clips' (per clip outcome and reasons) and 'exit_code' say the same."""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help, and the exit-code table kept as written."""
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="run an elicitation session for one participant (PsychoPy window + recording)",
@@ -24,8 +38,11 @@ def register(subparsers) -> None:
                     "window while the camera records one trial file per film into "
                     "sessions/<participant>/<NNN>/.  The participant presses ESCAPE to stop a film "
                     "(the recording is kept) and the experimenter F9 to pause.  Missing participant "
-                    "information is asked in a dialog.  Headless: prefix with `xvfb-run -a`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "information is asked in a dialog.  Headless: prefix with `xvfb-run -a`.  "
+                    "Before the window opens, every film is decoded to its end and the sessions disk "
+                    "is checked (as `station check`).  A recording fault (disk, camera, recorder) stops "
+                    "the clip and asks: R retry / N next / E end.",
+        epilog=EXIT_HELP, formatter_class=_Formatter)
     p.add_argument("--participant", help="pseudonymous participant id, e.g. P07 (never a name)")
     p.add_argument("--protocol", required=True, help="protocol YAML, e.g. protocols/dsme3d.yaml")
     p.add_argument("--camera", default="virtual", help="virtual | realsense[:SERIAL] | playback:FILE")
@@ -43,6 +60,9 @@ def register(subparsers) -> None:
     p.add_argument("--recorder", choices=["process", "thread"], default="process",
                    help="run the camera recorder in a child process (HDF5 writing cannot delay display "
                         "flips; docs/benchmarks.md) or in a thread of this process")
+    p.add_argument("--min-free-mb", type=float, default=None,
+                   help="the recorder stops a trial cleanly when free disk falls under this "
+                        "(default: the recorder's, 500 MB)")
     p.set_defaults(func=run_cmd)
 
     c = subparsers.add_parser(
@@ -53,42 +73,55 @@ def register(subparsers) -> None:
     c.add_argument("--camera", default="virtual", help="camera to try: virtual | realsense[:SERIAL] | playback:FILE")
     c.add_argument("--no-camera", action="store_true", help="skip the camera check")
     c.add_argument("--no-display", action="store_true", help="skip the display check")
+    c.add_argument("--sessions", default="sessions", help="sessions folder whose disk must hold the session")
     c.set_defaults(func=check_cmd)
 
     s = subparsers.add_parser(
         "selfreport", help="run or import the self-report forms of an existing session",
-        description="Show the self-report forms for the clips of SESSION_DIR (e.g. when the session ran "
-                    "without them), or with --import CSV take answers typed from paper forms "
-                    "(header: clip,emotion,intensity,movements; clip 'end' for the end form).")
+        description="Show the self-report forms for the films SESSION_DIR's participant actually saw "
+                    "(whole or partly, as its journal says — also after a crash), skipping films "
+                    "already answered unless --redo; or with --import CSV take answers typed from paper "
+                    "forms (header: clip,emotion,intensity,movements; clip 'end' for the end form).")
     s.add_argument("session_dir", help="a session folder, e.g. sessions/P07/001")
     s.add_argument("--import", dest="import_csv", metavar="CSV", help="import paper forms from CSV")
     s.add_argument("--simulate-participant", action="store_true", help="answer the forms automatically")
+    s.add_argument("--redo", action="store_true", help="ask again about films that already have an answer")
     s.add_argument("--window", type=_size, default=(1024, 640), metavar="WxH", help="window size")
     s.set_defaults(func=selfreport_cmd)
 
 
 def run_cmd(args) -> int:
-    from station.elicit.session_run import run_session
+    from station.console import print_error
+    from station.elicit.session_run import SessionEnded, run_session
+    from station.signals import exit_code
 
-    session = run_session(args.protocol, args.participant, camera=args.camera, age=args.age, sex=args.sex,
-                          sessions_root=args.sessions, simulate=args.simulate_participant, window_size=args.window,
-                          windowed=args.windowed, lsl=args.lsl, order_row=args.order_row, live=not args.no_live,
-                          recorder_mode=args.recorder)
-    return 0 if session.data.get("status") in ("complete", "stopped by participant") else 1
+    try:
+        session = run_session(args.protocol, args.participant, camera=args.camera, age=args.age, sex=args.sex,
+                              sessions_root=args.sessions, simulate=args.simulate_participant,
+                              window_size=args.window, windowed=args.windowed, lsl=args.lsl,
+                              order_row=args.order_row, live=not args.no_live, recorder_mode=args.recorder,
+                              min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 1e6))
+    except SessionEnded as err:
+        print_error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: the session was finalised first
+        print_error(f"interrupted ({getattr(err, 'signal_name', 'SIGINT')}); the session was finalised.")
+        return exit_code(err)
+    return int(session.data["exit_code"])
 
 
 def check_cmd(args) -> int:
     from station.elicit.check import run_checks
 
     return 0 if run_checks(args.protocol, camera=None if args.no_camera else args.camera,
-                           display=not args.no_display) else 1
+                           display=not args.no_display, sessions_root=args.sessions) else 1
 
 
 def selfreport_cmd(args) -> int:
     from station.elicit.selfreport import selfreport
 
     selfreport(args.session_dir, import_csv=args.import_csv, simulate=args.simulate_participant,
-               window_size=args.window)
+               window_size=args.window, redo=args.redo)
     return 0
 
 

@@ -33,10 +33,6 @@ class FrameLog:
     clips: list[str] = field(default_factory=list)
 
 
-PYGLET_KEYS = {"space": "SPACE", "escape": "ESCAPE", "return": "RETURN", "f9": "F9", "y": "Y", "n": "N", "p": "P",
-               "q": "Q"}
-
-
 def frame_stats(intervals: list[float], period: float) -> dict:
     """Dropped display frames: each interval longer than 1.5 refresh periods missed
     ``round(interval / period) - 1`` refreshes (a 50 ms interval at 60 Hz missed 2)."""
@@ -82,7 +78,8 @@ class Display:
         self.pending: list[tuple[str, str, str]] = []
         self.log = FrameLog()
         self.phase, self.clip = "", ""
-        self.last_flip: float | None = None
+        self.last_flip: float | None = None  # time of the last flip (perf_counter)
+        self._grid: float | None = None  # software pacing grid when there is no vsync
         self.late_in_phase = 0  # display frames missed since the phase / clip began (live panel)
         self.win.recordFrameIntervals = True
         self.refresh_hz, self.vsync = self._measure_refresh()
@@ -121,8 +118,8 @@ class Display:
 
     def flip(self) -> float:
         """Flip; returns the flip time on perf_counter; raises WindowClosed if it was closed."""
-        if self.paced_hz and self.last_flip is not None:
-            target = self.last_flip + self.period
+        if self.paced_hz and self._grid is not None:
+            target = self._grid + self.period
             while True:
                 rest = target - time.perf_counter()
                 if rest <= 0:
@@ -130,13 +127,16 @@ class Display:
                 time.sleep(rest if rest < 0.002 else rest - 0.001)
         raw = self.win.flip()
         t = self.to_perf(raw) if raw is not None else time.perf_counter()
-        if self.paced_hz and self.last_flip is not None:
+        if self.paced_hz and self._grid is not None:
             # keep the grid: a late flip does not shift later deadlines (like a real vblank)
-            n = max(1, round((t - self.last_flip) / self.period))
-            t_grid = self.last_flip + n * self.period
-            self.last_flip = t_grid if abs(t_grid - t) < self.period / 2 else t
+            n = max(1, round((t - self._grid) / self.period))
+            t_grid = self._grid + n * self.period
+            self._grid = t_grid if abs(t_grid - t) < self.period / 2 else t
         else:
-            self.last_flip = t
+            self._grid = t
+        # markers queued with on_flip and markers stamped with last_flip carry the same time,
+        # so 'form_end' (last_flip) can never come before 'form_start' (its first flip)
+        self.last_flip = t
         if self.log.times and (self.log.phases[-1], self.log.clips[-1]) == (self.phase, self.clip):
             dt = t - self.log.times[-1]
             if dt > 1.5 * self.period:
@@ -168,10 +168,9 @@ class Display:
 
     def press(self, key: str) -> None:
         """Inject a real pyglet key event (simulated participant): same path as a keyboard."""
-        import pyglet
+        from station.elicit.keys import pyglet_symbol
 
-        symbol = getattr(pyglet.window.key, PYGLET_KEYS.get(key, key.upper()))
-        self.win.winHandle.dispatch_event("on_key_press", symbol, 0)
+        self.win.winHandle.dispatch_event("on_key_press", pyglet_symbol(key), 0)
 
     def request_close(self) -> None:
         """Ask the window manager path to close the window (simulated window close)."""

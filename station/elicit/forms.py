@@ -16,6 +16,7 @@ from typing import Any
 
 from station.checks import StationError
 from station.elicit.protocol import QUESTIONS
+from station.fileio import read_table
 from station.vocab.classes import REPORT_EMOTIONS
 
 PROMPTS = {
@@ -157,25 +158,19 @@ def import_csv(path: str | Path, clips: list[str], emotions=REPORT_EMOTIONS) -> 
     path = Path(path)
     if not path.exists():
         raise StationError(f"self-report CSV {str(path)!r} does not exist.")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in ("clip",) if c not in header]
-        unknown = [c for c in header if c not in CSV_COLUMNS + ("when",)]
-        if missing or unknown:
-            raise StationError(f"{path}:1: header must be {','.join(CSV_COLUMNS)}; "
-                               f"missing {missing or 'nothing'}, unknown {unknown or 'nothing'}.")
-        reports = []
-        for line, row in enumerate(reader, start=2):
-            clip = (row.get("clip") or "").strip()
-            if clip != "end" and clip not in clips:
-                raise StationError(f"{path}:{line}: column clip: {clip!r} is not a clip of this session "
-                                   f"({', '.join(clips)}) nor 'end'.")
-            questions = tuple(q for q in QUESTIONS if (row.get(q) or "").strip())
-            answers = validate_answers({q: (row.get(q) or "").strip() for q in questions}, questions, emotions,
-                                       where=f"{path}:{line}")
-            reports.append({"clip": "" if clip == "end" else clip, "when": "end" if clip == "end" else "after_clip",
-                            **answers, "source": f"paper form via {path.name}", "simulated": False})
+    # any encoding / separator a spreadsheet saves; unknown columns refused (typos must not vanish)
+    table = read_table(path, required=("clip",), optional=CSV_COLUMNS[1:] + ("when",), what="self-report CSV")
+    reports = []
+    for row in table:
+        clip = row.get("clip", "")
+        if clip != "end" and clip not in clips:
+            raise StationError(f"{path}:{row.line}: column clip: {clip!r} is not a clip of this session "
+                               f"({', '.join(clips)}) nor 'end'.")
+        questions = tuple(q for q in QUESTIONS if row.get(q, ""))
+        answers = validate_answers({q: row.get(q, "") for q in questions}, questions, emotions,
+                                   where=f"{path}:{row.line}")
+        reports.append({"clip": "" if clip == "end" else clip, "when": "end" if clip == "end" else "after_clip",
+                        **answers, "source": f"paper form via {path.name}", "simulated": False})
     if not reports:
         raise StationError(f"{path}: no rows after the header.")
     return reports

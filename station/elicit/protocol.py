@@ -240,19 +240,40 @@ DEFAULT_WELCOME = (
 
 
 def load_protocol(path: str | Path) -> Protocol:
-    """Read and validate a protocol and the manifest it names."""
+    """Read and validate a protocol and the manifest it names (one reader per section)."""
     loc = load_located(path, "protocol")
     d = loc.data
     _no_unknown(loc, (), d, PROTOCOL_FIELDS)
     schema = _get(loc, ("schema",), int, PROTOCOL_SCHEMA)
     if schema != PROTOCOL_SCHEMA:
         raise loc.error(("schema",), f"must be {PROTOCOL_SCHEMA} (this station's protocol format), got {schema}.")
+    manifest = _read_manifest(loc)
+    return Protocol(
+        file=loc.file, name=_get(loc, ("name",), str, loc.file.stem), description=_get(loc, ("description",), str, ""),
+        manifest=manifest, clips=_read_clips(loc, manifest), instructions=_read_instructions(loc),
+        order=_read_order(loc), baseline=_read_baseline(loc), rest=_read_rest(loc),
+        self_report=_read_self_report(loc), record=_read_record(loc), keys=_read_keys(loc),
+        display=_read_display(loc), camera=_read_camera(loc),
+        sound=_get(loc, ("sound",), bool, True), raw=d, text=loc.file.read_text(encoding="utf-8"),
+    )
+
+
+def _section(loc: Located, name: str, known: tuple) -> dict:
+    """The mapping under ``name`` (empty when absent), with unknown fields refused."""
+    section = loc.data.get(name) or {}
+    _no_unknown(loc, (name,), section, known)
+    return section
+
+
+def _read_manifest(loc: Located) -> Manifest:
     stimuli = _get(loc, ("stimuli",), str)
     manifest_path = Path(os.path.normpath(loc.file.parent / stimuli))
     if not manifest_path.exists():
         raise loc.error(("stimuli",), f"names {str(manifest_path)!r}, which does not exist.")
-    manifest = load_manifest(manifest_path)
+    return load_manifest(manifest_path)
 
+
+def _read_clips(loc: Located, manifest: Manifest) -> tuple[Clip, ...]:
     clip_ids = _get(loc, ("clips",), (list, str))
     if isinstance(clip_ids, str):
         if clip_ids != "all":
@@ -260,7 +281,7 @@ def load_protocol(path: str | Path) -> Protocol:
         clip_ids = list(manifest.clips)
     if not clip_ids:
         raise loc.error(("clips",), "must list at least one clip.")
-    clips = []
+    clips: list[Clip] = []
     for i, cid in enumerate(clip_ids):
         if not isinstance(cid, str):
             raise loc.error(("clips", i), f"must be a clip id (text), got {cid!r}.")
@@ -270,21 +291,32 @@ def load_protocol(path: str | Path) -> Protocol:
         if manifest.clips[cid] in clips:
             raise loc.error(("clips", i), f"{cid!r} is listed twice.")
         clips.append(manifest.clips[cid])
+    return tuple(clips)
 
-    ins = d.get("instructions") or {}
-    _no_unknown(loc, ("instructions",), ins, ("welcome", "before_clip", "end"))
-    instructions = Instructions(
+
+def _read_instructions(loc: Located) -> Instructions:
+    _section(loc, "instructions", ("welcome", "before_clip", "end"))
+    return Instructions(
         welcome=_get(loc, ("instructions", "welcome"), str, DEFAULT_WELCOME),
         before_clip=_get(loc, ("instructions", "before_clip"), str, ""),
         end=_get(loc, ("instructions", "end"), str, "Thank you! The session is over."),
     )
-    _no_unknown(loc, ("order",), d.get("order") or {}, ("policy", "seed"))
-    order = Order(_get(loc, ("order", "policy"), str, "fixed", allowed=ORDER_POLICIES),
-                  _get(loc, ("order", "seed"), int, 0))
-    _no_unknown(loc, ("baseline",), d.get("baseline") or {}, ("seconds", "text"))
-    baseline = Baseline(_get(loc, ("baseline", "seconds"), float, 5.0, minimum=0),
-                        _get(loc, ("baseline", "text"), str, "Please relax, keep a neutral face and look at the cross."))
-    _no_unknown(loc, ("rest",), d.get("rest") or {}, ("mode", "seconds", "max_seconds", "text"))
+
+
+def _read_order(loc: Located) -> Order:
+    _section(loc, "order", ("policy", "seed"))
+    return Order(_get(loc, ("order", "policy"), str, "fixed", allowed=ORDER_POLICIES),
+                 _get(loc, ("order", "seed"), int, 0))
+
+
+def _read_baseline(loc: Located) -> Baseline:
+    _section(loc, "baseline", ("seconds", "text"))
+    return Baseline(_get(loc, ("baseline", "seconds"), float, 5.0, minimum=0),
+                    _get(loc, ("baseline", "text"), str, "Please relax, keep a neutral face and look at the cross."))
+
+
+def _read_rest(loc: Located) -> Rest:
+    _section(loc, "rest", ("mode", "seconds", "max_seconds", "text"))
     rest = Rest(
         mode=_get(loc, ("rest", "mode"), str, "fixed", allowed=REST_MODES),
         seconds=_get(loc, ("rest", "seconds"), float, 30.0, minimum=0),
@@ -293,8 +325,11 @@ def load_protocol(path: str | Path) -> Protocol:
     )
     if rest.max_seconds is not None and rest.max_seconds < rest.seconds:
         raise loc.error(("rest", "max_seconds"), f"({rest.max_seconds}) must not be shorter than rest.seconds ({rest.seconds}).")
-    sr = d.get("self_report") or {}
-    _no_unknown(loc, ("self_report",), sr, ("after_each_clip", "at_end", "emotions"))
+    return rest
+
+
+def _read_self_report(loc: Located) -> SelfReport:
+    _section(loc, "self_report", ("after_each_clip", "at_end", "emotions"))
     after = tuple(_get(loc, ("self_report", "after_each_clip"), list, ["emotion", "intensity", "movements"]))
     at_end = tuple(_get(loc, ("self_report", "at_end"), list, []))
     for name, qs in (("after_each_clip", after), ("at_end", at_end)):
@@ -305,8 +340,11 @@ def load_protocol(path: str | Path) -> Protocol:
     for i, e in enumerate(emotions):
         if e not in REPORT_EMOTIONS:
             raise loc.error(("self_report", "emotions", i), f"unknown emotion {e!r}; allowed: {', '.join(REPORT_EMOTIONS)}.")
-    self_report = SelfReport(after, at_end, emotions)
-    _no_unknown(loc, ("record",), d.get("record") or {}, ("baseline", "clip", "rest", "after_clip_seconds"))
+    return SelfReport(after, at_end, emotions)
+
+
+def _read_record(loc: Located) -> RecordParts:
+    _section(loc, "record", ("baseline", "clip", "rest", "after_clip_seconds"))
     record = RecordParts(
         baseline=_get(loc, ("record", "baseline"), bool, True),
         clip=_get(loc, ("record", "clip"), bool, True),
@@ -315,7 +353,20 @@ def load_protocol(path: str | Path) -> Protocol:
     )
     if record.rest and not record.clip:
         raise loc.error(("record", "rest"), "can only be true when record.clip is true (one file per clip).")
-    _no_unknown(loc, ("keys",), d.get("keys") or {}, ("continue", "abort", "pause", "yes", "no"))
+    return record
+
+
+KEY_FIELDS = ("continue", "abort", "pause", "yes", "no")
+
+
+def _read_keys(loc: Located) -> Keys:
+    """Key names are checked against PsychoPy's (``esc`` is not one: the participant could not stop)."""
+    section = loc.data.get("keys") or {}
+    if isinstance(section, dict) and (True in section or False in section):
+        # YAML 1.1 reads an unquoted `yes:` / `no:` as true / false: accept them as meant
+        section = {("yes" if k is True else "no" if k is False else k): v for k, v in section.items()}
+        loc.data["keys"] = section
+    _no_unknown(loc, ("keys",), section, KEY_FIELDS)
     abort = _get(loc, ("keys", "abort"), (list, str), ["escape"])
     keys = Keys(
         continue_=_get(loc, ("keys", "continue"), str, "space"),
@@ -324,34 +375,46 @@ def load_protocol(path: str | Path) -> Protocol:
         yes=_get(loc, ("keys", "yes"), str, "y"),
         no=_get(loc, ("keys", "no"), str, "n"),
     )
+    from station.elicit.keys import key_names
+
+    allowed = key_names()
+    named = [(("keys", "continue"), keys.continue_), (("keys", "pause"), keys.pause), (("keys", "yes"), keys.yes),
+             (("keys", "no"), keys.no)] + [(("keys", "abort") + ((i,) if isinstance(abort, list) else ()), k)
+                                          for i, k in enumerate(keys.abort)]
+    for where, name in named:
+        if not isinstance(name, str) or name not in allowed:
+            raise loc.error(where, f"{name!r} is not a PsychoPy key name; allowed: {', '.join(sorted(allowed))}.")
     all_keys = [keys.continue_, *keys.abort, keys.pause]
     if len(set(all_keys)) != len(all_keys):
         raise loc.error(("keys",), f"continue, abort and pause keys must differ, got {all_keys}.")
-    disp = d.get("display") or {}
-    _no_unknown(loc, ("display",), disp, ("size", "fullscreen", "screen", "background", "movie_size"))
-    display = Display(
+    if keys.yes == keys.no:
+        raise loc.error(("keys",), f"yes and no keys must differ, got {keys.yes!r} twice.")
+    return keys
+
+
+def _read_display(loc: Located) -> Display:
+    _section(loc, "display", ("size", "fullscreen", "screen", "background", "movie_size"))
+    return Display(
         size=_pair(loc, ("display", "size"), [1280, 720]),
         fullscreen=_get(loc, ("display", "fullscreen"), bool, True),
         screen=_get(loc, ("display", "screen"), int, 0, minimum=0),
         background=_get(loc, ("display", "background"), str, "black"),
         movie_size=_pair(loc, ("display", "movie_size"), None),
     )
-    _no_unknown(loc, ("camera",), d.get("camera") or {}, ("width", "height", "fps"))
-    camera = CameraMode(_get(loc, ("camera", "width"), int, 848), _get(loc, ("camera", "height"), int, 480),
-                        _get(loc, ("camera", "fps"), int, 60))
+
+
+def _read_camera(loc: Located) -> CameraMode:
     from station.camera.base import D415_FPS, D415_RESOLUTIONS
 
+    _section(loc, "camera", ("width", "height", "fps"))
+    camera = CameraMode(_get(loc, ("camera", "width"), int, 848), _get(loc, ("camera", "height"), int, 480),
+                        _get(loc, ("camera", "fps"), int, 60))
     if (camera.width, camera.height) not in D415_RESOLUTIONS:
         raise loc.error(("camera",), f"resolution {camera.width}x{camera.height} is not a D415 mode; allowed: "
                                      f"{', '.join(f'{w}x{h}' for w, h in D415_RESOLUTIONS)}.")
     if camera.fps not in D415_FPS:
         raise loc.error(("camera", "fps"), f"must be one of {D415_FPS}, got {camera.fps}.")
-    return Protocol(
-        file=loc.file, name=_get(loc, ("name",), str, loc.file.stem), description=_get(loc, ("description",), str, ""),
-        manifest=manifest, clips=tuple(clips), instructions=instructions, order=order, baseline=baseline, rest=rest,
-        self_report=self_report, record=record, keys=keys, display=display, camera=camera,
-        sound=_get(loc, ("sound",), bool, True), raw=d, text=loc.file.read_text(encoding="utf-8"),
-    )
+    return camera
 
 
 def _pair(loc: Located, path: tuple, default):

@@ -16,11 +16,12 @@ closed window ends the session with everything recorded so far kept and a clear 
 from __future__ import annotations
 
 import csv
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from station.camera.base import CameraError
 from station.checks import StationError
@@ -41,8 +42,33 @@ def reflow(text: str) -> str:
     return "\n\n".join(p for p in paragraphs if p)
 
 
-class CameraLost(Exception):
-    """The camera stopped delivering frames during a trial."""
+class RecordingFault(Exception):
+    """The recording of a clip failed: the clip stops, the session asks what to do next.
+
+    ``kind`` is the marker recorded for it (:data:`FAULT_KINDS`).
+    """
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class CameraLost(RecordingFault):
+    """The camera (or the recorder process) stopped delivering frames during a trial."""
+
+    def __init__(self, message: str, kind: str = "camera_lost"):
+        super().__init__(kind, message)
+
+
+#: Faults that stop a clip, and what the experimenter is told about each.
+FAULT_KINDS = {
+    "camera_lost": "the camera stopped delivering frames",
+    "recorder_died": "the recorder process died",
+    "recording_stopped": "the recorder stopped the trial",
+    "camera_stalled": "the camera stalled",
+}
+#: The experimenter's choice after a fault (keys on the participant window).
+FAULT_CHOICES = {"r": "retry", "n": "next", "e": "end"}
 
 
 class SessionStopped(Exception):
@@ -55,7 +81,9 @@ class SimulatedParticipant:
 
     ``script`` items (comma separated on the command line): ``abort=CLIP@SECONDS`` presses
     ESCAPE that many seconds into the film; ``stop`` answers 'no' to "continue?" after an
-    abort; ``close=CLIP@SECONDS`` closes the window; ``pause=CLIP@SECONDS`` pauses for 0.5 s.
+    abort; ``close=CLIP@SECONDS`` closes the window; ``pause=CLIP@SECONDS`` pauses for 0.5 s;
+    ``fault=retry|next|end`` is the experimenter's answer after a recording fault (default
+    ``end``; a clip is retried once, then the next one is taken).
     """
 
     seed: int = 0
@@ -63,6 +91,7 @@ class SimulatedParticipant:
     closes: dict[str, float] = field(default_factory=dict)
     pauses: dict[str, float] = field(default_factory=dict)
     continue_after_abort: bool = True
+    after_fault: str = "end"
     key_delay: float = 0.3
     form_delay: float = 0.2
 
@@ -77,6 +106,13 @@ class SimulatedParticipant:
             if item == "stop":
                 sim.continue_after_abort = False
                 continue
+            if item.startswith("fault="):
+                choice = item.partition("=")[2]
+                if choice not in FAULT_CHOICES.values():
+                    raise StationError(f"--simulate-participant item {item!r}: fault must be one of "
+                                       f"{', '.join(FAULT_CHOICES.values())}, got {choice!r}.")
+                sim.after_fault = choice
+                continue
             kind, _, rest = item.partition("=")
             clip, _, sec = rest.partition("@")
             target = {"abort": sim.aborts, "close": sim.closes, "pause": sim.pauses}.get(kind)
@@ -86,7 +122,7 @@ class SimulatedParticipant:
                 target = None
             if target is None or not clip:
                 raise StationError(f"--simulate-participant item {item!r} is not understood; use abort=CLIP@SECONDS, "
-                                   "close=CLIP@SECONDS, pause=CLIP@SECONDS or stop.")
+                                   "close=CLIP@SECONDS, pause=CLIP@SECONDS, stop or fault=retry|next|end.")
             target[clip] = seconds
         return sim
 
@@ -103,19 +139,27 @@ class SimulatedParticipant:
 
 
 class Runner:
-    """Runs one protocol for one participant; see the module docstring."""
+    """Runs one protocol for one participant; see the module docstring.
+
+    ``reopen`` (optional) builds a fresh recorder after the camera or the recorder process
+    was lost, so the experimenter can retry a clip or go on with the next one.
+    """
 
     def __init__(self, protocol: Protocol, order: list[str], session, recorder, display: Display, markers,
-                 state: RunState, simulated: SimulatedParticipant | None = None, sound: bool = True):
+                 state: RunState, simulated: SimulatedParticipant | None = None, sound: bool = True,
+                 reopen: Callable[[], Any] | None = None):
         self.p, self.order, self.session = protocol, order, session
         self.recorder, self.display, self.markers, self.state = recorder, display, markers, state
-        self.sim, self.sound = simulated, sound
+        self.sim, self.sound, self.reopen = simulated, sound, reopen
         self.keys = protocol.keys
         self.trial_open = False
+        self.trial_number = 0  # one per recorded attempt: a retried clip gets the next number
         self.paused = False
         self.frame_csv = session.folder / "frame-intervals.csv"
         self._frames_saved = 0
-        self.watched: list[Clip] = []
+        self.watched: list[Clip] = []  # films that reached the screen (whole or partly), in order
+        self.movie_stats: dict[str, Any] = {}
+        self.fault: RecordingFault | None = None
         self._forms: dict[tuple[str, ...], FormScreen] = {}
         from psychopy import visual
 
@@ -124,6 +168,9 @@ class Runner:
         wrap = 0.9 * self.win_aspect  # text never runs off a narrow (4:3) window
         self.text = visual.TextStim(win, text="", height=0.032, wrapWidth=wrap, color="white", units="height")
         self.fixation = visual.TextStim(win, text="+", height=0.08, color="white", units="height")
+        # the baseline sentence sits under the cross, never over it
+        self.caption = visual.TextStim(win, text="", height=0.032, wrapWidth=wrap, color="white", units="height",
+                                       pos=(0, -0.16), anchorVert="top")
 
     # -- helpers -------------------------------------------------------------------------------
     def _simulate(self, phase: str, clip: str, elapsed: float, can_continue: bool) -> None:
@@ -142,12 +189,28 @@ class Runner:
                 self.display.press(self.keys.pause)
         elif phase == "confirm" and elapsed >= sim.key_delay and sim.once("confirm", clip):
             self.display.press(self.keys.yes if sim.continue_after_abort else self.keys.no)
+        elif phase == "fault" and elapsed >= sim.key_delay and sim.once(f"fault{self.trial_number}", clip):
+            choice = sim.after_fault
+            if choice == "retry" and not sim.once("retry", clip):
+                choice = "next"  # a scripted retry happens once per clip
+            self.display.press(next(k for k, v in FAULT_CHOICES.items() if v == choice))
         elif can_continue and elapsed >= sim.key_delay and sim.once(phase, clip):
             self.display.press(self.keys.continue_)
 
     def _check_camera(self, clip: str) -> None:
-        if self.trial_open and self.recorder.ended.is_set():
-            raise CameraLost(self.recorder.error or "the camera stream ended")
+        """Raise the fault that stops this clip: camera or recorder lost, trial stopped, stall."""
+        if not self.trial_open:
+            return
+        rec = self.recorder
+        if rec.ended.is_set():
+            error = rec.error or "the camera stream ended"
+            raise CameraLost(error, "recorder_died" if "recorder process" in error else "camera_lost")
+        st = rec.status()
+        if not st.recording:
+            raise RecordingFault("recording_stopped", st.warning or st.error or "the recorder stopped writing the trial")
+        if getattr(st, "stalled", False):
+            raise RecordingFault("camera_stalled", getattr(st, "stall_reason", "") or st.warning
+                                 or "no camera frame arrived for too long")
 
     def _handle_keys(self, clip: str, allowed: tuple[str, ...]) -> list[str]:
         """Log every key press as a marker (its own timestamp); return the allowed ones."""
@@ -165,14 +228,14 @@ class Runner:
     def screen(self, phase: str, text: str = "", *, fixation: bool = False, seconds: float | None = None,
                min_seconds: float = 0.0, max_seconds: float | None = None, keys: tuple[str, ...] = (),
                clip: str = "") -> str:
-        """Show text (or a fixation cross) until time is up or an allowed key; returns the key or ''.
-
-        Time spent paused does not count.
+        """Show text (or a fixation cross with the text under it) until time is up or an allowed
+        key; returns the key or ''.  Time spent paused does not count.
         """
         self.state.enter(phase, clip)
         self.display.phase, self.display.clip = phase, clip
         text = reflow(text)
-        self.text.text = text
+        stim = self.caption if fixation else self.text
+        stim.text = text
         start = None
         paused_for, pause_start = 0.0, None
         self.display.clear_keys()
@@ -180,7 +243,7 @@ class Runner:
             if fixation:
                 self.fixation.draw()
             if text:
-                self.text.draw()
+                stim.draw()
             t = self.display.flip()
             start = t if start is None else start
             if self.paused and pause_start is None:
@@ -200,7 +263,7 @@ class Runner:
                         raise SessionStopped(f"participant ended the session during {phase}")
                     self.state.enter(phase, clip)
                     self.display.phase = phase
-                    self.text.text = text
+                    stim.text = text
                 elif key in keys and (elapsed >= min_seconds or phase == "confirm"):
                     return key
             if self.paused:
@@ -218,13 +281,13 @@ class Runner:
         return key == self.keys.yes
 
     # -- one clip ------------------------------------------------------------------------------
-    def clip_trial(self, number: int, clip: Clip) -> str:
-        """Baseline + film + blank, recorded to its own trial file; returns the outcome."""
+    def clip_file(self, clip: Clip) -> str:
+        """The film's path relative to the protocol's folder (no home-directory names in files)."""
+        return os.path.relpath(clip.path, self.p.file.parent)
+
+    def _open_movie(self, clip: Clip):
         from psychopy import visual
 
-        st = self.state
-        st.clip_number = number
-        path = self.session.trial_path(number, clip.id)
         try:
             movie = visual.MovieStim(self.display.win, str(clip.path), size=self.p.display.movie_size,
                                      noAudio=not self.sound, units="pix" if self.p.display.movie_size else "height",
@@ -239,13 +302,25 @@ class Runner:
             w, h = movie.frameSize if movie.frameSize else (16, 9)
             height = min(0.9, 0.95 * self.win_aspect / (w / h))
             movie.size = (height * w / h, height)
+        return movie
+
+    def clip_trial(self, number: int, clip: Clip, position: int | None = None) -> str:
+        """Baseline + film + blank, recorded to its own trial file; returns the outcome.
+
+        Outcomes: complete, aborted, or a fault kind (:data:`FAULT_KINDS`); a closed window,
+        the participant ending the session and signals end the trial and propagate.
+        """
+        self.state.clip_number = position or number
+        path = self.session.trial_path(number, clip.id)
+        movie = self._open_movie(clip)
         from station.record.schema import CLIP_EMOTION, identity_attrs
 
         attrs = identity_attrs(self.session.participant, self.session.session_id, number, clip.id,
-                               **{CLIP_EMOTION: clip.emotion}, clip_file=str(clip.path), protocol=self.p.name,
+                               **{CLIP_EMOTION: clip.emotion}, clip_file=self.clip_file(clip), protocol=self.p.name,
                                simulated_participant=self.sim is not None)
-        outcome = "complete"
+        outcome, reason = "complete", ""
         display_before = len(self.display.log.times)
+        self.movie_stats = {}
         try:
             if self.p.instructions.before_clip:
                 self.screen("before_clip", self.p.instructions.before_clip, seconds=2.0, clip=clip.id)
@@ -259,47 +334,53 @@ class Runner:
                 self._begin_trial(path, attrs, clip)
             self.markers.emit("baseline_end", clip.id, t=self.display.last_flip)
             outcome = self.play(movie, clip)
-            if self.p.record.after_clip_seconds > 0 and outcome != "camera_lost":
+            if self.p.record.after_clip_seconds > 0:
                 self.screen("after_clip", "", seconds=self.p.record.after_clip_seconds, clip=clip.id)
             if self.p.record.rest and number < len(self.order) and outcome == "complete":
                 self.rest(clip.id)
-        except CameraLost as err:
-            outcome = "camera_lost"
-            self.markers.emit("camera_lost", clip.id, str(err)[:250])
-            self._end_trial(number, clip, movie, f"camera lost: {err}", display_before, outcome)
-            raise
+        except RecordingFault as err:
+            outcome, reason, self.fault = err.kind, f"{FAULT_KINDS[err.kind]}: {err}", err
+            self.markers.emit(err.kind, clip.id, str(err)[:250])
         except WindowClosed:
             self.markers.emit("window_closed", clip.id)
-            self._end_trial(number, clip, movie, "window closed", display_before, "window_closed")
+            self._end_trial(number, clip, "window closed", display_before, "window_closed")
             raise
         except SessionStopped:
-            self._end_trial(number, clip, movie, "session ended by participant", display_before, "stopped")
+            self._end_trial(number, clip, "session ended by participant", display_before, "stopped")
             raise
-        except KeyboardInterrupt:  # Ctrl-C in the experimenter's terminal
-            self.markers.emit("interrupted", clip.id, "Ctrl-C")
-            self._end_trial(number, clip, movie, "interrupted (Ctrl-C)", display_before, "interrupted")
+        except KeyboardInterrupt as err:  # Ctrl-C in the terminal, SIGTERM, SIGHUP (station.elicit.signals)
+            why = getattr(err, "signal_name", "SIGINT")
+            self.markers.emit("interrupted", clip.id, why)
+            err.marked = True  # type: ignore[attr-defined]
+            self._end_trial(number, clip, f"interrupted ({why})", display_before, "interrupted")
             raise
         finally:
             try:
                 movie.unload()
             except Exception:
                 pass
-        self._end_trial(number, clip, movie, "aborted by participant" if outcome == "aborted" else "",
+        self._end_trial(number, clip, reason or ("aborted by participant" if outcome == "aborted" else ""),
                         display_before, outcome)
         return outcome
 
     def _begin_trial(self, path: Path, attrs: dict, clip: Clip) -> None:
         if self.recorder is None:
-            return
+            raise CameraLost("no recorder is running")
         try:
             self.recorder.begin_trial(path, attrs)
         except CameraError as err:
-            raise CameraLost(str(err)) from err
+            raise CameraLost(str(err), "recorder_died" if "recorder process" in str(err) else "camera_lost") from err
+        except StationError as err:  # e.g. the disk is below the recorder's minimum
+            raise RecordingFault("recording_stopped", str(err)) from err
         self.trial_open = True
         self.markers.emit("recording_start", clip.id, path.name)
 
     def play(self, movie, clip: Clip) -> str:
-        """Play the film; first/last frame markers are the flips that showed them."""
+        """Play the film; first/last frame markers are the flips that showed them.
+
+        The film's counts (frames shown / expected) are kept also when a fault or a signal
+        stops it, so the verdict knows how much the participant saw.
+        """
         st, d = self.state, self.display
         st.enter("clip", clip.id)
         d.phase, d.clip = "clip", clip.id
@@ -309,69 +390,90 @@ class Runner:
         gaps = 0
         frame_period = 1.0 / (movie.frameRate or 30.0)
         outcome = "complete"
-        while True:
-            movie.draw()
-            pts = movie.pts
-            new_frame = pts is not None and pts != last_pts
-            if new_frame:
-                if last_pts is not None and pts - last_pts > 1.5 * frame_period:
-                    gaps += round((pts - last_pts) / frame_period) - 1
-                if shown == 0:
-                    d.on_flip("clip_first_frame", clip.id, f"pts={pts:.3f}")
-                shown += 1
-                last_pts = pts
-            t = d.flip()
-            st.display_drops = d.late_in_phase  # live panel: display frames missed in this film so far
-            if new_frame:
-                last_frame_t = t
-                first_t = first_t if first_t is not None else t
-            self._check_camera(clip.id)
-            self._simulate("clip", clip.id, t - first_t if first_t else 0.0, False)
-            pressed = self._handle_keys(clip.id, tuple(self.keys.abort))
-            if self.paused and not movie.isPaused:
-                movie.pause()
-            elif not self.paused and movie.isPaused:
-                movie.play()
-            if pressed:
-                movie.stop()
-                outcome = "aborted"
-                d.on_flip("clip_abort", clip.id, f"key={pressed[0]} after {shown} frames")
-                self.text.text = ""
-                d.flip()
-                break
-            if movie.isFinished:
-                break
-        if last_frame_t is not None:
-            self.markers.emit("clip_last_frame", clip.id, f"pts={last_pts:.3f}", t=last_frame_t)
-        self.movie_stats = {"frames_shown": shown, "frames_expected": int(round((movie.duration or 0) * (movie.frameRate or 0))),
-                            "frames_skipped": gaps, "duration_s": movie.duration, "fps": movie.frameRate,
-                            "first_frame_t": first_t, "last_frame_t": last_frame_t}
+
+        def stats() -> None:
+            self.movie_stats = {"frames_shown": shown,
+                                "frames_expected": int(round((movie.duration or 0) * (movie.frameRate or 0))),
+                                "frames_skipped": gaps, "duration_s": movie.duration, "fps": movie.frameRate,
+                                "first_frame_t": first_t, "last_frame_t": last_frame_t}
+
+        try:
+            while True:
+                movie.draw()
+                pts = movie.pts
+                new_frame = pts is not None and pts != last_pts
+                if new_frame:
+                    if last_pts is not None and pts - last_pts > 1.5 * frame_period:
+                        gaps += round((pts - last_pts) / frame_period) - 1
+                    if shown == 0:
+                        d.on_flip("clip_first_frame", clip.id, f"pts={pts:.3f}")
+                    shown += 1
+                    last_pts = pts
+                t = d.flip()
+                st.display_drops = d.late_in_phase  # live panel: display frames missed in this film so far
+                if new_frame:
+                    last_frame_t = t
+                    first_t = first_t if first_t is not None else t
+                    if shown % 30 == 1:
+                        stats()
+                try:
+                    self._check_camera(clip.id)
+                except RecordingFault:
+                    movie.stop()
+                    d.on_flip("clip_end", clip.id, "fault")
+                    d.flip()
+                    raise
+                self._simulate("clip", clip.id, t - first_t if first_t else 0.0, False)
+                pressed = self._handle_keys(clip.id, tuple(self.keys.abort))
+                if self.paused and not movie.isPaused:
+                    movie.pause()
+                elif not self.paused and movie.isPaused:
+                    movie.play()
+                if pressed:
+                    movie.stop()
+                    outcome = "aborted"
+                    d.on_flip("clip_abort", clip.id, f"key={pressed[0]} after {shown} frames")
+                    self.text.text = ""
+                    d.flip()
+                    break
+                if movie.isFinished:
+                    break
+        finally:
+            stats()
+            if last_frame_t is not None:
+                self.markers.emit("clip_last_frame", clip.id, f"pts={last_pts:.3f}", t=last_frame_t)
         d.on_flip("clip_end", clip.id, outcome)
         return outcome
 
-    def _end_trial(self, number: int, clip: Clip, movie, reason: str, display_before: int, outcome: str) -> None:
-        stats = None
+    def _end_trial(self, number: int, clip: Clip, reason: str, display_before: int, outcome: str) -> None:
+        stats, file_name = None, None
         if self.trial_open:
             self.markers.emit("recording_end", clip.id, reason)
-            stats = self.recorder.end_trial(reason)
             self.trial_open = False
+            try:
+                stats = self.recorder.end_trial(reason)
+            except (CameraError, StationError) as err:  # the recorder process is gone: what was flushed stays
+                partial = [p.name for p in self.session.folder.glob(f"{self.session.trial_path(number, clip.id).name}*")]
+                file_name = partial[0] if partial else None
+                reason = reason or str(err)
         clip_int = self.display.intervals(clip=clip.id, phases=("clip",))
         trial_int = self.display.intervals(clip=clip.id)
         info = {
             "number": number, "clip": clip.id, "emotion": clip.emotion, "outcome": outcome,
-            "file": stats.path.name if stats else None, "complete_file": bool(stats and stats.complete),
+            "file": stats.path.name if stats else file_name, "complete_file": bool(stats and stats.complete),
             "stop_reason": reason,
-            "camera": ({**stats.counters(), "dropped": stats.dropped,
+            "camera": ({**stats.counters(), "dropped": stats.dropped, "stop_reason": stats.stop_reason,
                         "seconds": (stats.ended or time.perf_counter()) - stats.started} if stats else None),
             "display_clip": self.display.summary(clip_int),
             "display_trial": self.display.summary(trial_int),
-            "movie": getattr(self, "movie_stats", {}),
+            "movie": self.movie_stats,
         }
         self.movie_stats = {}
         self.state.display_drops = info["display_clip"]["dropped"]
         self.session.add_trial(info)
         self._save_frames()
-        self.watched.append(clip)
+        if info["movie"].get("frames_shown") and clip not in self.watched:
+            self.watched.append(clip)
 
     def _save_frames(self) -> None:
         """Append new display flips to frame-intervals.csv (every flip, with phase and clip)."""
@@ -386,6 +488,40 @@ class Runner:
                 dt = "" if i == 0 else f"{1000 * (log.times[i] - log.times[i - 1]):.3f}"
                 w.writerow([f"{log.times[i]:.6f}", dt, log.phases[i], log.clips[i]])
         self._frames_saved = len(log.times)
+
+    # -- after a fault -------------------------------------------------------------------------
+    def after_fault(self, clip: Clip) -> str:
+        """Tell the experimenter (terminal and window) and ask: retry / next / end."""
+        fault = self.fault
+        what = f"{FAULT_KINDS.get(fault.kind, fault.kind)}: {fault}" if fault else "recording problem"
+        print_warning(f"clip {clip.id!r} stopped — {what}. The clip is marked incomplete; everything recorded "
+                      "so far is kept. Choose in the window: R = retry this film, N = next film, E = end the session.")
+        self.state.message = f"FAULT in {clip.id}: {what[:120]} — R retry / N next / E end"
+        self.markers.emit("question", clip.id, "fault: retry / next / end")
+        key = self.screen("fault", f"Recording problem — please wait for the experimenter.\n\n{what}\n\n"
+                                   "Experimenter: R = retry this film    N = next film    E = end the session",
+                          keys=tuple(FAULT_CHOICES), clip=clip.id)
+        choice = FAULT_CHOICES[key]
+        self.markers.emit("answer", clip.id, choice)
+        self.state.message = ""
+        if choice != "end" and (self.recorder is None or self.recorder.ended.is_set()):
+            choice = self._restart_recorder(choice)
+        return choice
+
+    def _restart_recorder(self, choice: str) -> str:
+        """The camera or recorder is gone: open a new one, or end when that is impossible."""
+        if self.reopen is None:
+            print_warning("the recorder cannot be restarted in this run; the session ends.")
+            return "end"
+        try:
+            self.recorder = self.reopen()
+            self.markers.recorder = self.recorder
+        except Exception as err:  # noqa: BLE001 - any failure to reopen ends the session cleanly
+            print_warning(f"the camera could not be opened again ({err}); the session ends.")
+            self.recorder = None
+            return "end"
+        console.print(f"[green]recorder restarted[/]: {choice} ")
+        return choice
 
     # -- rest and forms ------------------------------------------------------------------------
     def rest(self, after_clip: str) -> None:
@@ -417,29 +553,52 @@ class Runner:
 
     # -- whole session -------------------------------------------------------------------------
     def run(self) -> str:
-        """Run the protocol; returns the session status ('complete', 'stopped by participant')."""
+        """Run the protocol; returns why it ended ('complete', 'stopped by participant',
+        'ended by experimenter after a fault').  Whether the data are whole is decided
+        afterwards from the journal (:mod:`station.elicit.verdict`)."""
+        try:
+            return self._run()
+        except KeyboardInterrupt as err:
+            if not getattr(err, "marked", False):
+                self.markers.emit("interrupted", self.state.clip, getattr(err, "signal_name", "SIGINT"))
+            raise
+        except WindowClosed:
+            if not self.trial_open:
+                self.markers.emit("window_closed", self.state.clip)
+            raise
+
+    def _run(self) -> str:
         p = self.p
         self.state.clip_count = len(self.order)
         self.display.on_flip("instructions_start")
         self.screen("instructions", p.instructions.welcome, keys=(self.keys.continue_,), min_seconds=0.5)
         self.markers.emit("instructions_end", t=self.display.last_flip)
         status = "complete"
+        position = 0
         try:
-            for number, clip_id in enumerate(self.order, 1):
-                clip = p.manifest.clips[clip_id]
-                outcome = self.clip_trial(number, clip)
-                if p.self_report.after_each_clip:
+            while position < len(self.order):
+                clip = p.manifest.clips[self.order[position]]
+                self.trial_number += 1
+                outcome = self.clip_trial(self.trial_number, clip, position + 1)
+                choice = self.after_fault(clip) if outcome in FAULT_KINDS else "next"
+                if choice == "retry":
+                    continue
+                shown = clip in self.watched
+                if p.self_report.after_each_clip and (outcome not in FAULT_KINDS or shown):
                     self.form(p.self_report.after_each_clip, clip, "after_clip",
-                              f"Film {number} of {len(self.order)}")
+                              f"Film {position + 1} of {len(self.order)}")
+                if choice == "end":
+                    raise SessionStopped(f"experimenter ended the session after a fault in {clip.id}")
                 if outcome == "aborted":
                     if not self.confirm("You stopped the film. That is fine.\n\nDo you want to continue with the "
                                         "next film?\n\nY = continue      N = end the session", clip.id):
                         raise SessionStopped(f"participant ended the session after aborting {clip.id}")
-                if number < len(self.order) and not p.record.rest:
+                position += 1
+                if position < len(self.order) and not p.record.rest:
                     self.rest(clip.id)
         except SessionStopped as err:
             self.markers.emit("session_stopped", detail=str(err)[:250])
-            status = "stopped by participant"
+            status = "ended by experimenter after a fault" if "experimenter" in str(err) else "stopped by participant"
         if p.self_report.at_end and self.watched:
             for i, clip in enumerate(self.watched, 1):
                 self.form(p.self_report.at_end, clip, "end", f"About film {i} of {len(self.watched)} that you watched")

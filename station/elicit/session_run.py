@@ -1,9 +1,13 @@
-"""`station run`: everything around the runner — session folder, camera, window, status, summary.
+"""`station run`: everything around the runner — pre-flight, session folder, camera, window,
+signals, verdict, summary.
 
-Order matters for never losing data: the session folder and session.json exist before the
-camera opens, every trial and form is saved as it completes, and whatever stops the session
-(camera lost, window closed, Ctrl-C) goes through the same ``finally`` that closes the trial
-file, writes session.json and prints where the data are.
+Order matters for never losing data: the pre-flight (films decode to their end, key names,
+disk) runs before anything is created; the session folder and its journal exist before the
+camera opens; every event, trial and form is journalled as it happens; and whatever stops the
+session (a fault, a closed window, Ctrl-C, SIGTERM, SIGHUP) goes through :func:`_finish`,
+which ends the trial (frames flushed, ``interrupted`` marker, counters), closes camera and
+window, and stamps the verdict (:mod:`station.elicit.verdict`) with its exit code
+(:data:`EXIT_CODES`).
 """
 
 from __future__ import annotations
@@ -16,15 +20,38 @@ from rich.table import Table
 
 from station.camera import CameraError, open_camera
 from station.checks import StationError
-from station.console import console, print_ok, print_warning
+from station.console import console, print_error, print_ok, print_warning
 from station.elicit.display import Display, WindowClosed
 from station.elicit.markers import Markers, open_lsl
 from station.elicit.order import clip_order
-from station.record.procrecorder import ProcessRecorder as ProcessRecorderT
 from station.elicit.protocol import Protocol, load_protocol
-from station.elicit.runner import CameraLost, Runner, SimulatedParticipant
+from station.elicit.recording import OpensInBackground, RecorderRole
+from station.elicit.runner import Runner, SimulatedParticipant
 from station.elicit.status import RunState, live_status
+from station.elicit.verdict import COMPLETE, session_verdict
 from station.session import Session, create_session, now_iso
+from station.signals import Interrupted, interrupt_on_signals
+from station.vocab.markers import Marker
+from station.vocab.participant import SEXES, check_participant_id
+
+#: ``station run`` exit codes (also in docs/elicit.md and ``station run --help``).
+EXIT_COMPLETE = 0  # every planned clip recorded whole, every form answered
+EXIT_ERROR = 2  # refused before anything was recorded (bad protocol, failed pre-flight, bad id)
+EXIT_INCOMPLETE = 3  # the session ran to its end, but not every clip is whole (aborted, form missing...)
+EXIT_FAULT = 4  # a fault stopped a clip or the session (disk, camera, recorder, window closed)
+EXIT_CODES = {EXIT_COMPLETE: "complete", EXIT_ERROR: "refused before recording (nothing recorded)",
+              EXIT_INCOMPLETE: "incomplete: a clip was not recorded whole or a form is missing",
+              EXIT_FAULT: "incomplete: a fault (disk, camera, recorder, window) stopped a clip",
+              128 + 1: "interrupted by SIGHUP (terminal closed); finalised", 128 + 2: "interrupted by Ctrl-C (SIGINT); finalised",
+              128 + 15: "interrupted by SIGTERM; finalised"}
+
+
+class SessionEnded(StationError):
+    """The session stopped early (window closed...); everything is saved; ``exit_code`` says how."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def audio_output() -> tuple[bool, str]:
@@ -50,7 +77,15 @@ def audio_output() -> tuple[bool, str]:
 
 def ask_participant_info(participant: str | None, age: int | None, sex: str | None,
                          simulated: bool) -> tuple[str, int | None, str | None]:
-    """Fill missing participant info: PsychoPy dialog if possible, else terminal prompts."""
+    """Fill missing participant info: PsychoPy dialog if possible, else terminal prompts.
+
+    A simulated participant never gets a dialog (nobody would answer it): it needs --participant.
+    """
+    if participant is not None:
+        check_participant_id(participant)
+    if simulated and not participant:
+        raise StationError("--simulate-participant needs --participant ID (a pseudonym such as P07); "
+                           "no dialog is opened for a simulated participant.")
     if participant and (simulated or (age is not None and sex is not None)):
         return participant, age, sex
     info = {"participant": participant or "", "age": "" if age is None else age, "sex": sex or "undisclosed"}
@@ -71,15 +106,17 @@ def ask_participant_info(participant: str | None, age: int | None, sex: str | No
 
         info["participant"] = participant or Prompt.ask("participant id (pseudonym)", console=console)
         info["age"] = age if age is not None else IntPrompt.ask("age (years)", console=console)
-        info["sex"] = sex or Prompt.ask("sex", choices=["female", "male", "other", "undisclosed"], console=console)
+        info["sex"] = sex or Prompt.ask("sex", choices=list(SEXES), console=console)
     age_v = info["age"]
     if isinstance(age_v, str):
         age_v = int(age_v) if age_v.strip().isdigit() else None
-    return str(info["participant"]), age_v, (info["sex"] or None)
+    return check_participant_id(str(info["participant"])), age_v, (info["sex"] or None)
 
 
-def prepare_clips(protocol: Protocol) -> None:
-    """Generate missing demo clips; refuse to start when a lab film is missing."""
+def prepare_clips(protocol: Protocol, sessions_root: str | Path = "sessions") -> None:
+    """Generate missing demo clips; refuse to start when a film is missing, does not decode to
+    its end or has the wrong duration, or the sessions disk is too small: the same checks,
+    with the same messages, as ``station check`` (:func:`station.elicit.check.preflight`)."""
     from station.elicit.democlips import ensure_demo_clips
 
     for path in ensure_demo_clips(protocol.manifest):
@@ -91,6 +128,12 @@ def prepare_clips(protocol: Protocol) -> None:
         if not decodes(clip.path):
             raise StationError(f"{clip.where('file')}: clip {clip.id!r} file {str(clip.path)!r} cannot be decoded "
                                f"as a video (damaged file or unknown codec). Run `station check {protocol.file}`.")
+    from station.elicit.check import preflight
+
+    failed = preflight(protocol, sessions_root)
+    if failed:
+        raise StationError("pre-flight failed, nothing was recorded:\n" + "\n".join(
+            f"  {c.name} {c.item}: {c.detail}" for c in failed) + f"\nRun `station check {protocol.file}`.")
 
 
 def decodes(path: Path) -> bool:
@@ -105,37 +148,67 @@ def decodes(path: Path) -> bool:
 
 
 def summary_table(session: Session) -> Table:
+    verdicts = {v["clip"]: v for v in session.data.get("clips", [])}
     t = Table(title=f"session {session.participant}/{session.session_id}: {session.data.get('status')}")
     for col in ("#", "clip", "outcome", "file", "camera frames", "camera dropped", "display flips",
-                "display dropped", "film frames shown/expected"):
-        t.add_column(col)
+                "display dropped", "film frames shown/expected", "clip verdict"):
+        t.add_column(col, overflow="fold")
     for tr in session.data["trials"]:
         cam, disp, mov = tr.get("camera") or {}, tr.get("display_clip") or {}, tr.get("movie") or {}
+        v = verdicts.get(tr["clip"], {})
         t.add_row(str(tr["number"]), tr["clip"], tr["outcome"], tr.get("file") or "—",
                   str(cam.get("frames_written", "—")), str(cam.get("dropped", "—")), str(disp.get("flips", 0)),
-                  str(disp.get("dropped", 0)), f"{mov.get('frames_shown', 0)}/{mov.get('frames_expected', 0)}")
+                  str(disp.get("dropped", 0)), f"{mov.get('frames_shown', 0)}/{mov.get('frames_expected', 0)}",
+                  v.get("outcome", "") + (f": {'; '.join(v['reasons'])}" if v.get("reasons") else ""))
     return t
 
 
-def run_session(protocol_path: str | Path, participant: str | None, *, camera="virtual",
-                age: int | None = None, sex: str | None = None, sessions_root: str | Path = "sessions",
-                simulate: str | None = None, window_size: tuple[int, int] | None = None,
-                windowed: bool = False, lsl: bool = False, order_row: int | None = None,
-                live: bool = True, recorder_mode: str = "process") -> Session:
-    """Run a protocol for one participant; returns the session (also on a clean early stop).
+def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free_bytes: int | None = None,
+                  background: bool = False) -> RecorderRole:
+    """The recorder for ``camera``: a child process for a camera spec, else a thread here.
 
-    ``camera`` is a spec for :func:`station.camera.open_camera` or an already built source
-    (always recorded in this process).  ``recorder_mode`` 'process' runs the recorder in a
-    child process (default: HDF5 writing then cannot delay display flips, see
-    docs/benchmarks.md), 'thread' in this process.
+    With ``background`` a recorder that can (:class:`OpensInBackground`) is only started;
+    the caller waits for it (:func:`wait_recorder`) after opening the window.
     """
-    from station.checks import check_choice
+    cam = protocol.camera
+    options = {} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}
+    try:
+        if isinstance(camera, RecorderRole):  # already a recorder (benchmarks: one that records nothing)
+            camera.open()
+            return camera
+        if isinstance(camera, str) and recorder_mode == "process":
+            from station.record.procrecorder import ProcessRecorder
 
-    check_choice(recorder_mode, ("process", "thread"), "recorder mode")
-    protocol = load_protocol(protocol_path)
-    sim = SimulatedParticipant.from_script(simulate) if simulate is not None else None
-    participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
-    prepare_clips(protocol)
+            recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn, **options)
+        else:
+            from station.record.recorder import Recorder
+
+            source = open_camera(camera, width=cam.width, height=cam.height, fps=cam.fps) \
+                if isinstance(camera, str) else camera
+            recorder = Recorder(source, on_warning=warn, **options)
+        if background and isinstance(recorder, OpensInBackground):
+            recorder.start()  # the child opens the camera while we open the window
+        else:
+            recorder.open()
+    except (CameraError, RuntimeError) as err:
+        raise _camera_error(camera, err) from err
+    return recorder
+
+
+def wait_recorder(recorder: RecorderRole, camera) -> None:
+    if isinstance(recorder, OpensInBackground):
+        try:
+            recorder.wait_ready()
+        except CameraError as err:
+            raise _camera_error(camera, err) from err
+
+
+def _camera_error(camera, err) -> StationError:
+    return StationError(f"camera {str(camera)!r} cannot be opened: {err}. Check the USB 3 cable, "
+                        "or run with --camera virtual to try the station without one.")
+
+
+def _new_session(protocol: Protocol, participant: str, age, sex, sessions_root, order_row, sim, simulate) -> Session:
     order, order_info = clip_order([c.id for c in protocol.clips], protocol.order.policy, participant,
                                    protocol.order.seed, order_row)
     session = create_session(sessions_root, participant, age=age, sex=sex, protocol={
@@ -146,94 +219,134 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
         print_warning(f"participant {participant} already has session(s) {', '.join(session.data['previous_sessions'])}; "
                       f"this run is session {session.session_id} (nothing is overwritten).")
     console.print(f"session folder: [bold]{session.folder}[/]   order: {', '.join(order)}")
+    return session
+
+
+def _describe(session: Session, camera, recorder: RecorderRole, protocol: Protocol, display: Display) -> None:
+    session.update(device={"camera": camera if isinstance(camera, str) else type(camera).__name__,
+                           "recorder": type(recorder).__name__, "description": getattr(recorder.source, "description", ""),
+                           **(recorder.calibration.device if recorder.calibration else {}),
+                           "width": protocol.camera.width, "height": protocol.camera.height,
+                           "fps": protocol.camera.fps},
+                   display=display.info(), status="running", started=now_iso())
+    if not display.vsync:
+        print_warning(f"no vertical sync on this display (median flip {1000 / display.refresh_hz:.1f} ms); "
+                      f"flips are paced at {display.paced_hz:g} Hz by software.")
+
+
+def run_session(protocol_path: str | Path, participant: str | None, *, camera="virtual",
+                age: int | None = None, sex: str | None = None, sessions_root: str | Path = "sessions",
+                simulate: str | None = None, window_size: tuple[int, int] | None = None,
+                windowed: bool = False, lsl: bool = False, order_row: int | None = None,
+                live: bool = True, recorder_mode: str = "process", min_free_bytes: int | None = None) -> Session:
+    """Run a protocol for one participant; returns the session, its verdict in
+    ``data['status']`` / ``data['clips']`` and its exit code in ``data['exit_code']``.
+
+    ``camera`` is a spec for :func:`station.camera.open_camera`, an already built source
+    (always recorded in this process) or an object playing :class:`RecorderRole`.  ``recorder_mode`` 'process' runs the recorder in a
+    child process (default: HDF5 writing then cannot delay display flips, see
+    docs/benchmarks.md), 'thread' in this process.  A terminal signal (Ctrl-C, SIGTERM,
+    SIGHUP) finalises everything and re-raises as :class:`station.signals.Interrupted`; a
+    closed window raises :class:`SessionEnded`.
+    """
+    from station.checks import check_choice
+
+    check_choice(recorder_mode, ("process", "thread"), "recorder mode")
+    protocol = load_protocol(protocol_path)
+    sim = SimulatedParticipant.from_script(simulate) if simulate is not None else None
+    participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
+    prepare_clips(protocol, sessions_root)
+    session = _new_session(protocol, participant, age, sex, sessions_root, order_row, sim, simulate)
     has_audio, audio_why = audio_output()
     sound = protocol.sound and has_audio
     if protocol.sound and not has_audio:
         print_warning(f"{audio_why}: the films play MUTED. Connect speakers/headphones for a real session.")
     state = RunState(participant=participant, session=session.session_id)
-    recorder = display = None
     session.update(status="starting", audio={"requested": protocol.sound, "playing": sound, "reason": audio_why})
-    try:
+    warn = lambda m: setattr(state, "message", m)  # noqa: E731 - shown in the live panel
+    parts: dict = {"recorder": None, "display": None, "runner": None}
+    with interrupt_on_signals():
         try:
-            warn = lambda m: setattr(state, "message", m)  # noqa: E731 - shown in the live panel
-            cam = protocol.camera
-            if isinstance(camera, str) and recorder_mode == "process":
-                from station.record.procrecorder import ProcessRecorder
+            parts["recorder"] = recorder = open_recorder(camera, protocol, recorder_mode, warn, min_free_bytes,
+                                                         background=True)
+            markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
+            parts["display"] = display = Display(
+                window_size or protocol.display.size, fullscreen=protocol.display.fullscreen and not windowed,
+                screen=protocol.display.screen, background=protocol.display.background, markers=markers,
+                log_file=session.folder / "psychopy.log")
+            wait_recorder(recorder, camera)
+            _describe(session, camera, recorder, protocol, display)
+            markers.emit(Marker.SESSION_START, detail=f"protocol={protocol.name} simulated={sim is not None}")
 
-                recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn)
-            else:
-                from station.record.recorder import Recorder
+            def reopen() -> RecorderRole:
+                old, parts["recorder"] = parts["recorder"], None
+                _close_recorder(old)
+                new = parts["recorder"] = open_recorder(camera, protocol, recorder_mode, warn, min_free_bytes)
+                return new
 
-                source = open_camera(camera, width=cam.width, height=cam.height, fps=cam.fps) \
-                    if isinstance(camera, str) else camera
-                recorder = Recorder(source, on_warning=warn)
-            if isinstance(recorder, ProcessRecorderT):
-                recorder.start()  # the child opens the camera while we open the window
-            else:
-                recorder.open()
-        except (CameraError, RuntimeError) as err:
-            recorder = None
-            raise StationError(f"camera {str(camera)!r} cannot be opened: {err}. Check the USB 3 cable, "
-                               "or run with --camera virtual to try the station without one.") from err
-        markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
-        size = window_size or protocol.display.size
-        display = Display(size, fullscreen=protocol.display.fullscreen and not windowed,
-                          screen=protocol.display.screen, background=protocol.display.background, markers=markers,
-                          log_file=session.folder / "psychopy.log")
-        if isinstance(recorder, ProcessRecorderT):
-            try:
-                recorder.wait_ready()
-            except CameraError as err:
-                raise StationError(f"camera {str(camera)!r} cannot be opened: {err}. Check the USB 3 cable, "
-                                   "or run with --camera virtual to try the station without one.") from err
-        session.update(device={"camera": camera if isinstance(camera, str) else type(camera).__name__,
-                               "recorder": type(recorder).__name__, "description": getattr(recorder.source, "description", ""),
-                               **(recorder.calibration.device if recorder.calibration else {}),
-                               "width": protocol.camera.width, "height": protocol.camera.height,
-                               "fps": protocol.camera.fps},
-                       display=display.info(), status="running", started=now_iso())
-        if not display.vsync:
-            print_warning(f"no vertical sync on this display (median flip {1000 / display.refresh_hz:.1f} ms); "
-                          f"flips are paced at {display.paced_hz:g} Hz by software.")
-        markers.emit("session_start", detail=f"protocol={protocol.name} simulated={sim is not None}")
-        runner = Runner(protocol, order, session, recorder, display, markers, state, sim, sound)
-        with live_status(state, recorder, enabled=live):
-            status = runner.run()
-        markers.emit("session_end", detail=status)
-        session.update(status=status)
-    except CameraLost as err:
-        session.update(status=f"camera lost: {err}")
-        _finish(session, recorder, display)
-        raise StationError(f"the camera was lost during the session ({err}). Every trial up to that moment "
-                           f"is kept in {session.folder}; the interrupted clip's file holds the frames "
-                           "recorded before the loss. Reconnect the camera and start a new session "
-                           "(it gets a new session number).") from None
-    except WindowClosed:
-        session.update(status="window closed")
-        _finish(session, recorder, display)
-        raise StationError(f"the participant window was closed, so the session stopped. Everything recorded "
-                           f"so far is kept in {session.folder} (trial files and session.json).") from None
-    except BaseException as err:
-        session.update(status=f"stopped: {type(err).__name__}: {err}"[:300])
-        _finish(session, recorder, display)
-        raise
-    _finish(session, recorder, display)
-    console.print(summary_table(session))
-    print_ok(f"session saved in {session.folder}")
+            runner = parts["runner"] = Runner(protocol, session.data["order"], session, recorder, display, markers,
+                                              state, sim, sound, reopen=reopen if isinstance(camera, str) else None)
+            with live_status(state, lambda: runner.recorder, enabled=live):
+                stop = runner.run()
+            markers.emit(Marker.SESSION_END, detail=stop)
+        except WindowClosed:
+            code = _finish(session, parts, "window closed", fault=True)
+            raise SessionEnded(f"the participant window was closed, so the session stopped. Everything recorded "
+                               f"so far is kept in {session.folder} (trial files and session.json).", code) from None
+        except Interrupted as err:
+            _finish(session, parts, f"interrupted by {err.signal_name}", exit_code=err.exit_code)
+            raise
+        except KeyboardInterrupt:
+            _finish(session, parts, "interrupted by SIGINT", exit_code=130)
+            raise
+        except BaseException as err:
+            _finish(session, parts, f"stopped: {type(err).__name__}: {err}"[:300], fault=True)
+            raise
+        _finish(session, parts, stop, fault="fault" in stop)
     return session
 
 
-def _finish(session: Session, recorder, display) -> None:
-    """Close trial, camera and window; stamp the timing summary into session.json."""
+def _close_recorder(recorder) -> None:
+    if recorder is None:
+        return
+    try:
+        recorder.close()
+    except Exception as err:  # the camera or the recorder process may be gone already
+        print_warning(f"camera did not close cleanly: {err}")
+
+
+def _finish(session: Session, parts: dict, stop: str, *, fault: bool = False, exit_code: int | None = None) -> int:
+    """Close trial, camera and window; stamp timing, verdict and exit code; print the summary.
+
+    Called once, whatever stopped the session; a second signal meanwhile is only noted
+    (:func:`station.signals.interrupt_on_signals`), so this always runs to its end.
+    """
+    display = parts.get("display")
+    runner = parts.get("runner")
+    recorder = runner.recorder if runner is not None else parts.get("recorder")
     if display is not None:
         s = display.summary(display.intervals())
-        session.update(timing={"display_all": s, "frame_intervals_file": "frame-intervals.csv"}, ended=now_iso())
+        session.update(save=False, timing={"display_all": s, "frame_intervals_file": "frame-intervals.csv"},
+                       ended=now_iso())
+        if runner is not None:
+            runner._save_frames()
         display.close()
-    if recorder is not None:
-        try:
-            recorder.close()
-        except Exception as err:  # the camera may be gone already
-            print_warning(f"camera did not close cleanly: {err}")
-        if recorder.session_markers:
-            session.update(markers_between_trials=recorder.session_markers)
-    session.save()
+    _close_recorder(recorder)
+    if recorder is not None and recorder.session_markers:
+        session.update(save=False, markers_between_trials=recorder.session_markers)
+    status, verdicts = session_verdict(session.data)
+    if exit_code is None:
+        exit_code = EXIT_COMPLETE if status == COMPLETE else EXIT_FAULT if fault else EXIT_INCOMPLETE
+    session.update(status=status, stop_reason=stop, clips=[v.as_dict() for v in verdicts], exit_code=exit_code,
+                   exit_meaning=EXIT_CODES.get(exit_code, ""))
+    session.close()
+    console.print(summary_table(session))
+    (print_ok if status == COMPLETE else print_error)(
+        f"session {status} ({stop}); exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}. "
+        f"Data in {session.folder}")
+    if status != COMPLETE:
+        for v in verdicts:
+            if v.outcome != COMPLETE:
+                console.print(f"  {v.clip}: {v.outcome} — {'; '.join(v.reasons)}")
+    print_ok(f"session saved in {session.folder}")
+    return exit_code

@@ -37,6 +37,9 @@ class RunState:
 
 
 def render(state: RunState, recorder) -> Table:
+    """The panel; ``recorder`` may be a callable returning the current one (it can be restarted)."""
+    if callable(recorder) and not hasattr(recorder, "status"):
+        recorder = recorder()
     table = Table(title=f"station run — participant {state.participant}, session {state.session}",
                   show_header=False, expand=False, title_justify="left")
     table.add_column(style="bold")

@@ -8,6 +8,14 @@ docs/benchmarks.md measures it.  :class:`ProcessRecorder` runs the unchanged
 ``close``).  Markers and trial commands travel through one queue, so their order is kept;
 ``time.perf_counter`` is CLOCK_MONOTONIC, the same clock in both processes, so marker and
 frame timestamps stay on one time line.
+
+Signals: the child is started with SIGINT / SIGTERM / SIGHUP blocked and then ignores them
+(:mod:`station.signals`), so Ctrl-C in the terminal, a closed terminal or ``kill -TERM`` to
+the process group reach only the session, which then ends the trial through the queue
+(frames flushed, ``interrupted`` marker, counters).  If the session process dies (SIGKILL)
+the child notices within :data:`PARENT_CHECK_S`, finalises the trial and exits.  Every
+command carries a request id and its reply echoes it, so a call cut short by a signal in the
+parent cannot hand its late reply to the next call.
 """
 
 from __future__ import annotations
@@ -28,31 +36,40 @@ CALL_TIMEOUT_S = 120.0
 PARENT_CHECK_S = 1.0  # how often an idle child checks that the session process still lives
 
 
-def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events) -> None:
+def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events,
+                options: dict[str, Any] | None = None) -> None:
     """Child process: open the camera, then obey commands until 'close'."""
+    from station.signals import ignore_terminal_signals
+
+    ignore_terminal_signals()  # the session stops us (see the module docstring)
+    # daemon=True only asks the *parent* to terminate us at its exit; the camera may need
+    # worker processes of its own (the virtual D415 renders ahead in a pool), which
+    # multiprocessing refuses to a daemonic process unless told otherwise
+    mp.current_process()._config["daemon"] = False
     from station.camera import open_camera
     from station.record.recorder import Recorder
 
     try:
         source = open_camera(spec, width=width, height=height, fps=fps)
-        rec = Recorder(source, on_warning=lambda m: events.put(("warning", m)))
+        rec = Recorder(source, on_warning=lambda m: events.put(("warning", m)), **(options or {}))
         rec.open()
     except BaseException as err:  # report, never hang the parent
-        reply.put(("error", (type(err).__name__, str(err))))
+        reply.put((0, "error", (type(err).__name__, str(err))))
         return
-    reply.put(("ok", (rec.calibration, getattr(source, "description", spec))))
+    reply.put((0, "ok", (rec.calibration, getattr(source, "description", spec))))
     stop = threading.Event()
+    trials = [0]  # trials begun: the parent ignores statuses from before its last begin
 
     def publish() -> None:
         while not stop.wait(STATUS_PERIOD_S):
-            events.put(("status", (rec.status(), rec.ended.is_set(), rec.error)))
+            events.put(("status", (rec.status(), rec.ended.is_set(), rec.error, trials[0])))
 
     publisher = threading.Thread(target=publish, name="status", daemon=True)
     publisher.start()
     parent = mp.parent_process()
     while True:
         try:
-            op, args = cmd.get(timeout=PARENT_CHECK_S)
+            op, args, rid = cmd.get(timeout=PARENT_CHECK_S)
         except queue.Empty:
             if parent is not None and not parent.is_alive():
                 _orphaned(rec)  # the session process crashed or was killed: keep the trial
@@ -62,14 +79,16 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
                 rec.mark(*args)
                 continue
             if op == "begin":
-                reply.put(("ok", rec.begin_trial(Path(args[0]), args[1])))
+                path = rec.begin_trial(Path(args[0]), args[1])
+                trials[0] += 1
+                reply.put((rid, "ok", path))
             elif op == "end":
-                reply.put(("ok", rec.end_trial(args[0])))
+                reply.put((rid, "ok", rec.end_trial(args[0])))
             elif op == "close":
                 rec.close()
                 stop.set()
                 publisher.join(timeout=2)
-                reply.put(("ok", rec.session_markers))
+                reply.put((rid, "ok", rec.session_markers))
                 for q in (reply, events):  # deliver what is queued, then leave without running
                     q.close()  # librealsense's static destructors (they abort on some drivers)
                     q.join_thread()
@@ -77,7 +96,7 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
 
                 os._exit(0)
         except BaseException as err:
-            reply.put(("error", (type(err).__name__, str(err))))
+            reply.put((rid, "error", (type(err).__name__, str(err))))
 
 
 def _orphaned(rec) -> None:
@@ -93,8 +112,9 @@ class ProcessRecorder:
     """Same interface as :class:`~station.record.recorder.Recorder`; the work happens in a child."""
 
     def __init__(self, camera: str, width: int, height: int, fps: int,
-                 on_warning: Callable[[str], None] | None = None):
-        self.spec, self.mode = camera, (width, height, fps)
+                 on_warning: Callable[[str], None] | None = None, **recorder_options: Any):
+        """``recorder_options`` go to the child's Recorder (e.g. ``min_free_bytes``)."""
+        self.spec, self.mode, self.options = camera, (width, height, fps), recorder_options
         self.on_warning = on_warning or (lambda m: None)
         self.calibration = None
         self.source = SimpleNamespace(description=camera)
@@ -106,6 +126,8 @@ class ProcessRecorder:
         self._proc = None
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
+        self._rid = 0  # request id of the last call
+        self._trials = 0  # trials begun, to match the child's statuses
 
     def open(self) -> None:
         """Start the child and wait until its camera streams (``start`` + ``wait_ready``)."""
@@ -114,16 +136,20 @@ class ProcessRecorder:
 
     def start(self) -> None:
         """Spawn the child; it imports and opens the camera while the caller does other work."""
+        from station.signals import signals_blocked
+
         ctx = mp.get_context("spawn")  # no fork of a process holding an OpenGL context
         self._cmd, self._reply, self._events = ctx.Queue(), ctx.Queue(), ctx.Queue()
-        self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events),
+        self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events,
+                                                           self.options),
                                  name="station-recorder", daemon=True)
-        self._proc.start()
+        with signals_blocked():  # inherited: the terminal's signals never reach the child
+            self._proc.start()
 
     def wait_ready(self) -> None:
         """Block until the child's camera is open; raises its error if it could not open."""
         try:
-            calibration, description = self._wait_reply("open the camera")
+            calibration, description = self._wait_reply("open the camera", 0)
         except BaseException:
             self._closed.set()
             self._proc.join(timeout=10)
@@ -149,16 +175,20 @@ class ProcessRecorder:
             if kind == "warning":
                 self.on_warning(payload)
             elif kind == "status":
-                self._status, ended, error = payload
+                status, ended, error, trials = payload
+                if trials == self._trials:  # not a status from before the last begin_trial
+                    self._status = status
                 if ended and not self.ended.is_set():
                     self.error = error
                     self.ended.set()
 
-    def _wait_reply(self, what: str):
+    def _wait_reply(self, what: str, rid: int):
         deadline = time.monotonic() + CALL_TIMEOUT_S
         while True:
             try:
-                kind, payload = self._reply.get(timeout=0.5)
+                got, kind, payload = self._reply.get(timeout=0.5)
+                if got != rid:  # the late reply of a call a signal cut short
+                    continue
                 break
             except queue.Empty:
                 if not self._proc.is_alive():
@@ -175,22 +205,37 @@ class ProcessRecorder:
 
     def _call(self, op: str, *args, what: str):
         with self._lock:
-            self._cmd.put((op, args))
-            return self._wait_reply(what)
+            self._rid += 1
+            self._cmd.put((op, args, self._rid))
+            return self._wait_reply(what, self._rid)
 
     def begin_trial(self, path, attrs=None, ground_truth=None) -> Path:
-        return self._call("begin", str(path), attrs or {}, what=f"start trial {path}")
+        self._trials += 1  # statuses of the previous trial no longer count
+        self._status = None
+        self._in_trial = True
+        try:
+            return self._call("begin", str(path), attrs or {}, what=f"start trial {path}")
+        except BaseException:
+            self._in_trial = False
+            raise
 
     def end_trial(self, reason: str = ""):
+        self._in_trial = False
         return self._call("end", reason, what="finish the trial")
 
     def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
-        self._cmd.put(("mark", (event, clip, detail, time.perf_counter() if t is None else t)))
+        self._cmd.put(("mark", (event, clip, detail, time.perf_counter() if t is None else t), 0))
 
     def status(self):
+        """The child's last status; until the first one of a new trial arrives, 'recording'."""
         from station.record.recorder import RecorderStatus
 
-        return self._status or RecorderStatus(0.0, 0, 0, 0, 0, 0.0, 0, False, "", self.error)
+        if self._status is not None:
+            return self._status
+        fields = {f: 0 for f in RecorderStatus.__dataclass_fields__}
+        fields.update(fps=0.0, mb_per_s=0.0, recording=getattr(self, "_in_trial", False), warning="",
+                      error=self.error)
+        return RecorderStatus(**fields)
 
     def wait(self, seconds: float) -> bool:
         return not self.ended.wait(seconds)

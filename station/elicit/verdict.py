@@ -1,0 +1,163 @@
+"""What a session really holds: per planned clip, was it recorded whole and answered?
+
+A ``complete`` status is a promise to the lab that the participant's data are whole, so it
+is computed here, in one place, from the session's journal (``station.session``) and used
+by ``station run`` (its status and exit code), ``station inspect SESSION_DIR`` and
+``station selfreport``.  A clip is *complete* only when
+
+* one attempt's trial file was finalised with no early stop (disk, camera, recorder),
+* its film showed at least :data:`FILM_SHOWN_MIN` of the film's frames,
+* the camera missed no more than :data:`MAX_CAMERA_DROPPED_FRACTION` of the trial's frames,
+* and every form the protocol asks about it was answered.
+
+Everything else is ``incomplete`` with the reasons, or ``not shown``.  A film counts as
+*shown* (and so is offered by ``station selfreport``) as soon as its first frame was on the
+screen; ``partly`` when it was cut off.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: A film that showed fewer of its frames than this is not a whole stimulus.
+FILM_SHOWN_MIN = 0.98
+#: Camera frames a trial may miss (dropped / expected) and still be called complete.
+MAX_CAMERA_DROPPED_FRACTION = 0.01
+
+COMPLETE, INCOMPLETE, NOT_SHOWN = "complete", "incomplete", "not shown"
+WHOLE, PARTLY, NO = "whole", "partly", "no"
+#: Self-report sources that answer every question of a film (a later `station selfreport`).
+ANSWERS_ALL = ("selfreport",)
+
+
+@dataclass
+class ClipVerdict:
+    """The truth about one planned clip."""
+
+    clip: str
+    outcome: str  # complete | incomplete | not shown
+    shown: str  # whole | partly | no
+    reasons: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    forms_missing: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"clip": self.clip, "outcome": self.outcome, "shown": self.shown, "reasons": self.reasons,
+                "files": self.files, "forms_missing": self.forms_missing}
+
+
+def film_fraction(trial: dict[str, Any]) -> float | None:
+    """Share of the film's frames that were on screen, None when not measured."""
+    movie = trial.get("movie") or {}
+    expected = movie.get("frames_expected") or 0
+    return (movie.get("frames_shown", 0) / expected) if expected else None
+
+
+def attempt_problems(trial: dict[str, Any]) -> list[str]:
+    """Why one recorded attempt is not a whole trial ([] when it is)."""
+    problems = []
+    if trial.get("outcome") != "complete":
+        problems.append(f"{trial.get('outcome')}: {trial.get('stop_reason') or 'stopped'}")
+    cam = trial.get("camera") or {}
+    if trial.get("file") is None:
+        problems.append("no trial file")
+    elif not trial.get("complete_file"):
+        problems.append(f"trial file {trial['file']} not finalised")
+    if cam.get("stop_reason"):
+        problems.append(f"recording stopped early: {cam['stop_reason']}")
+    written, dropped = cam.get("frames_written", 0), cam.get("dropped", 0)
+    if written + dropped and dropped / (written + dropped) > MAX_CAMERA_DROPPED_FRACTION:
+        problems.append(f"camera missed {dropped} of {written + dropped} frames "
+                        f"(more than {100 * MAX_CAMERA_DROPPED_FRACTION:g} %)")
+    frac = film_fraction(trial)
+    movie = trial.get("movie") or {}
+    if frac is None:
+        if trial.get("outcome") == "complete":
+            problems.append("film frames not measured")
+    elif frac < FILM_SHOWN_MIN:
+        problems.append(f"film showed {movie.get('frames_shown', 0)} of {movie.get('frames_expected')} frames "
+                        f"({100 * frac:.0f} % < {100 * FILM_SHOWN_MIN:g} %)")
+    return problems
+
+
+def required_forms(data: dict[str, Any]) -> list[str]:
+    """Which forms the protocol asks per film: 'after_clip' and/or 'end'."""
+    sr = (data.get("protocol") or {}).get("as_written", {}).get("self_report", {}) or {}
+    after = sr.get("after_each_clip", ["emotion", "intensity", "movements"])
+    return (["after_clip"] if after else []) + (["end"] if sr.get("at_end") else [])
+
+
+def answered_forms(data: dict[str, Any], clip: str) -> set[str]:
+    whens = {r.get("when") for r in data.get("self_reports", []) if r.get("clip") == clip}
+    if whens & set(ANSWERS_ALL):
+        whens |= {"after_clip", "end"}
+    return whens
+
+
+def clip_shown(data: dict[str, Any], clip: str) -> str:
+    """whole / partly / no, from the trials and, after a crash, from the journal's events."""
+    trials = [t for t in data.get("trials", []) if t.get("clip") == clip]
+    if any((film_fraction(t) or 0) >= FILM_SHOWN_MIN for t in trials):
+        return WHOLE
+    events = [e for e in data.get("events", []) if e.get("clip") == clip]
+    if any(e["event"] == "clip_first_frame" for e in events) or any(
+            (t.get("movie") or {}).get("frames_shown") for t in trials):
+        return PARTLY
+    return NO
+
+
+def clip_verdict(data: dict[str, Any], clip: str) -> ClipVerdict:
+    trials = [t for t in data.get("trials", []) if t.get("clip") == clip]
+    shown = clip_shown(data, clip)
+    files = [t["file"] for t in trials if t.get("file")]
+    missing = [f for f in required_forms(data) if f not in answered_forms(data, clip)]
+    if not trials:
+        started = [e for e in data.get("events", []) if e.get("clip") == clip and e["event"] == "recording_start"]
+        if shown == NO and not started:
+            return ClipVerdict(clip, NOT_SHOWN, NO, ["not reached"], files, missing)
+        reasons = ["session ended during this clip; no trial summary was written (hard stop)"]
+        files += [e.get("detail", "") for e in started if e.get("detail")]
+        return ClipVerdict(clip, INCOMPLETE, shown, reasons, files, missing)
+    problems = [attempt_problems(t) for t in trials]
+    reasons = [] if any(not p for p in problems) else problems[-1]
+    if missing:
+        reasons = reasons + [f"form not answered: {', '.join(missing)}"]
+    return ClipVerdict(clip, INCOMPLETE if reasons else COMPLETE, shown, reasons, files, missing)
+
+
+def session_verdict(data: dict[str, Any]) -> tuple[str, list[ClipVerdict]]:
+    """('complete' | 'incomplete', one verdict per planned clip in the participant's order)."""
+    order = list(data.get("order") or dict.fromkeys(t.get("clip") for t in data.get("trials", [])))
+    verdicts = [clip_verdict(data, c) for c in order]
+    whole = bool(verdicts) and all(v.outcome == COMPLETE for v in verdicts)
+    return (COMPLETE if whole else INCOMPLETE), verdicts
+
+
+def shown_clips(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """(clip, whole|partly) for every film that reached the screen, in the order shown."""
+    order = list(data.get("order") or [])
+    seen = [e["clip"] for e in data.get("events", []) if e.get("event") == "clip_first_frame"]
+    seen += [t.get("clip") for t in data.get("trials", []) if (t.get("movie") or {}).get("frames_shown")]
+    ordered = list(dict.fromkeys(seen))
+    ordered.sort(key=lambda c: order.index(c) if c in order else len(order))
+    return [(c, clip_shown(data, c)) for c in ordered]
+
+
+#: Statuses a session has while it runs; found in a journal, they mean the process died.
+RUNNING_STATUSES = ("created", "starting", "running")
+
+
+def restamp(session) -> tuple[str, list[ClipVerdict]]:
+    """Recompute the verdict from the journal and store it (after a crash or new self-reports).
+
+    A session whose journal still says it was running ended by a hard stop (SIGKILL, power
+    cut): its stop reason says so.
+    """
+    status, verdicts = session_verdict(session.data)
+    fields: dict[str, Any] = {"status": status, "clips": [v.as_dict() for v in verdicts]}
+    if session.data.get("status") in RUNNING_STATUSES:
+        fields["stop_reason"] = ("hard stop: the session process ended without finalising "
+                                 f"(journal status was {session.data.get('status')!r})")
+    session.update(**fields)
+    return status, verdicts
