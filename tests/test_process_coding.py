@@ -75,3 +75,13 @@ def test_onset_after_offset_is_refused_with_file_row_and_field(tmp_path):
     path.write_text("coder,trial,onset\nalice,t.h5,1\n")
     with pytest.raises(StationError, match="lacks the column"):
         coding.read_coding(path)
+
+
+def test_trials_recorded_before_ids_are_told_apart_by_name_participant_and_session(tmp_path):
+    old01 = {"trial_id": "", "participant": "sub01", "session": "1", "name": "trial-01-funny.h5"}
+    old02 = {**old01, "participant": "sub02"}
+    store = coding.CodingStore(tmp_path / "c.csv", "alice")
+    store.add(old01, 10, 12, 14, "1")
+    again = coding.CodingStore(tmp_path / "c.csv", "alice")
+    assert [a.onset for a in again.for_trial(old01)] == [10] and again.for_trial(old02) == []
+    assert again.legacy_rows(old02) == []  # the row says whose it is: not "legacy"

@@ -461,23 +461,37 @@ class CodingWindow(QMainWindow):
     def set_rate(self, rate: float) -> None:
         self.rate = rate
         if self.playing:
-            self.timer.start(max(1, round(1000 / (self.media.fps * self.rate))))
+            self._start_clock()
         self.refresh()
+
+    def _start_clock(self) -> None:
+        """Playback follows the wall clock: at x1 on a slow machine frames are skipped, so the
+        rate shown is the rate played (the device timestamps, not the decode speed, set time)."""
+        import time
+
+        self._play_t0, self._play_i0 = time.perf_counter(), self.index
+        self.timer.start(max(5, round(500 / (self.media.fps * self.rate))))  # twice per frame: no beat
 
     def toggle_play(self) -> None:
         self.playing = not self.playing
         if self.playing:
-            self.timer.start(max(1, round(1000 / (self.media.fps * self.rate))))
+            self._start_clock()
         else:
             self.timer.stop()
             self._save_cursor()
         self.refresh()
 
     def _tick(self) -> None:
+        import time
+
         if self.index >= self.media.n - 1:
             self.toggle_play()
             return
-        self.step(1)
+        elapsed_ms = (time.perf_counter() - self._play_t0) * 1000 * self.rate
+        start_ms = self.media.stamps[self._play_i0]
+        target = int(np.searchsorted(self.media.stamps, start_ms + elapsed_ms, side="right")) - 1
+        if target > self.index:
+            self.seek(target)
 
     def jump_candidate(self, direction: int) -> None:
         if not self.candidates:

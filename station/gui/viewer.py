@@ -142,16 +142,28 @@ class ViewerWindow(QMainWindow):
     def toggle_play(self) -> None:
         self.playing = not self.playing
         if self.playing:
-            self.timer.start(max(1, round(1000 / (self.media.fps * self.rate))))
+            self._start_clock()
         else:
             self.timer.stop()
         self.refresh()
 
+    def _start_clock(self) -> None:
+        """Playback follows the device timestamps and the wall clock (frames skipped if decoding lags)."""
+        import time
+
+        self._play_t0, self._play_i0 = time.perf_counter(), self.index
+        self.timer.start(max(5, round(500 / (self.media.fps * self.rate))))  # twice per frame: no beat
+
     def _tick(self) -> None:
+        import time
+
         if self.index >= self.media.n - 1:
             self.toggle_play()
-        else:
-            self.seek(self.index + 1)
+            return
+        elapsed_ms = (time.perf_counter() - self._play_t0) * 1000 * self.rate
+        target = int(np.searchsorted(self.media.stamps, self.media.stamps[self._play_i0] + elapsed_ms, side="right")) - 1
+        if target > self.index:
+            self.seek(target)
 
     def jump_event(self, direction: int) -> None:
         ahead = [i for i, _ in self.events if (i > self.index if direction > 0 else i < self.index)]
@@ -211,7 +223,7 @@ class ViewerWindow(QMainWindow):
         elif text in RATES:
             self.rate = RATES[text]
             if self.playing:
-                self.timer.start(max(1, round(1000 / (self.media.fps * self.rate))))
+                self._start_clock()
             self.refresh()
         elif text in ("m", "b"):
             self.jump_event(1 if text == "m" else -1)

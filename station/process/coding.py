@@ -65,10 +65,12 @@ class Annotation:
         self.aus = normalise(self.aus, f"{where}, field aus")
 
     def same_trial(self, identity: dict) -> bool:
-        """Whether this row codes the trial of ``identity`` (by trial id; by name for old rows)."""
-        if self.trial_id:
+        """Whether this row codes the trial of ``identity``: by trial id; for a trial file without
+        one (recorded before ids existed), by file name, participant and session together."""
+        if self.trial_id or identity.get("trial_id"):
             return self.trial_id == identity.get("trial_id")
-        return False
+        return (self.trial, self.participant, self.session) == (
+            identity["name"], identity.get("participant", ""), identity.get("session", ""))
 
 
 def _now() -> str:
@@ -174,15 +176,18 @@ class CodingStore:
         Returns how many rows were adopted (and saves if any).
         """
         rows = self.legacy_rows(identity)
-        if not rows or not unambiguous or not identity.get("trial_id"):
+        if not rows or not unambiguous:
             return 0
         for a in rows:
-            a.trial_id, a.participant, a.session = identity["trial_id"], identity["participant"], identity["session"]
+            a.trial_id, a.participant, a.session = (identity.get("trial_id", ""), identity.get("participant", ""),
+                                                    identity.get("session", ""))
         self.save()
         return len(rows)
 
     def legacy_rows(self, identity: dict) -> list[Annotation]:
-        return [a for a in self.annotations if not a.trial_id and a.trial == identity["name"]]
+        """Rows naming this trial's file without saying whose trial it is (no id, no participant)."""
+        return [a for a in self.annotations if not a.trial_id and not a.participant and a.trial == identity["name"]
+                and not a.same_trial(identity)]
 
     def for_trial(self, identity: dict) -> list[Annotation]:
         return sorted((a for a in self.annotations if a.same_trial(identity)), key=lambda a: (a.onset, a.sample))
