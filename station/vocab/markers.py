@@ -34,6 +34,7 @@ class Marker(StrEnum):
     REST_END = "rest_end"
     FORM_START = "form_start"
     FORM_END = "form_end"
+    END_SCREEN = "end_screen"  # the thank-you screen
     KEY = "key"
     QUESTION = "question"
     ANSWER = "answer"
@@ -50,6 +51,7 @@ class Marker(StrEnum):
     FACE_MOVED = "face_moved"  # the face left the framing it had at the baseline
     DISK_LOW = "disk_low"  # free space under the recorder's limit
     RECORDER_DIED = "recorder_died"  # the recorder process exited unexpectedly
+    RECORDING_STOPPED = "recording_stopped"  # the recorder ended the trial by itself (disk almost full, write failed)
     WINDOW_CLOSED = "window_closed"
     INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM
 
@@ -57,7 +59,7 @@ class Marker(StrEnum):
 #: Every marker name, as plain strings.
 MARKER_NAMES = frozenset(m.value for m in Marker)
 #: Markers that report a fault (a verdict must mention them).
-FAULT_MARKERS = frozenset({Marker.CAMERA_STALLED, Marker.CAMERA_LOST, Marker.FACE_LOST, Marker.FACE_MOVED,
+FAULT_MARKERS = frozenset({Marker.CAMERA_STALLED, Marker.CAMERA_LOST, Marker.RECORDING_STOPPED, Marker.FACE_LOST, Marker.FACE_MOVED,
                            Marker.DISK_LOW, Marker.RECORDER_DIED, Marker.WINDOW_CLOSED, Marker.INTERRUPTED,
                            Marker.SESSION_PROCESS_DIED})
 
