@@ -39,9 +39,14 @@ ARBITRATION_COLUMNS = DISAGREEMENT_COLUMNS + ("applied",)
 BILATERAL = "bilateral"
 
 
+def trial_key_of(trial_id: str, name: str, participant: str = "", session: str = "") -> str:
+    """What makes two rows the same trial: the trial id; for rows without one, the file name with
+    participant and session (as much as the row says)."""
+    return trial_id or f"name:{name}|{participant}|{session}"
+
+
 def trial_of(ann: Annotation) -> str:
-    """What makes two rows the same trial: the trial id, or the file name for rows without one."""
-    return ann.trial_id or f"name:{ann.trial}"
+    return trial_key_of(ann.trial_id, ann.trial, ann.participant, ann.session)
 
 
 def half_up(a: int, b: int) -> int:
@@ -255,7 +260,8 @@ def read_arbitration(path: str | Path, arbiter: str | None = None) -> dict[tuple
             pair = int(row["pair"])
         except ValueError as err:
             raise StationError(f"{path}:{line}, field pair: {row['pair']!r} is not a pair number.") from err
-        key = (row.get("trial_id", "").strip() or f"name:{row.get('trial', '').strip()}", pair, row["field"].strip())
+        key = (trial_key_of(row.get("trial_id", "").strip(), row.get("trial", "").strip(),
+                            row.get("participant", "").strip(), row.get("session", "").strip()), pair, row["field"].strip())
         out[key] = {**row, "decision": decision, "decided_by": who}
     return out
 

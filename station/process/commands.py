@@ -175,6 +175,12 @@ def _run_agree(args) -> int:
     from station.process.coding import read_coding, write_coding
 
     first, second = read_coding(args.coder1), read_coding(args.coder2)
+    anonymous = [a for a in first + second if not a.trial_id and not a.participant]
+    if anonymous:
+        print_warning(f"{len(anonymous)} row(s) say neither trial id nor participant (coding files older than "
+                      "trial ids): they are paired by file name alone, which repeats across participants and "
+                      "sessions. Open each trial once in `station code` with the coding file in the trial's "
+                      "codings/ folder to link them, then rerun.")
     report = agreement.compare(first, second, args.frame_tolerance)
     decisions = agreement.read_arbitration(args.arbitration, args.arbiter) if args.arbitration else None
     final, pending, applied = agreement.merge(report, decisions, args.unresolved)
