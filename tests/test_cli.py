@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import run_station
 
-VERBS = ("record", "inspect", "export-pointclouds", "synth", "run", "check", "selfreport", "code", "spot",
+VERBS = ("record", "inspect", "export-pointclouds", "synth", "run", "check", "selfreport", "code", "view", "spot",
          "agree", "process", "evaluate", "demo")
 
 
