@@ -246,12 +246,12 @@ def read_table(path: str | Path, required: Sequence[str] = (), *, what: str = "t
     columns = [rename.get(h, h) for h in header]
     missing = [c for c in required if c not in columns]
     if missing:
-        raise StationError(f"{path}:1: {what} lacks the column(s) {', '.join(missing)}; it has "
+        raise StationError(f"{path}:1: header lacks the column(s) {', '.join(missing)} a {what} needs; it has "
                            f"{', '.join(repr(c) for c in header) or 'none'} (separator {delimiter!r}, {encoding}).")
     if optional is not None:
         unknown = [c for c in columns if c and c not in (*required, *optional)]
         if unknown:
-            raise StationError(f"{path}:1: {what} has unknown column(s) {', '.join(unknown)}; allowed are "
+            raise StationError(f"{path}:1: header has unknown column(s) {', '.join(unknown)}; a {what} has "
                                f"{', '.join((*required, *optional))}.")
     rows = []
     for cells in reader:

@@ -9,7 +9,6 @@ forms can be typed into a CSV and imported (:func:`import_csv`).
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
