@@ -351,10 +351,13 @@ def read_candidates(path: str | Path, trial=None) -> list[Candidate]:
     path = Path(path)
     if not path.exists():
         raise StationError(f"candidates file {str(path)!r} does not exist (make it with `station spot`).")
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [Candidate(int(r["onset"]), int(r["apex"]), int(r["offset"]), float(r["score"]), r["kind"],
-                      float(r.get("duration_ms") or 0), r.get("regions", ""))
+    from station.fileio import read_table
+
+    rows = read_table(path, required=("onset", "apex", "offset", "score", "kind"), what="candidates file").rows
+    frame = "a frame number"
+    return [Candidate(r.value("onset", int, frame), r.value("apex", int, frame), r.value("offset", int, frame),
+                      r.value("score", float, "a number"), r["kind"],
+                      r.value("duration_ms", lambda t: float(t or 0), "a number"), r.get("regions", ""))
             for r in rows if trial is None or _is_trial(r, trial)]
 
 
