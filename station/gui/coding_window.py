@@ -408,8 +408,14 @@ class CodingWindow(QMainWindow):
         self.timeline.update()
 
     def _fill_list(self) -> None:
+        """Rebuild the list only when the movements or the selection changed (not on every frame)."""
+        movements = self.movements()
+        signature = (tuple((a.sample, a.onset, a.apex, a.offset, a.aus, a.notes) for a in movements), self.selected)
+        if signature == getattr(self, "_list_signature", None):
+            return
+        self._list_signature = signature
         self.movement_list.clear()
-        for a in self.movements():
+        for a in movements:
             item = QListWidgetItem(f"{a.sample:>3}  {a.onset}/{a.apex}/{a.offset}  AU {a.aus or '-'}"
                                    + (f"  - {a.notes}" if a.notes else ""))
             item.setData(Qt.ItemDataRole.UserRole, a.sample)
@@ -582,12 +588,21 @@ class CodingWindow(QMainWindow):
             self.message("select a movement first ([ / ] or click it)", error=True)
             return
         sample = self.selected
-        self.store.remove(self.identity, sample)
+        try:
+            self.store.remove(self.identity, sample)
+        except StationError as err:
+            self.message(str(err), error=True)
+            return
         self.select(None)
         self.message(f"deleted movement {sample} (Ctrl+Z undoes)")
 
     def undo(self) -> None:
-        if self.store.undo():
+        try:
+            undone = self.store.undo()
+        except StationError as err:
+            self.message(str(err), error=True)
+            return
+        if undone:
             if self.selected is not None and self.selected not in [a.sample for a in self.movements()]:
                 self.selected = None
             self.message("undone (saved)")
@@ -657,8 +672,13 @@ class CodingWindow(QMainWindow):
 
     # -- leaving ---------------------------------------------------------------------------------
     def _save_cursor(self) -> None:
+        """Where the coder is (for resuming); a disk that refuses it costs only the resume point."""
         if self.index != self._saved_cursor:
-            self.store.set_cursor(self.identity, self.index)
+            try:
+                self.store.set_cursor(self.identity, self.index)
+            except OSError as err:
+                self.message(f"cannot save the position for resuming: {err.strerror or err}", error=True)
+                return
             self._saved_cursor = self.index
 
     def closeEvent(self, event) -> None:  # noqa: N802
@@ -666,7 +686,8 @@ class CodingWindow(QMainWindow):
         self.cursor_timer.stop()
         self.curve_timer.stop()
         self.spot_timer.stop()
-        self.store.set_cursor(self.identity, self.index)
+        self._saved_cursor = -1
+        self._save_cursor()
         if self.curve_thread is not None:
             self.curve_thread.stop = True
             self.curve_thread.join(timeout=5)

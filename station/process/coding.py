@@ -205,7 +205,7 @@ class CodingStore:
         ann.check(f"coder {self.coder}, trial {identity['name']}")
         self._snapshot()
         self.annotations.append(ann)
-        self.save()
+        self._commit()
         return ann
 
     def update(self, identity: dict, sample: int, **changes) -> Annotation:
@@ -215,7 +215,7 @@ class CodingStore:
         edited.check(f"coder {self.coder}, trial {identity['name']}, movement {sample}")
         self._snapshot()
         self.annotations[self.annotations.index(current)] = edited
-        self.save()
+        self._commit()
         return edited
 
     def get(self, identity: dict, sample: int) -> Annotation:
@@ -228,18 +228,36 @@ class CodingStore:
         current = self.get(identity, sample)
         self._snapshot()
         self.annotations.remove(current)
-        self.save()
+        self._commit()
 
     def undo(self) -> bool:
         """Restore the state before the last change (and save); False when there is nothing to undo."""
         if not self._undo:
             return False
+        current = self.annotations
         self.annotations = self._undo.pop()
-        self.save()
+        try:
+            self.save()
+        except StationError:
+            self._undo.append(self.annotations)
+            self.annotations = current
+            raise
         return True
 
+    def _commit(self) -> None:
+        """Save a change just made; if the disk refuses, undo it in memory too and say so."""
+        try:
+            self.save()
+        except StationError:
+            self.annotations = self._undo.pop()
+            raise
+
     def save(self) -> None:
-        write_coding(self.path, self.annotations)
+        try:
+            write_coding(self.path, self.annotations)
+        except OSError as err:
+            raise StationError(f"cannot save the coding file {str(self.path)!r}: {err.strerror or err}; the last "
+                               "change was not made (the file holds everything saved before it).") from err
 
     # -- resume ---------------------------------------------------------------------------
     @staticmethod
