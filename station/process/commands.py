@@ -128,10 +128,18 @@ def _register_spot(sub) -> None:
 def _run_spot(args) -> int:
     from station.process.spotting import evaluate_spotting, spot_trials, write_candidates
 
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from station.process.spotting import scores_path, write_score_curves
+
     paths = trial_files(args.trials)
-    results, problems = spot_trials(paths, args.rules, n_jobs=args.jobs)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as progress:
+        results, problems = spot_trials(paths, args.rules, n_jobs=args.jobs, progress=progress)
     out = write_candidates(args.out, results)
-    print_ok(f"{sum(len(r.candidates) for r in results)} candidate(s) from {len(results)} trial(s) -> {out}")
+    curves = write_score_curves(scores_path(out), results)
+    print_ok(f"{sum(len(r.candidates) for r in results)} candidate(s) from {len(results)} trial(s) -> {out} "
+             f"(score curves: {curves})")
     scores = evaluate_spotting(results)
     if scores is not None:
         console.print(f"MEGC spotting against ground truth (IoU >= 0.5): precision {scores['precision']:.3f}, "

@@ -77,35 +77,58 @@ def predict_landmarks(image: np.ndarray, box: tuple[float, float, float, float])
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
+def follow_box(box0: tuple[float, float, float, float], reference: np.ndarray, previous: np.ndarray
+               ) -> tuple[float, float, float, float]:
+    """The first frame's face box moved and scaled like the landmarks moved from ``reference`` to ``previous``."""
+    centre0, spread0 = reference.mean(0), np.linalg.norm(reference - reference.mean(0), axis=1).mean()
+    centre, spread = previous.mean(0), np.linalg.norm(previous - previous.mean(0), axis=1).mean()
+    s = spread / spread0
+    bc = np.array([(box0[0] + box0[2]) / 2, (box0[1] + box0[3]) / 2])
+    half = np.array([(box0[2] - box0[0]) / 2, (box0[3] - box0[1]) / 2]) * s
+    c = centre + (bc - centre0) * s
+    return (c[0] - half[0], c[1] - half[1], c[0] + half[0], c[1] + half[1])
+
+
+def face_still_there(image: np.ndarray, box: tuple[float, float, float, float], face_px: int = 100) -> bool:
+    """Re-check that the detector sees a face near ``box`` (the tracked one).
+
+    Only a window of twice the box is searched, scaled so the face is about ``face_px`` wide
+    (the detector's 80 px minimum plus slack): a few milliseconds instead of a full-frame
+    detection; a full-frame detection is the fallback before a face is declared lost.
+    """
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    wx0, wy0 = int(max(0, x0 - w / 2)), int(max(0, y0 - h / 2))
+    wx1, wy1 = int(min(image.shape[1], x1 + w / 2)), int(min(image.shape[0], y1 + h / 2))
+    if wx1 - wx0 > 8 and wy1 - wy0 > 8:
+        window = image[wy0:wy1, wx0:wx1]
+        if detect_face(window, int(window.shape[1] * min(1.0, face_px / max(w, 1.0)))) is not None:
+            return True
+    return detect_face(image) is not None
+
+
 def track_landmarks(frames, check_every: int = 15, detect_width: int = 424) -> np.ndarray:
     """(T, 68, 2) landmarks for a sequence of RGB frames (an array or any indexable).
 
     The first frame is detected; later frames reuse the first box moved and scaled with the
-    previous frame's landmarks.  Raises :class:`FaceNotFound` with the frame position when the
-    detector sees no face on the first frame or on a re-check.
+    previous frame's landmarks.  Every ``check_every`` frames the detector re-checks that the
+    face is still near the tracked box (:func:`face_still_there`).  Raises :class:`FaceNotFound`
+    with the frame position when the detector sees no face on the first frame or on a re-check.
     """
     out = []
     box0 = None
     ref = None
     for t in range(len(frames)):
         image = np.asarray(frames[t])
-        if t == 0 or t % check_every == 0:
-            found = detect_face(image, detect_width)
-            if found is None:
-                raise FaceNotFound(f"no face found in frame {t} of the sequence", t)
-            if t == 0:
-                box0 = found
         if t == 0:
+            box0 = detect_face(image, detect_width)
+            if box0 is None:
+                raise FaceNotFound(f"no face found in frame {t} of the sequence", t)
             box = box0
-        else:  # move and scale the first box like the previous landmarks moved
-            prev = out[-1]
-            centre0, spread0 = ref.mean(0), np.linalg.norm(ref - ref.mean(0), axis=1).mean()
-            centre, spread = prev.mean(0), np.linalg.norm(prev - prev.mean(0), axis=1).mean()
-            s = spread / spread0
-            bc = np.array([(box0[0] + box0[2]) / 2, (box0[1] + box0[3]) / 2])
-            half = np.array([(box0[2] - box0[0]) / 2, (box0[3] - box0[1]) / 2]) * s
-            c = centre + (bc - centre0) * s
-            box = (c[0] - half[0], c[1] - half[1], c[0] + half[0], c[1] + half[1])
+        else:
+            box = follow_box(box0, ref, out[-1])
+            if t % check_every == 0 and not face_still_there(image, box):
+                raise FaceNotFound(f"no face found in frame {t} of the sequence", t)
         lm = predict_landmarks(image, box)
         if t == 0:
             ref = lm
