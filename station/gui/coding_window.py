@@ -58,7 +58,23 @@ def app() -> QApplication:
                                "screen run it under Xvfb: xvfb-run -a station ...; `station view --export` "
                                "needs no display.")
         _APP.append(QApplication(["station"]))
+        _keep_running_on_errors()
     return QApplication.instance()
+
+
+def _keep_running_on_errors() -> None:
+    """An unexpected error in a Qt slot is printed and shown, not a process abort (PyQt's default):
+    the coding is saved after every change, so the coder can go on or close the window."""
+    import sys
+    import traceback
+
+    def hook(kind, value, tb):
+        traceback.print_exception(kind, value, tb)
+        for widget in QApplication.topLevelWidgets():
+            if hasattr(widget, "message"):
+                widget.message(f"unexpected error: {value} (details in the terminal; your coding is saved)", error=True)
+
+    sys.excepthook = hook
 
 
 def load_candidates(path: str | Path | None, media: TrialMedia) -> list[tuple[int, int, int, str, float]]:
