@@ -40,6 +40,7 @@ position is ``index_of(apex)``.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -49,7 +50,7 @@ import h5py
 import numpy as np
 
 from station.checks import StationError
-from station.fileio import commit_temp, temp_path
+from station.fileio import commit_temp, read_table, temp_path
 
 DATASET_SCHEMA_VERSION = 1
 INDEX_NAME = "micro-expression"
@@ -314,15 +315,14 @@ def read_index(db: str | Path) -> list[SampleRecord]:
                            "(make one with `station process` or `station synth dataset`).")
     # headers as written now (INDEX_HEADERS), or the field names of exports before them
     field_of = {**{h: c for c, h in INDEX_HEADERS.items()}, **{c: c for c in INDEX_COLUMNS}}
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        present = {field_of[h] for h in (reader.fieldnames or []) if h in field_of}
-        missing = [INDEX_HEADERS[c] for c in PAPER_COLUMNS if c not in present]
-        if missing:
-            raise StationError(f"{str(path)!r} lacks the column(s) {', '.join(missing)}; "
-                               f"expected {', '.join(INDEX_HEADERS[c] for c in INDEX_COLUMNS)}.")
-        return [SampleRecord(**{field_of[k]: _convert(field_of[k], v or "") for k, v in row.items()
-                                if k in field_of}) for row in reader]
+    table = read_table(path, what="database index")  # any encoding / separator a spreadsheet saves
+    present = {field_of[h] for h in table.columns if h in field_of}
+    missing = [INDEX_HEADERS[c] for c in PAPER_COLUMNS if c not in present]
+    if missing:
+        raise StationError(f"{str(path)!r} lacks the column(s) {', '.join(missing)}; "
+                           f"expected {', '.join(INDEX_HEADERS[c] for c in INDEX_COLUMNS)}.")
+    return [SampleRecord(**{field_of[k]: row.value(k, functools.partial(_convert, field_of[k]), "a number")
+                            for k in row if k in field_of}) for row in table]
 
 
 def iter_samples(db: str | Path) -> Iterator[Sample]:
