@@ -97,3 +97,19 @@ def test_point_cloud_window_renders_the_frame(trial, tmp_path):
     assert proc.returncode == 0, proc.stderr
     image = cv2.imread(str(png))
     assert image is not None and (image < 250).any(axis=2).mean() > 0.1  # the cloud covers part of the view
+
+
+@pytest.mark.slow
+def test_a_real_d435_recording_with_no_pair_is_refused_clearly(tmp_path):
+    """librealsense's own recording (tests/data/realsense, NOTICE.md) gives a trial with 0 frames:
+    the viewer, the export and the coding tool say so instead of failing somewhere inside."""
+    from station.camera.realsense import PlaybackSource
+    from station.record.recorder import record_trial
+
+    bag = REPO / "tests" / "data" / "realsense" / "single_depth_color_640x480.bag"
+    path = record_trial(PlaybackSource(bag, realtime=False), tmp_path / "trial-01-bag.h5").path
+    for verb in (["view", str(path), "--export", str(tmp_path / "x.mp4")], ["code", str(path), "--coder", "me"]):
+        proc = subprocess.run([sys.executable, "-m", "station.cli", *verb], cwd=REPO, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert proc.returncode != 0 and "holds no frames" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "x.mp4").exists()

@@ -201,8 +201,12 @@ class TrialMedia:
         return spans, ticks
 
     def drops(self) -> list[tuple[int, int]]:
-        """(index, frames missing before it) wherever the device frame numbers skip."""
+        """(index, frames missing before it) wherever the colour or the depth frame numbers skip
+        (the larger of the two gaps: a frameset is whole only if both streams are)."""
         gaps = np.diff(self.numbers) - 1
+        depth_numbers = schema.frame_numbers(self.table, schema.DEPTH).astype(np.int64)
+        if len(depth_numbers) == len(self.numbers):
+            gaps = np.maximum(gaps, np.diff(depth_numbers) - 1)
         return [(int(i) + 1, int(g)) for i, g in enumerate(gaps) if g > 0]
 
     # -- the curve under the timeline ------------------------------------------------------------
