@@ -74,13 +74,16 @@ def _names(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
 
 
 def register(subparsers) -> None:
+    from station.evaluate.loaders import FORMATS
+    from station.evaluate.sweeps import SWEEPS
+
     p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("db", metavar="DB", nargs="+",
                    help="database folder (station export, CASME II, SAMM, SMIC, CAS(ME)^3); several, as "
                         "[FORMAT=]PATH, with --protocol megc2019 or cross-database")
     p.add_argument("--out", metavar="REPORT_DIR", help="report folder (default: ./evaluation-<DB name>)")
-    p.add_argument("--format", default="auto", choices=("auto", "station", "casme2", "samm", "smic", "casme3"),
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS),
                    help="database layout (default: detected from the folder)")
     g = p.add_argument_group("protocol")
     g.add_argument("--label-sets", default="objective,nonobjective,3class",
@@ -117,7 +120,7 @@ def register(subparsers) -> None:
                    help="3D spherical neighbourhood radius around each landmark, mm (default 10)")
     f.add_argument("--no-3d", action="store_true", help="2D only (automatic for CASME II / SAMM)")
     s = p.add_argument_group("sweeps")
-    s.add_argument("--sweep", choices=("radii", "blocks", "radius3d"),
+    s.add_argument("--sweep", choices=SWEEPS,
                    help="instead of the baseline: radii (Table 6), blocks x overlaps (Tables 7-10) or radius3d")
     s.add_argument("--sweep-radii", help="radii to sweep, 'Rx,Ry,Rt;Rx,Ry,Rt;...' (default: the paper's 48)")
     s.add_argument("--sweep-blocks", help="grids to sweep, e.g. 3x3,5x5,7x10 (default: the paper's 33, 3x3..8x10)")

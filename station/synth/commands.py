@@ -8,6 +8,7 @@ from pathlib import Path
 
 from station.checks import StationError, check_positive, format_bytes, free_bytes
 from station.console import console, print_ok
+from station.record.writer import COMPRESSIONS
 
 #: Stored bytes per 848x480 frame with zstd, measured over the five photos (docs/benchmarks.md).
 BYTES_PER_FRAME = 620_000
@@ -54,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--out", required=True,
                    help="output folder (created); a rerun resumes: finished trials are kept, other files are never touched")
     d.add_argument("--seed", type=int, default=0, help="seed of appearance and expressions (default 0)")
-    d.add_argument("--compression", choices=("lz4", "zstd", "blosc2", "none"), default="zstd",
+    d.add_argument("--compression", choices=COMPRESSIONS, default="zstd",
                    help="HDF5 compression (default zstd: ~15%% smaller files than lz4 here, depth ~45%% smaller)")
     d.set_defaults(func=run_dataset)
 
