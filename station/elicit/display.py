@@ -33,13 +33,25 @@ class FrameLog:
     clips: list[str] = field(default_factory=list)
 
 
+#: An interval longer than this many periods means frames were missed.
+LATE_PERIODS = 1.5
+
+
+def missed_frames(interval: float, period: float) -> int:
+    """Frames (display refreshes, or a film's frames) one interval skipped: none up to
+    :data:`LATE_PERIODS` periods, else ``round(interval / period) - 1`` (50 ms at 60 Hz missed 2).
+
+    The one formula for the flip log, the live panel and the film's skipped frames.
+    """
+    return max(0, round(interval / period) - 1) if interval > LATE_PERIODS * period else 0
+
+
 def frame_stats(intervals: list[float], period: float) -> dict:
-    """Dropped display frames: each interval longer than 1.5 refresh periods missed
-    ``round(interval / period) - 1`` refreshes (a 50 ms interval at 60 Hz missed 2)."""
+    """Dropped display frames of a flip log (:func:`missed_frames` per interval)."""
     if not intervals:
         return {"flips": 0, "dropped": 0}
-    threshold = 1.5 * period
-    missed = sum(max(0, round(dt / period) - 1) for dt in intervals if dt > threshold)
+    threshold = LATE_PERIODS * period
+    missed = sum(missed_frames(dt, period) for dt in intervals)
     s = sorted(intervals)
     return {"flips": len(intervals) + 1, "dropped": missed, "late_intervals": sum(dt > threshold for dt in intervals),
             "mean_ms": 1000 * sum(s) / len(s), "p99_ms": 1000 * s[min(len(s) - 1, int(0.99 * len(s)))],
@@ -138,9 +150,7 @@ class Display:
         # so 'form_end' (last_flip) can never come before 'form_start' (its first flip)
         self.last_flip = t
         if self.log.times and (self.log.phases[-1], self.log.clips[-1]) == (self.phase, self.clip):
-            dt = t - self.log.times[-1]
-            if dt > 1.5 * self.period:
-                self.late_in_phase += max(0, round(dt / self.period) - 1)
+            self.late_in_phase += missed_frames(t - self.log.times[-1], self.period)
         else:
             self.late_in_phase = 0
         self.log.times.append(t)

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from station.camera.base import CameraError
 from station.checks import StationError
 from station.console import console, print_warning
-from station.elicit.display import Display, WindowClosed
+from station.elicit.display import Display, WindowClosed, missed_frames
 from station.elicit.forms import FormScreen, validate_answers
 from station.elicit.protocol import Clip, Protocol
 from station.elicit.status import RunState
@@ -403,8 +403,8 @@ class Runner:
                 pts = movie.pts
                 new_frame = pts is not None and pts != last_pts
                 if new_frame:
-                    if last_pts is not None and pts - last_pts > 1.5 * frame_period:
-                        gaps += round((pts - last_pts) / frame_period) - 1
+                    if last_pts is not None:
+                        gaps += missed_frames(pts - last_pts, frame_period)
                     if shown == 0:
                         d.on_flip("clip_first_frame", clip.id, f"pts={pts:.3f}")
                     shown += 1
