@@ -93,6 +93,10 @@ def test_coder_marks_edits_deletes_and_undoes_with_mouse_and_keys(qt, trial, tmp
     assert w.help.isVisible()
     play(w, ["esc", "click:20"])
     assert not w.help.isVisible()
+    width = w.timeline.view[1] - w.timeline.view[0]
+    play(w, ["="])
+    assert w.timeline.view[1] - w.timeline.view[0] < width and w.timeline.view[0] <= w.index <= w.timeline.view[1]
+    play(w, ["-"])
     w.close()
     # the next session opens where the coder left, with the same movements
     again = open_window(trial, "bob", out)

@@ -666,7 +666,8 @@ class CodingWindow(QMainWindow):
                  "p": lambda: self.jump_candidate(-1), "c": self.take_candidate, "u": self.aus_edit.setFocus,
                  "t": self.notes_edit.setFocus, "]": lambda: self.select_next(1), "[": lambda: self.select_next(-1),
                  "x": self.delete_selected, "z": self._toggle("zoom"), "g": self._toggle("diff"),
-                 "v": self._toggle_depth, "h": self.toggle_help, "r": self.run_spotter}
+                 "v": self._toggle_depth, "h": self.toggle_help, "r": self.run_spotter,
+                 "=": lambda: self.timeline.zoom(0.5), "-": lambda: self.timeline.zoom(2.0)}
         if key in simple:
             simple[key]()
         elif text.lower() in chars and text:

@@ -34,6 +34,7 @@ CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("z",), "zoom", "zoom on the face (from the landmarks)"),
     (("g",), "diff", "difference image against the onset frame"),
     (("v",), "depth", "show / hide the depth view"),
+    (("=", "-"), "zoom-timeline", "zoom the timeline in / out around the cursor (or the mouse wheel)"),
     (("h", "F1"), "help", "show / hide this help"),
     (("Ctrl+Q",), "quit", "quit (everything is already saved)"),
 ]
@@ -53,6 +54,7 @@ VIEWER_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("[", "]"), "range", "set the start / end of the export range"),
     (("e",), "export", "export the range to MP4 (beside the trial)"),
     (("v",), "depth", "show / hide the depth view"),
+    (("=", "-"), "zoom-timeline", "zoom the timeline in / out around the cursor (or the mouse wheel)"),
     (("h", "F1"), "help", "show / hide this help"),
     (("Ctrl+Q",), "quit", "quit"),
 ]

@@ -47,7 +47,7 @@ def _key_for_char(ch: str):
     from PyQt6.QtCore import Qt
 
     names = {" ": "Key_Space", "[": "Key_BracketLeft", "]": "Key_BracketRight", "+": "Key_Plus",
-             "-": "Key_Minus", ".": "Key_Period", ",": "Key_Comma"}
+             "-": "Key_Minus", ".": "Key_Period", ",": "Key_Comma", "=": "Key_Equal"}
     if ch in names:
         return getattr(Qt.Key, names[ch])
     return Qt.Key(ord(ch.upper()))

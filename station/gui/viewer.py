@@ -236,6 +236,8 @@ class ViewerWindow(QMainWindow):
             self.export()
         elif text == "v":
             self.depth_view.setVisible(not self.depth_view.isVisible())
+        elif text in ("=", "-"):
+            self.timeline.zoom(0.5 if text == "=" else 2.0)
         else:
             super().keyPressEvent(event)
 

@@ -300,11 +300,14 @@ class Timeline(QWidget):
         return int(m.curve_index[inside][int(np.nanargmax(np.nan_to_num(m.curve[inside], nan=-np.inf)))])
 
     def wheelEvent(self, event) -> None:  # noqa: N802
+        self.zoom(0.66 if event.angleDelta().y() > 0 else 1.5, self.index_at(event.position().x()))
+
+    def zoom(self, factor: float, centre: int | None = None) -> None:
+        """Show ``factor`` times as many frames, keeping ``centre`` (default: the cursor) in place."""
         v0, v1 = self.view
         width = v1 - v0
-        factor = 0.66 if event.angleDelta().y() > 0 else 1.5
+        centre = self.model.cursor if centre is None else centre
         new = int(np.clip(width * factor, 30, max(30, self.model.n - 1)))
-        centre = self.index_at(event.position().x())
         frac = (centre - v0) / max(1, width)
         start = int(np.clip(centre - frac * new, 0, max(0, self.model.n - 1 - new)))
         self.view = (start, min(self.model.n - 1, start + new)) if new < self.model.n - 1 else (0, self.model.n - 1)
