@@ -128,13 +128,13 @@ def test_landmark_neighbourhoods_see_local_bump_and_weights_follow_motion():
     z = z - np.where(bump, np.sqrt(np.clip(36 - (x - 10) ** 2 - y ** 2, 0, None)), 0)  # dome towards camera
     cloud = np.stack([x, y, z], axis=1)
     lm = np.array([[10.0, 0.0, 494.0], [-15.0, 0.0, 500.0]])
-    si_h, hk_h = landmark_histograms(cloud, lm, CurvatureParams(radius=4.0, k=16))
+    si_h, hk_h = landmark_histograms(cloud, lm, CurvatureParams(radius=4.0, k=16, fit_radius=None))
     assert si_h.sum(1) == pytest.approx([1.0, 1.0])
     assert si_h[0, 7:].sum() > 0.6  # dome/cap on the bump
     assert hk_h[1, 4] > 0.9  # flat far from it
     holes = np.vstack([cloud, np.full((5, 3), np.nan)])
     lm_nan = np.vstack([lm, np.full((1, 3), np.nan)])
-    si_n, hk_n = landmark_histograms(holes, lm_nan, CurvatureParams(radius=4.0, k=16))
+    si_n, hk_n = landmark_histograms(holes, lm_nan, CurvatureParams(radius=4.0, k=16, fit_radius=None))
     assert np.array_equal(si_n[:2], si_h) and not si_n[2].any() and not hk_n[2].any()
     diff = np.zeros((40, 40), np.float32)
     diff[5:15, 5:15] = 10

@@ -28,26 +28,55 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from station.features.curvature import (hk_types, normalised_histogram, principal_curvatures,
-                                        quantise_shape_index, shape_index)
+from station.features.curvature import (FLAT_SI, correlation_inflation, d415_noise_mm, flat_threshold,
+                                        hk_types, hk_types_noise, normalised_histogram, principal_curvatures,
+                                        quantise_shape_index, shape_index, si_categories_noise)
 from station.vocab.landmarks import LANDMARKS_23
 
 
 @dataclass(frozen=True)
 class CurvatureParams:
-    """3D feature parameters: neighbourhood radius (mm), fit size, HK zero thresholds, weights."""
+    """3D feature parameters.
+
+    ``radius``: the landmark neighbourhood (mm) whose vertices are counted (eqs. 7-8).
+    ``fit_radius``: every point within this many mm enters each vertex's cubic fit (default 16:
+    chosen on tuning surfaces so the estimate holds at D415 noise, docs/benchmarks.md); ``None``
+    restores the earlier k-nearest fit (``k``) with the fixed thresholds ``eps_h``/``eps_k``.
+    ``flat_z``: a principal curvature is 0 when below ``flat_z`` times its noise (the fit's
+    least-squares standard deviation for the D415's depth RMS at that distance, inflated for the
+    noise's spatial correlation); flat points are HK "flat" and have no SI bin.
+    """
 
     radius: float = 10.0
+    fit_radius: float | None = 16.0
+    flat_z: float = 3.0
     k: int = 24
     eps_h: float = 0.005
     eps_k: float = 2.5e-5
     weight_radius: float = 5.0
     weighted: bool = True
+    max_vertices: int = 64  # vertices per landmark neighbourhood whose curvature is computed (even subsample)
 
     def key(self) -> dict:
-        return {"radius": float(self.radius), "k": int(self.k), "eps_h": float(self.eps_h),
-                "eps_k": float(self.eps_k), "weight_radius": float(self.weight_radius),
-                "weighted": bool(self.weighted)}
+        return {"radius": float(self.radius), "fit_radius": self.fit_radius, "flat_z": float(self.flat_z),
+                "k": int(self.k), "eps_h": float(self.eps_h), "eps_k": float(self.eps_k),
+                "weight_radius": float(self.weight_radius), "weighted": bool(self.weighted),
+                "max_vertices": int(self.max_vertices)}
+
+
+def vertex_categories(cloud: np.ndarray, queries: np.ndarray, params: CurvatureParams,
+                      viewpoint: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                      tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(SI category or ``FLAT_SI``, HK type) of each query vertex of ``cloud`` (mm, camera frame)."""
+    if params.fit_radius is None:
+        curv = principal_curvatures(cloud, queries, k=params.k, viewpoint=viewpoint, tree=tree)
+        return (quantise_shape_index(shape_index(curv.kmax, curv.kmin)),
+                hk_types(curv.mean, curv.gaussian, params.eps_h, params.eps_k))
+    distance = np.linalg.norm(np.asarray(queries, dtype=np.float64) - np.asarray(viewpoint), axis=1)
+    curv = principal_curvatures(cloud, queries, radius=params.fit_radius, noise_mm=d415_noise_mm(distance),
+                                viewpoint=viewpoint, tree=tree)
+    tau = flat_threshold(curv, params.flat_z, correlation_inflation())
+    return si_categories_noise(curv.kmax, curv.kmin, tau), hk_types_noise(curv.kmax, curv.kmin, tau)
 
 
 def landmark_histograms(cloud: np.ndarray, landmarks: np.ndarray, params: CurvatureParams,
@@ -68,17 +97,18 @@ def landmark_histograms(cloud: np.ndarray, landmarks: np.ndarray, params: Curvat
     valid = np.isfinite(landmarks).all(axis=1)  # a landmark without depth: empty neighbourhood (zeros)
     groups = [[] for _ in range(n_lm)]
     for j, group in zip(np.flatnonzero(valid), tree.query_ball_point(landmarks[valid], r=params.radius)):
-        groups[j] = group
+        step = -(-len(group) // params.max_vertices) if params.max_vertices else 1
+        groups[j] = sorted(group)[::max(step, 1)]
     used = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups] + [np.zeros(0, np.int64)]))
     if len(used) == 0:
         return si_hist, hk_hist
-    curv = principal_curvatures(cloud, cloud[used], k=params.k, viewpoint=viewpoint, tree=tree)
-    si_bin = quantise_shape_index(shape_index(curv.kmax, curv.kmin))
-    hk_bin = hk_types(curv.mean, curv.gaussian, params.eps_h, params.eps_k)
+    si_bin, hk_bin = vertex_categories(cloud, cloud[used], params, viewpoint, tree)
     position = {int(v): i for i, v in enumerate(used)}
     for j, group in enumerate(groups):
         rows = [position[int(v)] for v in group]
-        si_hist[j] = normalised_histogram(si_bin[rows])
+        si_rows = si_bin[rows]
+        # flat vertices have no shape index: they count in M (eq. 7) but in no SI bin
+        si_hist[j] = normalised_histogram(si_rows[si_rows != FLAT_SI]) * (np.mean(si_rows != FLAT_SI) if rows else 0)
         hk_hist[j] = normalised_histogram(hk_bin[rows])
     return si_hist, hk_hist
 

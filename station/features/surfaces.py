@@ -1,0 +1,197 @@
+"""Analytic surfaces seen by a virtual D415, for validating curvature where real data goes.
+
+Why: SI/HK features are only worth fusing if the curvature estimate is right at the D415's
+noise.  A surface with known curvature is rendered as the depth camera sees it (pinhole rays,
+z16 in the camera's depth units), given the D415's measurement errors by
+:class:`station.synth.depthface.D415Noise` (disparity-domain noise: RMS growing with z^2, about
+0.9 mm at 0.6 m, spatially correlated; 1/32 px disparity steps; holes), passed through the
+station's own librealsense filters (:class:`station.process.face3d.RecordedDepthFilters`:
+spatial, temporal over a few frames, hole filling) exactly like a recorded trial, and
+deprojected into a cloud in millimetres.  The true curvatures come from the surface's formula
+at the true point of each pixel.
+
+A surface is a height towards the camera ``h(x, y)`` (mm) over the plane at ``z0``: depth
+``z = z0 - h``.  Its curvatures use the normal pointing at the camera (the station's
+convention), so a bump towards the camera has negative principal curvatures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from station.camera.base import Calibration, Extrinsics, Intrinsics
+
+#: fx of the virtual D415's depth stream at 848x480 (px): ~1 mm per pixel at 0.6 m.
+FX = 603.1
+SIGMA_AT_600 = 0.87  # mm: D415Noise's RMS at 0.6 m (0.08 px sub-pixel error, B = 55 mm)
+
+
+@dataclass(frozen=True)
+class Surface:
+    """``height(x, y)`` in mm towards the camera; ``region(x, y)`` where points are evaluated."""
+
+    name: str
+    height: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    region: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _cap(radius: float, extent: float) -> Callable:
+    def h(x, y):
+        r2 = np.minimum(x * x + y * y, extent * extent)
+        return np.sqrt(radius * radius - r2) - np.sqrt(radius * radius - extent * extent)
+    return h
+
+
+def sphere(radius: float = 40.0) -> Surface:
+    return Surface(f"sphere R={radius:g}", _cap(radius, 0.8 * radius),
+                   lambda x, y: x * x + y * y <= (0.45 * radius) ** 2)
+
+
+def cylinder(radius: float = 25.0) -> Surface:
+    def h(x, y):
+        xx = np.minimum(np.abs(x), 0.8 * radius)
+        return np.sqrt(radius ** 2 - xx ** 2) - np.sqrt(radius ** 2 - (0.8 * radius) ** 2) + 0 * y
+    return Surface(f"cylinder R={radius:g}", h, lambda x, y: (np.abs(x) <= 0.4 * radius) & (np.abs(y) <= 25))
+
+
+def saddle(a: float = 40.0) -> Surface:
+    return Surface(f"saddle z=(x²-y²)/{2 * a:g}", lambda x, y: (x * x - y * y) / (2 * a),
+                   lambda x, y: (np.abs(x) <= 16) & (np.abs(y) <= 16))
+
+
+def paraboloid(a: float = 30.0) -> Surface:
+    return Surface(f"paraboloid z=-(x²+y²)/{2 * a:g}", lambda x, y: -np.minimum(x * x + y * y, 50.0 ** 2) / (2 * a),
+                   lambda x, y: np.hypot(x, y) <= 15)
+
+
+def torus(major: float = 45.0, minor: float = 18.0) -> Surface:
+    def h(x, y):
+        d = np.minimum(np.abs(np.sqrt(x * x + y * y) - major), 0.9 * minor)
+        return np.sqrt(minor ** 2 - d * d)
+    return Surface(f"torus R={major:g} r={minor:g}", h,
+                   lambda x, y: np.abs(np.sqrt(x * x + y * y) - major) <= 0.45 * minor)
+
+
+def plane() -> Surface:
+    return Surface("plane", lambda x, y: 0 * x, lambda x, y: (np.abs(x) <= 20) & (np.abs(y) <= 20))
+
+
+def ellipsoid(a: float = 30.0, b: float = 50.0) -> Surface:
+    """Tuning surface (not in the validation set)."""
+    def h(x, y):
+        q = np.minimum((x / a) ** 2 + (y / b) ** 2, 0.64)
+        return 20.0 * (np.sqrt(1 - q) - 0.6)
+    return Surface(f"ellipsoid {a:g}x{b:g}", h, lambda x, y: (x / a) ** 2 + (y / b) ** 2 <= 0.2)
+
+
+def gaussian_bump(height: float = 12.0, width: float = 14.0) -> Surface:
+    """Tuning surface (not in the validation set)."""
+    return Surface(f"gaussian bump {height:g}/{width:g}",
+                   lambda x, y: height * np.exp(-(x * x + y * y) / (2 * width * width)),
+                   lambda x, y: x * x + y * y <= 22 ** 2)
+
+
+VALIDATION = (sphere, cylinder, saddle, torus, paraboloid)
+TUNING = (ellipsoid, gaussian_bump, plane)
+
+
+def true_curvatures(surface: Surface, x: np.ndarray, y: np.ndarray, step: float = 1e-2) -> tuple[np.ndarray, np.ndarray]:
+    """(kmax, kmin) of the height field at (x, y) mm, normal towards the camera (central differences)."""
+    h = surface.height
+    hx = (h(x + step, y) - h(x - step, y)) / (2 * step)
+    hy = (h(x, y + step) - h(x, y - step)) / (2 * step)
+    hxx = (h(x + step, y) - 2 * h(x, y) + h(x - step, y)) / step ** 2
+    hyy = (h(x, y + step) - 2 * h(x, y) + h(x, y - step)) / step ** 2
+    hxy = (h(x + step, y + step) - h(x + step, y - step) - h(x - step, y + step) + h(x - step, y - step)) / (4 * step ** 2)
+    e, f, g = 1 + hx * hx, hx * hy, 1 + hy * hy
+    w = np.sqrt(1 + hx * hx + hy * hy)
+    l_, m_, n_ = hxx / w, hxy / w, hyy / w
+    det = e * g - f * f
+    gauss = (l_ * n_ - m_ * m_) / det
+    mean = (e * n_ - 2 * f * m_ + g * l_) / (2 * det)
+    disc = np.sqrt(np.maximum(mean * mean - gauss, 0.0))
+    return mean + disc, mean - disc
+
+
+def window_calibration(size: int = 128) -> Calibration:
+    """A size x size window of the virtual D415's depth stream, centred on the optical axis."""
+    intr = Intrinsics(size, size, size / 2 - 0.5, size / 2 - 0.5, FX, FX, "none", (0.0, 0.0, 0.0, 0.0, 0.0))
+    ident = Extrinsics((1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
+    return Calibration(intr, intr, ident, 0.001, 60, {"name": "surface window"})
+
+
+def distance_for_noise(sigma_mm: float) -> float:
+    """Distance (m) at which the D415's raw depth RMS is ``sigma_mm`` (RMS grows with z^2)."""
+    return 0.6 * float(np.sqrt(sigma_mm / SIGMA_AT_600))
+
+
+def render(surface: Surface, calibration: Calibration, z0_mm: float) -> np.ndarray:
+    """True depth (H, W) in mm along every pixel ray (fixed-point iteration on z = z0 - h)."""
+    intr = calibration.depth_intrinsics
+    v, u = np.mgrid[0:intr.height, 0:intr.width].astype(np.float64)
+    rx, ry = (u - intr.ppx) / intr.fx, (v - intr.ppy) / intr.fy
+    z = np.full(rx.shape, z0_mm)
+    for _ in range(30):
+        z = z0_mm - surface.height(rx * z, ry * z)
+    return z
+
+
+@dataclass
+class Observation:
+    """What the station sees of a surface, and the truth at the same pixels."""
+
+    cloud: np.ndarray        # (N, 3) mm, the filtered noisy cloud (every valid pixel)
+    queries: np.ndarray      # (Q, 3) mm, cloud points of the evaluated pixels
+    kmax: np.ndarray         # (Q,) true principal curvatures at those pixels (1/mm)
+    kmin: np.ndarray
+    raw_rms_mm: float        # RMS of the raw (unfiltered) depth error in the region
+    filtered_rms_mm: float   # RMS after the librealsense filters, mean offset removed
+    filtered_offset_mm: float  # mean depth offset the filters add
+
+
+#: Filter chains of :func:`observe`: the station's (spatial -> temporal -> hole filling, as
+#: ``station process`` runs them), the same without the spatial filter, or none (raw z16).
+FILTER_CHAINS = {"station": {}, "no-spatial": {"spatial": False}, "none": None}
+
+
+def observe(surface: Surface, sigma_mm: float, *, size: int = 176, frames: int = 6, seed: int = 0,
+            filters: str = "station", stride: int = 2) -> Observation:
+    """Render, add D415 noise at the distance where its RMS is ``sigma_mm``, filter, deproject."""
+    from station.process.face3d import filter_sequence
+    from station.synth.depthface import D415Noise
+
+    z0 = 1000.0 * distance_for_noise(sigma_mm)
+    cal = window_calibration(size)
+    intr = cal.depth_intrinsics
+    true_z = render(surface, cal, z0)
+    noise = D415Noise((size, size), FX, seed)
+    band = noise.band
+    noise.band = 0  # the D415's left invalid band belongs to the full 848 px frame, not this window
+    raw = []
+    for i in range(frames):
+        z_m = noise((true_z / 1000.0).astype(np.float32), i)
+        raw.append(np.round(z_m / cal.depth_scale).astype(np.uint16))
+    noise.band = band
+    raw = np.stack(raw)
+    chain = FILTER_CHAINS[filters]
+    depth = raw if chain is None else filter_sequence(raw, np.arange(frames) * 1000.0 / 60, cal, **chain)
+    last, last_raw = depth[-1].astype(np.float64), raw[-1].astype(np.float64)
+    v, u = np.mgrid[0:intr.height, 0:intr.width].astype(np.float64)
+    rx, ry = (u - intr.ppx) / intr.fx, (v - intr.ppy) / intr.fy
+    valid = last > 0
+    cloud = np.stack([rx * last, ry * last, last], axis=-1)
+    tx, ty = rx * true_z, ry * true_z
+    sel = np.zeros_like(valid)
+    sel[::stride, ::stride] = True
+    sel &= valid & surface.region(tx, ty)
+    kmax, kmin = true_curvatures(surface, tx[sel], ty[sel])
+    region = surface.region(tx, ty)
+    ok_raw = region & (last_raw > 0)
+    err = last[region & valid] - true_z[region & valid]
+    return Observation(cloud[valid], cloud[sel], kmax, kmin,
+                       float(np.sqrt(np.mean((last_raw[ok_raw] - true_z[ok_raw]) ** 2))),
+                       float(err.std()), float(err.mean()))
