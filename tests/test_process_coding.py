@@ -54,11 +54,12 @@ HEADER = "coder;trial;sample;onset;apex;offset;aus;notes\n"
 ROW = "alice;trial-01.h5;1;10;14;20;1+2;sourcils levés\n"
 
 
-@pytest.mark.parametrize("encoding,sep", [("utf-8", ","), ("utf-8-sig", ","), ("utf-16", ","), ("latin-1", ","),
-                                          ("latin-1", ";"), ("utf-8-sig", ";"), ("utf-16", "\t")])
-def test_coding_csv_in_any_common_encoding_and_separator(tmp_path, encoding, sep):
+@pytest.mark.parametrize("encoding,sep,eol", [("utf-8", ",", "\n"), ("utf-8-sig", ",", "\r\n"), ("utf-16", ",", "\r\n"),
+                                              ("latin-1", ",", "\n"), ("cp1252", ";", "\r\n"), ("utf-8-sig", ";", "\r\n"),
+                                              ("utf-16", "\t", "\r\n")])
+def test_coding_csv_in_any_common_encoding_and_separator(tmp_path, encoding, sep, eol):
     path = tmp_path / "excel.csv"
-    path.write_bytes((HEADER + ROW).replace(";", sep).encode(encoding))
+    path.write_bytes((HEADER + ROW).replace(";", sep).replace("\n", eol).encode(encoding))
     (ann,) = coding.read_coding(path)
     assert (ann.coder, ann.onset, ann.apex, ann.offset, ann.aus, ann.notes) == (
         "alice", 10, 14, 20, "1+2", "sourcils levés")
