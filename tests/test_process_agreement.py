@@ -88,3 +88,19 @@ def test_agree_cli_lists_disagreements_and_records_who_arbitrated(tmp_path):
     log = {r["field"]: r for r in csv.DictReader(open(out / "arbitration.csv"))}
     assert (log["AU5"]["decided_by"], log["AU7 intensity"]["decided_by"]) == ("carol", "dave")
     assert all(r["applied"] for r in log.values())
+
+
+def test_a_decision_taken_on_other_codings_is_refused(tmp_path):
+    c1 = [_ann("a", 10, 14, 20, "1+2+5")]
+    c2 = [_ann("b", 10, 14, 20, "1+2")]
+    report = agreement.compare(c1, c2)
+    agreement.write_disagreements(tmp_path / "d.csv", [{**d, "decision": "keep", "decided_by": "carol"}
+                                                        for d in report.disagreements])
+    decisions = agreement.read_arbitration(tmp_path / "d.csv")
+    assert agreement.merge(report, decisions)[0][0].aus == "1+2+5"
+    changed = agreement.compare(c1, [_ann("b", 10, 14, 20, "1+2+5+6")])  # coder 2 edited: AU5 agreed, AU6 disputed
+    assert agreement.merge(changed, decisions)[0][0].aus == "1+2+5"  # the old AU5 decision no longer applies
+    agreement.write_disagreements(tmp_path / "e.csv", [{**d, "field": "AU5", "coder1": "", "decision": "keep",
+                                                        "decided_by": "carol"} for d in report.disagreements])
+    with pytest.raises(StationError, match="codings changed"):
+        agreement.merge(report, agreement.read_arbitration(tmp_path / "e.csv"))

@@ -312,15 +312,24 @@ def merge(report: AgreementReport, decisions: dict[tuple[str, int, str], dict] |
     now = dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
     def decide(p: PairResult, name: str) -> str:
+        """The decision on a field that is disputed now; a decision taken on other values is refused."""
         ref = p.first or p.second
+        if (p.pair, name) not in disputed:
+            return ""
+        dispute = disputed[(p.pair, name)]
         found = decisions.get((trial_of(ref), p.pair, name))
-        if (p.pair, name) in disputed:
-            if found:
-                applied.append({**disputed[(p.pair, name)], "decision": found["decision"],
-                                "decided_by": found["decided_by"], "applied": now})
-            else:
-                pending.append(disputed[(p.pair, name)])
-        return found["decision"] if found else ""
+        if not found:
+            pending.append(dispute)
+            return ""
+        then = (str(found.get("coder1", dispute["coder1"])), str(found.get("coder2", dispute["coder2"])))
+        if then != (str(dispute["coder1"]), str(dispute["coder2"])):
+            raise StationError(
+                f"arbitration of {ref.participant or '?'} {ref.trial} pair {p.pair}, field {name}: decided when coder 1 "
+                f"said {then[0]!r} and coder 2 {then[1]!r}, but now they say {dispute['coder1']!r} and "
+                f"{dispute['coder2']!r}; the codings changed since disagreements.csv was written. Run `station "
+                "agree` without --arbitration and decide on the new disagreements.csv.")
+        applied.append({**dispute, "decision": found["decision"], "decided_by": found["decided_by"], "applied": now})
+        return found["decision"]
 
     for p in report.pairs:
         where = f"arbitration of pair {p.pair} ({p.trial})"
