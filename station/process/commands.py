@@ -263,7 +263,8 @@ def _register_process(sub) -> None:
 
 
 def _run_process(args) -> int:
-    from rich.progress import Progress
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     from station.dataset import check_new_database, write_index
     from station.process.export import ProcessOptions, index_order, plan_jobs
@@ -279,10 +280,16 @@ def _run_process(args) -> int:
     jobs, skipped = plan.jobs, plan.skipped
     options = ProcessOptions(out=str(out), rules=args.rules, write_png=not args.no_png, write_ply=not args.no_ply,
                              icp_method=args.icp, naming=plan.naming)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("processing trials", total=len(jobs))
-        outcomes = run_trials(jobs, options, n_jobs=args.jobs, scheduler=args.scheduler,
-                              on_done=lambda o: progress.advance(task))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("trials"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("processing", total=len(jobs))
+        exported = [0]
+
+        def done(outcome) -> None:
+            exported[0] += len(outcome.records)
+            progress.update(task, advance=1, description=f"processing ({exported[0]} samples exported)")
+
+        outcomes = run_trials(jobs, options, n_jobs=args.jobs, scheduler=args.scheduler, on_done=done)
     records = index_order([r for o in outcomes for r in o.records])
     csv_path, xlsx_path = write_index(out, records)
     skipped += [s for o in outcomes for s in o.skipped]

@@ -51,7 +51,7 @@ class SpotParams:
     landmark_step: int = 3  # landmarks predicted every n-th frame, interpolated between (spot_trial)
     check_s: float = 2.0  # the detector re-checks the tracked face this often (spot_trial)
     block_frames: int = 64  # frames read from the file at once (spot_trial)
-    measure_step: int = 3  # optical flow on every n-th frame, region scores interpolated between
+    measure_step: int = 2  # optical flow on every n-th frame, region scores interpolated between
 
 
 @dataclass
