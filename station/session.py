@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
 import threading
 from pathlib import Path
 from typing import Any
 
 from station.checks import StationError, check_writable_dir
-from station.fileio import atomic_write_json
+from station.fileio import append_line_fsync, atomic_write_json
 from station.fileio import json_default as _json_default
 from station.vocab.participant import check_age, check_participant_id, check_sex
 
@@ -66,23 +65,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 class Journal:
-    """Append-only JSON lines, each written with one ``write`` and fsync'd before returning."""
+    """Append-only JSON lines, each written with one ``write`` on an ``O_APPEND`` descriptor and
+    fsync'd before returning (:func:`station.fileio.append_line_fsync`): a hard stop tears at
+    most the line in flight."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._fd: int | None = None
 
     def append(self, op: str, **payload: Any) -> None:
-        line = json.dumps({"op": op, **payload}, ensure_ascii=False, default=_json_default) + "\n"
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(self._fd, line.encode("utf-8"))
-        os.fsync(self._fd)
+        append_line_fsync(self.path, json.dumps({"op": op, **payload}, ensure_ascii=False, default=_json_default))
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Nothing stays open between lines; kept so that owners can say they are done."""
 
 
 def replay_journal(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -241,19 +241,20 @@ def recorded_seconds(protocol) -> float:
                for c in protocol.clips)
 
 
-def disk_estimate(protocol) -> tuple[float, float, float]:
+def disk_estimate(protocol, min_free_bytes: int | None = None) -> tuple[float, float, float]:
     """(MB/s at the camera mode, recorded seconds, bytes needed with margin and the recorder's stop limit)."""
     from station.record.recorder import MIN_FREE_BYTES
 
     cam = protocol.camera
     rate = cam.fps * cam.width * cam.height * BYTES_PER_PIXEL_LZ4
     seconds = recorded_seconds(protocol)
-    return rate / 1e6, seconds, rate * seconds * DISK_MARGIN + MIN_FREE_BYTES
+    limit = MIN_FREE_BYTES if min_free_bytes is None else min_free_bytes
+    return rate / 1e6, seconds, rate * seconds * DISK_MARGIN + limit
 
 
-def check_disk(protocol, sessions_root: str | Path = "sessions") -> Check:
+def check_disk(protocol, sessions_root: str | Path = "sessions", min_free_bytes: int | None = None) -> Check:
     """Free space on the sessions disk against MB/s x recorded seconds (with margin)."""
-    mb_s, seconds, need = disk_estimate(protocol)
+    mb_s, seconds, need = disk_estimate(protocol, min_free_bytes)
     free = free_bytes(sessions_root)
     cam = protocol.camera
     detail = (f"{format_bytes(free)} free; the session needs about {format_bytes(need)} "
@@ -262,10 +263,10 @@ def check_disk(protocol, sessions_root: str | Path = "sessions") -> Check:
     return Check("disk", str(sessions_root), OK if free >= need else FAIL, detail)
 
 
-def preflight(protocol, sessions_root: str | Path = "sessions") -> list[Check]:
+def preflight(protocol, sessions_root: str | Path = "sessions", min_free_bytes: int | None = None) -> list[Check]:
     """The checks `station run` makes before opening the window; returns the FAILed ones."""
     checks = [c for c in check_clips(protocol) if c.result == FAIL]
-    disk = check_disk(protocol, sessions_root)
+    disk = check_disk(protocol, sessions_root, min_free_bytes)
     return checks + ([disk] if disk.result == FAIL else [])
 
 

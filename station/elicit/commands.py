@@ -60,6 +60,9 @@ def register(subparsers) -> None:
     p.add_argument("--recorder", choices=["process", "thread"], default="process",
                    help="run the camera recorder in a child process (HDF5 writing cannot delay display "
                         "flips; docs/benchmarks.md) or in a thread of this process")
+    p.add_argument("--camera-faults", default=None, metavar="SPEC",
+                   help="virtual camera only: real-camera faults (station.camera.faults), e.g. "
+                        "'stall_s=4,stall_for_s=3' or 'unplug_s=4' — to rehearse what a lab meets")
     p.add_argument("--min-free-mb", type=float, default=None,
                    help="the recorder stops a trial cleanly when free disk falls under this "
                         "(default: the recorder's, 500 MB)")
@@ -100,7 +103,8 @@ def run_cmd(args) -> int:
                               sessions_root=args.sessions, simulate=args.simulate_participant,
                               window_size=args.window, windowed=args.windowed, lsl=args.lsl,
                               order_row=args.order_row, live=not args.no_live, recorder_mode=args.recorder,
-                              min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 1e6))
+                              min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 1e6),
+                              camera_faults=args.camera_faults)
     except SessionEnded as err:
         print_error(str(err))
         return err.exit_code

@@ -30,6 +30,7 @@ from station.elicit.display import Display, WindowClosed, missed_frames
 from station.elicit.forms import FormScreen, validate_answers
 from station.elicit.protocol import Clip, Protocol
 from station.elicit.status import RunState
+from station.vocab.markers import Marker
 
 
 def reflow(text: str) -> str:
@@ -56,16 +57,16 @@ class RecordingFault(Exception):
 class CameraLost(RecordingFault):
     """The camera (or the recorder process) stopped delivering frames during a trial."""
 
-    def __init__(self, message: str, kind: str = "camera_lost"):
+    def __init__(self, message: str, kind: str = Marker.CAMERA_LOST):
         super().__init__(kind, message)
 
 
 #: Faults that stop a clip, and what the experimenter is told about each.
 FAULT_KINDS = {
-    "camera_lost": "the camera stopped delivering frames",
-    "recorder_died": "the recorder process died",
-    "recording_stopped": "the recorder stopped the trial",
-    "camera_stalled": "the camera stalled",
+    Marker.CAMERA_LOST: "the camera stopped delivering frames",
+    Marker.RECORDER_DIED: "the recorder process died",
+    Marker.RECORDING_STOPPED: "the recorder stopped the trial",
+    Marker.CAMERA_STALLED: "the camera stalled",
 }
 #: The experimenter's choice after a fault (keys on the participant window).
 FAULT_CHOICES = {"r": "retry", "n": "next", "e": "end"}
@@ -83,7 +84,8 @@ class SimulatedParticipant:
     ESCAPE that many seconds into the film; ``stop`` answers 'no' to "continue?" after an
     abort; ``close=CLIP@SECONDS`` closes the window; ``pause=CLIP@SECONDS`` pauses for 0.5 s;
     ``fault=retry|next|end`` is the experimenter's answer after a recording fault (default
-    ``end``; a clip is retried once, then the next one is taken).
+    ``end``; a clip is retried once, then the next one is taken); ``wait=SECONDS`` waits that
+    long before each key press and form answer (default 0.3 s and 0.2 s).
     """
 
     seed: int = 0
@@ -106,6 +108,12 @@ class SimulatedParticipant:
             if item == "stop":
                 sim.continue_after_abort = False
                 continue
+            if item.startswith("wait="):  # a slower participant: seconds before each key and form answer
+                try:
+                    sim.key_delay = sim.form_delay = float(item.partition("=")[2])
+                except ValueError:
+                    raise StationError(f"--simulate-participant item {item!r}: wait needs seconds, e.g. wait=2.") from None
+                continue
             if item.startswith("fault="):
                 choice = item.partition("=")[2]
                 if choice not in FAULT_CHOICES.values():
@@ -122,7 +130,7 @@ class SimulatedParticipant:
                 target = None
             if target is None or not clip:
                 raise StationError(f"--simulate-participant item {item!r} is not understood; use abort=CLIP@SECONDS, "
-                                   "close=CLIP@SECONDS, pause=CLIP@SECONDS, stop or fault=retry|next|end.")
+                                   "close=CLIP@SECONDS, pause=CLIP@SECONDS, stop, wait=SECONDS or fault=retry|next|end.")
             target[clip] = seconds
         return sim
 
@@ -204,23 +212,23 @@ class Runner:
         rec = self.recorder
         if rec.ended.is_set():
             error = rec.error or "the camera stream ended"
-            raise CameraLost(error, "recorder_died" if "recorder process" in error else "camera_lost")
+            raise CameraLost(error, Marker.RECORDER_DIED if "recorder process" in error else Marker.CAMERA_LOST)
         st = rec.status()
         if not st.recording:
-            raise RecordingFault("recording_stopped", st.warning or st.error or "the recorder stopped writing the trial")
+            raise RecordingFault(Marker.RECORDING_STOPPED, st.warning or st.error or "the recorder stopped writing the trial")
         if getattr(st, "stalled", False):
-            raise RecordingFault("camera_stalled", getattr(st, "stall_reason", "") or st.warning
+            raise RecordingFault(Marker.CAMERA_STALLED, getattr(st, "stall_reason", "") or st.warning
                                  or "no camera frame arrived for too long")
 
     def _handle_keys(self, clip: str, allowed: tuple[str, ...]) -> list[str]:
         """Log every key press as a marker (its own timestamp); return the allowed ones."""
         out = []
         for name, t in self.display.keys():
-            self.markers.emit("key", clip, name + (" (simulated)" if self.sim else ""), t=t)
+            self.markers.emit(Marker.KEY, clip, name + (" (simulated)" if self.sim else ""), t=t)
             if name == self.keys.pause:
                 self.paused = not self.paused
                 self.state.paused = self.paused
-                self.display.on_flip("pause" if self.paused else "resume", clip, "experimenter")
+                self.display.on_flip(Marker.PAUSE if self.paused else "resume", clip, "experimenter")
             elif name in allowed:
                 out.append(name)
         return out
@@ -275,9 +283,9 @@ class Runner:
 
     def confirm(self, question: str, clip: str, default_yes: bool = True) -> bool:
         """Yes / no question in the window (abort follow-up)."""
-        self.markers.emit("question", clip, question.splitlines()[0][:200])
+        self.markers.emit(Marker.QUESTION, clip, question.splitlines()[0][:200])
         key = self.screen("confirm", question, keys=(self.keys.yes, self.keys.no), clip=clip)
-        self.markers.emit("answer", clip, key)
+        self.markers.emit(Marker.ANSWER, clip, key)
         return key == self.keys.yes
 
     # -- one clip ------------------------------------------------------------------------------
@@ -326,13 +334,13 @@ class Runner:
                 self.screen("before_clip", self.p.instructions.before_clip, seconds=2.0, clip=clip.id)
             if self.p.record.baseline:
                 self._begin_trial(path, attrs, clip)
-            self.display.on_flip("baseline_start", clip.id)
+            self.display.on_flip(Marker.BASELINE_START, clip.id)
             if self.p.baseline.seconds > 0:
                 self.screen("baseline", self.p.baseline.text, fixation=True, seconds=self.p.baseline.seconds,
                             clip=clip.id)
             if not self.trial_open and self.p.record.clip:
                 self._begin_trial(path, attrs, clip)
-            self.markers.emit("baseline_end", clip.id, t=self.display.last_flip)
+            self.markers.emit(Marker.BASELINE_END, clip.id, t=self.display.last_flip)
             outcome = self.play(movie, clip)
             if self.p.record.after_clip_seconds > 0:
                 self.screen("after_clip", "", seconds=self.p.record.after_clip_seconds, clip=clip.id)
@@ -342,7 +350,7 @@ class Runner:
             outcome, reason, self.fault = err.kind, f"{FAULT_KINDS[err.kind]}: {err}", err
             self.markers.emit(err.kind, clip.id, str(err)[:250])
         except WindowClosed:
-            self.markers.emit("window_closed", clip.id)
+            self.markers.emit(Marker.WINDOW_CLOSED, clip.id)
             self._end_trial(number, clip, "window closed", display_before, "window_closed")
             raise
         except SessionStopped:
@@ -350,7 +358,7 @@ class Runner:
             raise
         except KeyboardInterrupt as err:  # Ctrl-C in the terminal, SIGTERM, SIGHUP (station.elicit.signals)
             why = getattr(err, "signal_name", "SIGINT")
-            self.markers.emit("interrupted", clip.id, why)
+            self.markers.emit(Marker.INTERRUPTED, clip.id, why)
             err.marked = True  # type: ignore[attr-defined]
             self._end_trial(number, clip, f"interrupted ({why})", display_before, "interrupted")
             raise
@@ -369,11 +377,11 @@ class Runner:
         try:
             self.recorder.begin_trial(path, attrs)
         except CameraError as err:
-            raise CameraLost(str(err), "recorder_died" if "recorder process" in str(err) else "camera_lost") from err
+            raise CameraLost(str(err), Marker.RECORDER_DIED if "recorder process" in str(err) else Marker.CAMERA_LOST) from err
         except StationError as err:  # e.g. the disk is below the recorder's minimum
-            raise RecordingFault("recording_stopped", str(err)) from err
+            raise RecordingFault(Marker.RECORDING_STOPPED, str(err)) from err
         self.trial_open = True
-        self.markers.emit("recording_start", clip.id, path.name)
+        self.markers.emit(Marker.RECORDING_START, clip.id, path.name)
 
     def play(self, movie, clip: Clip) -> str:
         """Play the film; first/last frame markers are the flips that showed them.
@@ -406,7 +414,7 @@ class Runner:
                     if last_pts is not None:
                         gaps += missed_frames(pts - last_pts, frame_period)
                     if shown == 0:
-                        d.on_flip("clip_first_frame", clip.id, f"pts={pts:.3f}")
+                        d.on_flip(Marker.CLIP_FIRST_FRAME, clip.id, f"pts={pts:.3f}")
                     shown += 1
                     last_pts = pts
                 t = d.flip()
@@ -420,7 +428,7 @@ class Runner:
                     self._check_camera(clip.id)
                 except RecordingFault:
                     movie.stop()
-                    d.on_flip("clip_end", clip.id, "fault")
+                    d.on_flip(Marker.CLIP_END, clip.id, "fault")
                     d.flip()
                     raise
                 self._simulate("clip", clip.id, t - first_t if first_t else 0.0, False)
@@ -432,7 +440,7 @@ class Runner:
                 if pressed:
                     movie.stop()
                     outcome = "aborted"
-                    d.on_flip("clip_abort", clip.id, f"key={pressed[0]} after {shown} frames")
+                    d.on_flip(Marker.CLIP_ABORT, clip.id, f"key={pressed[0]} after {shown} frames")
                     self.text.text = ""
                     d.flip()
                     break
@@ -441,14 +449,14 @@ class Runner:
         finally:
             stats()
             if last_frame_t is not None:
-                self.markers.emit("clip_last_frame", clip.id, f"pts={last_pts:.3f}", t=last_frame_t)
-        d.on_flip("clip_end", clip.id, outcome)
+                self.markers.emit(Marker.CLIP_LAST_FRAME, clip.id, f"pts={last_pts:.3f}", t=last_frame_t)
+        d.on_flip(Marker.CLIP_END, clip.id, outcome)
         return outcome
 
     def _end_trial(self, number: int, clip: Clip, reason: str, display_before: int, outcome: str) -> None:
         stats, file_name = None, None
         if self.trial_open:
-            self.markers.emit("recording_end", clip.id, reason)
+            self.markers.emit(Marker.RECORDING_END, clip.id, reason)
             self.trial_open = False
             try:
                 stats = self.recorder.end_trial(reason)
@@ -497,12 +505,12 @@ class Runner:
         print_warning(f"clip {clip.id!r} stopped — {what}. The clip is marked incomplete; everything recorded "
                       "so far is kept. Choose in the window: R = retry this film, N = next film, E = end the session.")
         self.state.message = f"FAULT in {clip.id}: {what[:120]} — R retry / N next / E end"
-        self.markers.emit("question", clip.id, "fault: retry / next / end")
+        self.markers.emit(Marker.QUESTION, clip.id, "fault: retry / next / end")
         key = self.screen("fault", f"Recording problem — please wait for the experimenter.\n\n{what}\n\n"
                                    "Experimenter: R = retry this film    N = next film    E = end the session",
                           keys=tuple(FAULT_CHOICES), clip=clip.id)
         choice = FAULT_CHOICES[key]
-        self.markers.emit("answer", clip.id, choice)
+        self.markers.emit(Marker.ANSWER, clip.id, choice)
         self.state.message = ""
         if choice != "end" and (self.recorder is None or self.recorder.ended.is_set()):
             choice = self._restart_recorder(choice)
@@ -526,19 +534,19 @@ class Runner:
     # -- rest and forms ------------------------------------------------------------------------
     def rest(self, after_clip: str) -> None:
         r = self.p.rest
-        self.display.on_flip("rest_start", after_clip, f"{r.mode} {r.seconds:g}s")
+        self.display.on_flip(Marker.REST_START, after_clip, f"{r.mode} {r.seconds:g}s")
         if r.mode == "fixed":
             self.screen("rest", r.text, seconds=r.seconds, clip=after_clip)
         else:
             self.screen("rest", r.text, min_seconds=r.seconds, max_seconds=r.max_seconds,
                         keys=(self.keys.continue_,), clip=after_clip)
-        self.markers.emit("rest_end", after_clip, t=self.display.last_flip)
+        self.markers.emit(Marker.REST_END, after_clip, t=self.display.last_flip)
 
     def form(self, questions: tuple[str, ...], clip: Clip | None, when: str, title: str) -> None:
         cid = clip.id if clip else ""
         self.state.enter("self-report", cid)
         self.display.phase, self.display.clip = "form", cid
-        self.display.on_flip("form_start", cid, when)
+        self.display.on_flip(Marker.FORM_START, cid, when)
         screen = self._forms.get(questions)
         if screen is None:
             screen = self._forms[questions] = FormScreen(self.display, questions, title, self.p.self_report.emotions)
@@ -546,7 +554,7 @@ class Runner:
             screen.reset(title)
         answers, seconds = screen.run(self.sim, clip.emotion if clip else "")
         answers = validate_answers(answers, questions, self.p.self_report.emotions, where=f"form for {cid or 'end'}")
-        self.markers.emit("form_end", cid, when, t=self.display.last_flip)
+        self.markers.emit(Marker.FORM_END, cid, when, t=self.display.last_flip)
         self.session.add_self_report({"clip": cid, "when": when, **answers, "seconds": round(seconds, 3),
                                       "source": "simulated participant" if self.sim else "window",
                                       "simulated": self.sim is not None})
@@ -560,19 +568,19 @@ class Runner:
             return self._run()
         except KeyboardInterrupt as err:
             if not getattr(err, "marked", False):
-                self.markers.emit("interrupted", self.state.clip, getattr(err, "signal_name", "SIGINT"))
+                self.markers.emit(Marker.INTERRUPTED, self.state.clip, getattr(err, "signal_name", "SIGINT"))
             raise
         except WindowClosed:
             if not self.trial_open:
-                self.markers.emit("window_closed", self.state.clip)
+                self.markers.emit(Marker.WINDOW_CLOSED, self.state.clip)
             raise
 
     def _run(self) -> str:
         p = self.p
         self.state.clip_count = len(self.order)
-        self.display.on_flip("instructions_start")
+        self.display.on_flip(Marker.INSTRUCTIONS_START)
         self.screen("instructions", p.instructions.welcome, keys=(self.keys.continue_,), min_seconds=0.5)
-        self.markers.emit("instructions_end", t=self.display.last_flip)
+        self.markers.emit(Marker.INSTRUCTIONS_END, t=self.display.last_flip)
         status = "complete"
         position = 0
         try:
@@ -597,12 +605,12 @@ class Runner:
                 if position < len(self.order) and not p.record.rest:
                     self.rest(clip.id)
         except SessionStopped as err:
-            self.markers.emit("session_stopped", detail=str(err)[:250])
+            self.markers.emit(Marker.SESSION_STOPPED, detail=str(err)[:250])
             status = "ended by experimenter after a fault" if "experimenter" in str(err) else "stopped by participant"
         if p.self_report.at_end and self.watched:
             for i, clip in enumerate(self.watched, 1):
                 self.form(p.self_report.at_end, clip, "end", f"About film {i} of {len(self.watched)} that you watched")
-        self.display.on_flip("end_screen")
+        self.display.on_flip(Marker.END_SCREEN)
         self.screen("end", p.instructions.end, seconds=2.0 if self.sim else 5.0, keys=(self.keys.continue_,))
         self._save_frames()
         return status

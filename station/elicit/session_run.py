@@ -113,7 +113,7 @@ def ask_participant_info(participant: str | None, age: int | None, sex: str | No
     return check_participant_id(str(info["participant"])), age_v, (info["sex"] or None)
 
 
-def prepare_clips(protocol: Protocol, sessions_root: str | Path = "sessions") -> None:
+def prepare_clips(protocol: Protocol, sessions_root: str | Path = "sessions", min_free_bytes: int | None = None) -> None:
     """Generate missing demo clips; refuse to start when a film is missing, does not decode to
     its end or has the wrong duration, or the sessions disk is too small: the same checks,
     with the same messages, as ``station check`` (:func:`station.elicit.check.preflight`)."""
@@ -130,7 +130,7 @@ def prepare_clips(protocol: Protocol, sessions_root: str | Path = "sessions") ->
                                f"as a video (damaged file or unknown codec). Run `station check {protocol.file}`.")
     from station.elicit.check import preflight
 
-    failed = preflight(protocol, sessions_root)
+    failed = preflight(protocol, sessions_root, min_free_bytes)
     if failed:
         raise StationError("pre-flight failed, nothing was recorded:\n" + "\n".join(
             f"  {c.name} {c.item}: {c.detail}" for c in failed) + f"\nRun `station check {protocol.file}`.")
@@ -164,7 +164,7 @@ def summary_table(session: Session) -> Table:
 
 
 def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free_bytes: int | None = None,
-                  background: bool = False) -> RecorderRole:
+                  background: bool = False, camera_faults: str | None = None) -> RecorderRole:
     """The recorder for ``camera``: a child process for a camera spec, else a thread here.
 
     With ``background`` a recorder that can (:class:`OpensInBackground`) is only started;
@@ -172,6 +172,13 @@ def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free
     """
     cam = protocol.camera
     options = {} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}
+    camera_options = {}
+    if camera_faults:
+        from station.camera.faults import Faults
+
+        if camera != "virtual":
+            raise StationError(f"--camera-faults is for the virtual camera only, got --camera {camera!r}.")
+        camera_options["faults"] = Faults.parse(camera_faults)
     try:
         if isinstance(camera, RecorderRole):  # already a recorder (benchmarks: one that records nothing)
             camera.open()
@@ -179,11 +186,12 @@ def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free
         if isinstance(camera, str) and recorder_mode == "process":
             from station.record.procrecorder import ProcessRecorder
 
-            recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn, **options)
+            recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn,
+                                       camera_options=camera_options, **options)
         else:
             from station.record.recorder import Recorder
 
-            source = open_camera(camera, width=cam.width, height=cam.height, fps=cam.fps) \
+            source = open_camera(camera, width=cam.width, height=cam.height, fps=cam.fps, **camera_options) \
                 if isinstance(camera, str) else camera
             recorder = Recorder(source, on_warning=warn, **options)
         if background and isinstance(recorder, OpensInBackground):
@@ -238,7 +246,8 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 age: int | None = None, sex: str | None = None, sessions_root: str | Path = "sessions",
                 simulate: str | None = None, window_size: tuple[int, int] | None = None,
                 windowed: bool = False, lsl: bool = False, order_row: int | None = None,
-                live: bool = True, recorder_mode: str = "process", min_free_bytes: int | None = None) -> Session:
+                live: bool = True, recorder_mode: str = "process", min_free_bytes: int | None = None,
+                camera_faults: str | None = None) -> Session:
     """Run a protocol for one participant; returns the session, its verdict in
     ``data['status']`` / ``data['clips']`` and its exit code in ``data['exit_code']``.
 
@@ -255,7 +264,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     protocol = load_protocol(protocol_path)
     sim = SimulatedParticipant.from_script(simulate) if simulate is not None else None
     participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
-    prepare_clips(protocol, sessions_root)
+    prepare_clips(protocol, sessions_root, min_free_bytes)
     session = _new_session(protocol, participant, age, sex, sessions_root, order_row, sim, simulate)
     has_audio, audio_why = audio_output()
     sound = protocol.sound and has_audio
@@ -268,7 +277,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     with interrupt_on_signals():
         try:
             parts["recorder"] = recorder = open_recorder(camera, protocol, recorder_mode, warn, min_free_bytes,
-                                                         background=True)
+                                                         background=True, camera_faults=camera_faults)
             markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
             parts["display"] = display = Display(
                 window_size or protocol.display.size, fullscreen=protocol.display.fullscreen and not windowed,
@@ -282,6 +291,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 old, parts["recorder"] = parts["recorder"], None
                 _close_recorder(old)
                 new = parts["recorder"] = open_recorder(camera, protocol, recorder_mode, warn, min_free_bytes)
+                markers.recorder = new
                 return new
 
             runner = parts["runner"] = Runner(protocol, session.data["order"], session, recorder, display, markers,

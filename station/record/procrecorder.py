@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from station.camera.base import CameraError
 from station.checks import StationError
+from station.vocab.markers import Marker
 
 STATUS_PERIOD_S = 0.2
 CALL_TIMEOUT_S = 120.0
@@ -37,7 +38,7 @@ PARENT_CHECK_S = 1.0  # how often an idle child checks that the session process 
 
 
 def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events,
-                options: dict[str, Any] | None = None) -> None:
+                options: dict[str, Any] | None = None, camera_options: dict[str, Any] | None = None) -> None:
     """Child process: open the camera, then obey commands until 'close'."""
     from station.signals import ignore_terminal_signals
 
@@ -50,7 +51,7 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
     from station.record.recorder import Recorder
 
     try:
-        source = open_camera(spec, width=width, height=height, fps=fps)
+        source = open_camera(spec, width=width, height=height, fps=fps, **(camera_options or {}))
         rec = Recorder(source, on_warning=lambda m: events.put(("warning", m)), **(options or {}))
         rec.open()
     except BaseException as err:  # report, never hang the parent
@@ -103,7 +104,7 @@ def _orphaned(rec) -> None:
     """The parent died (crash, SIGKILL): finalise the current trial, release the camera, exit."""
     import os
 
-    rec.mark("session_process_died", detail="recorder finalised the trial on its own")
+    rec.mark(Marker.SESSION_PROCESS_DIED, detail="recorder finalised the trial on its own")
     rec.close()  # ends the trial: queued frames flushed, file finalised
     os._exit(0)
 
@@ -112,9 +113,12 @@ class ProcessRecorder:
     """Same interface as :class:`~station.record.recorder.Recorder`; the work happens in a child."""
 
     def __init__(self, camera: str, width: int, height: int, fps: int,
-                 on_warning: Callable[[str], None] | None = None, **recorder_options: Any):
-        """``recorder_options`` go to the child's Recorder (e.g. ``min_free_bytes``)."""
+                 on_warning: Callable[[str], None] | None = None, camera_options: dict[str, Any] | None = None,
+                 **recorder_options: Any):
+        """``recorder_options`` go to the child's Recorder (e.g. ``min_free_bytes``), ``camera_options``
+        to its :func:`~station.camera.open_camera` (e.g. the virtual camera's ``faults``)."""
         self.spec, self.mode, self.options = camera, (width, height, fps), recorder_options
+        self.camera_options = camera_options or {}
         self.on_warning = on_warning or (lambda m: None)
         self.calibration = None
         self.source = SimpleNamespace(description=camera)
@@ -141,7 +145,7 @@ class ProcessRecorder:
         ctx = mp.get_context("spawn")  # no fork of a process holding an OpenGL context
         self._cmd, self._reply, self._events = ctx.Queue(), ctx.Queue(), ctx.Queue()
         self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events,
-                                                           self.options),
+                                                           self.options, self.camera_options),
                                  name="station-recorder", daemon=True)
         with signals_blocked():  # inherited: the terminal's signals never reach the child
             self._proc.start()
