@@ -162,14 +162,16 @@ def run_record(args: argparse.Namespace) -> int:
         started[0] = started[0] or time.perf_counter()
         live.update(status_table(status, time.perf_counter() - started[0], args.seconds, source.description))
 
+    from station.signals import interrupt_on_signals
+
     try:
-        with live:
+        with interrupt_on_signals(), live:  # SIGTERM / SIGHUP end the trial like Ctrl-C: finalised, kept
             stats = record_trial(source, path, args.seconds, storage=storage, on_tick=tick, stall_s=args.stall_s,
                                  on_warning=print_warning, attrs={"camera": args.camera},
                                  min_free_bytes=int(args.min_free_mb * 1e6), warn_free_bytes=int(args.warn_free_mb * 1e6))
     except TrialInterrupted as stop:
         stats = stop.stats
-        print_warning(f"stopped by Ctrl-C; {stats.frames_written} frames kept.")
+        print_warning(f"stopped by {stats.stop_reason or 'Ctrl-C'}; {stats.frames_written} frames kept.")
     report_stats(stats)
     verdict_ok = report_verdict(stats.path, interrupted=stats.stop_reason.startswith("interrupted"))
     scene = getattr(source, "scene", None)

@@ -172,7 +172,7 @@ class Recorder:
         self.calibration = self.source.start()
         if first_trial is not None:
             self.begin_trial(first_trial, attrs, ground_truth)
-            self.mark("recording_start")
+            self.mark(Marker.RECORDING_START)
         self._capture = threading.Thread(target=self._capture_loop, name="capture", daemon=True)
         self._capture.start()
 
@@ -471,10 +471,11 @@ def record_trial(source: CameraSource, path: str | Path, seconds: float | None =
                     break
                 if on_tick:
                     on_tick(recorder.status())
-        except KeyboardInterrupt:
-            recorder.mark("interrupted", detail="Ctrl-C")
-            raise TrialInterrupted(recorder.end_trial("interrupted (Ctrl-C)")) from None
-        recorder.mark("recording_end")
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM / SIGHUP via station.signals
+            why = getattr(err, "signal_name", "Ctrl-C")
+            recorder.mark(Marker.INTERRUPTED, detail=why)
+            raise TrialInterrupted(recorder.end_trial(f"interrupted ({why})")) from None
+        recorder.mark(Marker.RECORDING_END)
         return recorder.end_trial()
     finally:
         recorder.close()
