@@ -155,22 +155,28 @@ def test_legacy_rows_of_another_folder_are_not_shown(qt, trial, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_code_creates_the_codings_folder_and_takes_candidates(trial, tmp_path):
-    """`station code TRIAL --coder me` as in the README: codings/ inside the trial's folder."""
+def test_cli_code_creates_the_codings_folder_takes_candidates_and_goes_through_a_folder(tmp_path):
+    """`station code FOLDER --coder me` as in the README: codings/ inside the folder, trial after trial."""
     from station.process.coding import read_coding
 
-    folder = trial.parent
+    folder = tmp_path / "sub01" / "001"
+    first = coding_trial(folder / "trial-01-funny.h5", "sub01", 1, 1)
+    second = coding_trial(folder / "trial-02-funny.h5", "sub01", 1, 2)
     (folder / "candidates.csv").write_text("trial,onset,apex,offset,kind,score,duration_ms,regions,path\n"
-                                           f"{trial.name},14,18,24,micro,9.5,166.7,brow_r,{trial}\n")
+                                           f"{first.name},14,18,24,micro,9.5,166.7,brow_r,{first}\n")
     script = tmp_path / "keys.txt"
-    script.write_text("# jump to the candidate, take its marks, type AUs, save\nn c u text:1+2 enter\n")
+    script.write_text("# trial 1: jump to the candidate, take its marks, type AUs, save; then the next trial\n"
+                      "n c u text:1+2 enter .\n"
+                      "# trial 2: mark by keys\nclick:30 o click:33 k click:36 f u text:R12 enter\n")
     shot = tmp_path / "window.png"
-    proc = subprocess.run([sys.executable, "-m", "station.cli", "code", str(trial), "--coder", "me",
+    proc = subprocess.run([sys.executable, "-m", "station.cli", "code", str(folder), "--coder", "me",
                            "--script", str(script), "--snapshot", str(shot)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = read_coding(folder / "codings" / "me.csv")
-    assert [(r.onset, r.apex, r.offset, r.aus, r.participant) for r in rows] == [(14, 18, 24, "1+2", "sub01")]
+    got = sorted((r.trial, r.onset, r.apex, r.offset, r.aus, r.trial_id) for r in rows)
+    assert got == [(first.name, 14, 18, 24, "1+2", identity_of(first)["trial_id"]),
+                   (second.name, 30, 33, 36, "R12", identity_of(second)["trial_id"])]
     import cv2
 
     image = cv2.imread(str(shot))

@@ -174,8 +174,10 @@ class CodingWindow(QMainWindow):
     """See the module docstring."""
 
     def __init__(self, trial: str | Path, coder: str, out: str | Path, candidates: str | Path | None = None,
-                 rate: float | str = 0.25):
+                 rate: float | str = 0.25, position: tuple[int, int] = (0, 1)):
         super().__init__()
+        self.position = position  # (this trial, how many) when coding a list of trials
+        self.go = 0  # set by . / , : the next / previous trial of the list
         self.media = TrialMedia(trial)
         self.identity = self.media.identity
         out = Path(out)
@@ -231,8 +233,9 @@ class CodingWindow(QMainWindow):
 
     def _build_ui(self) -> None:
         ident = self.identity
+        k, n = self.position
         self.setWindowTitle(f"station code - {ident['participant'] or '?'} session {ident['session'] or '?'} "
-                            f"{self.media.name} - coder {self.store.coder}")
+                            f"{self.media.name} - coder {self.store.coder}" + (f" - trial {k + 1} of {n}" if n > 1 else ""))
         self.color_view = FrameView("colour")
         self.depth_view = FrameView("depth")
         views = QSplitter(Qt.Orientation.Horizontal)
@@ -626,6 +629,15 @@ class CodingWindow(QMainWindow):
             self.message("nothing to undo")
         self.refresh()
 
+    def move_trial(self, step: int) -> None:
+        """Close this trial (everything is saved) and open the next / previous one of the list."""
+        k, n = self.position
+        if not 0 <= k + step < n:
+            self.message("no more trials this way" if n > 1 else "one trial was given (station code FOLDER codes a list)")
+            return
+        self.go = step
+        self.close()
+
     def toggle_help(self) -> None:
         self.help.setVisible(not self.help.isVisible())
         self.help.raise_()
@@ -667,7 +679,8 @@ class CodingWindow(QMainWindow):
                  "t": self.notes_edit.setFocus, "]": lambda: self.select_next(1), "[": lambda: self.select_next(-1),
                  "x": self.delete_selected, "z": self._toggle("zoom"), "g": self._toggle("diff"),
                  "v": self._toggle_depth, "h": self.toggle_help, "r": self.run_spotter,
-                 "=": lambda: self.timeline.zoom(0.5), "-": lambda: self.timeline.zoom(2.0)}
+                 "=": lambda: self.timeline.zoom(0.5), "-": lambda: self.timeline.zoom(2.0),
+                 ".": lambda: self.move_trial(1), ",": lambda: self.move_trial(-1)}
         if key in simple:
             simple[key]()
         elif text.lower() in chars and text:
@@ -712,39 +725,51 @@ class CodingWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def run_coding(trial, coder: str, out, candidates=None, rate="1/4", script=None, snapshot=None) -> dict:
-    """Open the coding window until the coder closes it (or the script ends); returns a summary."""
+def run_coding(trials, coder: str, out=None, candidates=None, rate="1/4", script=None, snapshot=None) -> list[dict]:
+    """Code one trial after another (``.`` / ``,`` move on) until the coder closes the window (or
+    the script, played into the first window, ends); returns one summary per trial opened.
+
+    ``out`` is the coder's CSV; by default ``codings/<coder>.csv`` in each trial's own folder.
+    """
     from station.gui.script import play, read_tokens
 
+    trials = [Path(t) for t in (trials if isinstance(trials, (list, tuple)) else [trials])]
     tokens = read_tokens(script) if script else None
     parse_rate(rate)
-    TrialMedia(trial).close()  # a missing or damaged file is reported before any window opens
+    for trial in trials:  # a missing or damaged file is reported before any window opens
+        TrialMedia(trial).close()
     application = app()
-    window = CodingWindow(trial, coder, out, candidates=candidates, rate=rate)
-    window.show()
-    summary = {"trial": window.media.name}
+    summaries: list[dict] = []
+    k = 0
+    while 0 <= k < len(trials):
+        trial = trials[k]
+        target = Path(out) if out else trial.parent / "codings" / f"{coder}.csv"
+        window = CodingWindow(trial, coder, target, candidates=candidates, rate=rate, position=(k, len(trials)))
+        window.show()
+        summary = {"trial": window.media.name, "out": str(target)}
 
-    def finish():
-        summary.update(annotations=len(window.movements()), frame=window.media.number(window.index))
-        if snapshot:
-            window.grab().save(str(snapshot))
+        def finish(window=window, summary=summary):
+            summary.update(annotations=len(window.movements()), frame=window.media.number(window.index))
+            if snapshot:
+                window.grab().save(str(snapshot))
 
-    if tokens is not None:
-        def scripted():
-            play(window, tokens)
-            if window.isVisible():
+        if tokens is not None:  # the script goes on in the next window when a token moves there
+            def scripted(window=window, finish=finish):
+                del tokens[:play(window, list(tokens))]
+                if window.isVisible():
+                    finish()
+                    window.close()
+            QTimer.singleShot(200, scripted)
+        original_close = window.closeEvent
+
+        def on_close(event, original_close=original_close, finish=finish, summary=summary):
+            if "annotations" not in summary:
                 finish()
-                window.close()
-        QTimer.singleShot(200, scripted)
-    else:
-        window.destroyed.connect(lambda: None)
-        application.aboutToQuit.connect(lambda: None)
-    original_close = window.closeEvent
-
-    def on_close(event):
-        if "annotations" not in summary:
-            finish()
-        original_close(event)
-    window.closeEvent = on_close
-    application.exec()
-    return summary
+            original_close(event)
+        window.closeEvent = on_close
+        application.exec()
+        summaries.append(summary)
+        if window.go == 0:
+            break
+        k += window.go
+    return summaries

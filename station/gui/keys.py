@@ -35,6 +35,7 @@ CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("g",), "diff", "difference image against the onset frame"),
     (("v",), "depth", "show / hide the depth view"),
     (("=", "-"), "zoom-timeline", "zoom the timeline in / out around the cursor (or the mouse wheel)"),
+    ((".", ","), "trial", "next / previous trial (station code with several trials or a folder)"),
     (("h", "F1"), "help", "show / hide this help"),
     (("Ctrl+Q",), "quit", "quit (everything is already saved)"),
 ]

@@ -53,8 +53,9 @@ def _key_for_char(ch: str):
     return Qt.Key(ord(ch.upper()))
 
 
-def play(window, tokens: Iterable[str]) -> None:
-    """Send each token to the window as real Qt events, letting it repaint between them."""
+def play(window, tokens: Iterable[str]) -> int:
+    """Send each token to the window as real Qt events, letting it repaint between them; returns
+    how many tokens were played (fewer than given when a token closed the window)."""
     from PyQt6.QtCore import QPoint, Qt
     from PyQt6.QtTest import QTest
     from PyQt6.QtWidgets import QApplication
@@ -72,7 +73,9 @@ def play(window, tokens: Iterable[str]) -> None:
         index = window.media.index_of(int(frame))
         return QPoint(int(round(timeline.x_of(index))), (top + bottom) // 2)
 
+    played = 0
     for tok in tokens:
+        played += 1
         low = tok.lower()
         if tok.startswith("text:"):
             QTest.keyClicks(target(), tok[5:])
@@ -104,6 +107,7 @@ def play(window, tokens: Iterable[str]) -> None:
         QApplication.processEvents()
         if not window.isVisible():
             break
+    return played
 
 
 def drag(widget, start, end, steps: int = 6) -> None:

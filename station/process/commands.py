@@ -39,7 +39,8 @@ def trial_files(inputs: list[str]) -> list[Path]:
 def _register_code(sub) -> None:
     p = sub.add_parser("code", help="code a trial frame by frame: onset, apex, offset, AUs (window)",
                        formatter_class=argparse.RawDescriptionHelpFormatter, description=_code_help())
-    p.add_argument("trial", help="trial HDF5 file")
+    p.add_argument("trials", nargs="+", help="trial HDF5 file(s) or folders of trials, coded one after "
+                   "another (keys . and , move to the next / previous trial)")
     p.add_argument("--coder", required=True, help="coder name; annotations go to CODER.csv (see --out)")
     p.add_argument("--out", default=None, help="coding CSV (default: codings/<coder>.csv inside the trial's "
                    "folder, created if needed); one file may hold many trials, told apart by trial id")
@@ -64,12 +65,11 @@ def _code_help() -> str:
 def _run_code(args) -> int:
     from station.gui.coding_window import run_coding
 
-    trial = Path(args.trial)
-    out = Path(args.out) if args.out else trial.parent / "codings" / f"{args.coder}.csv"
-    result = run_coding(trial, args.coder, out, candidates=args.candidates, rate=args.rate,
-                        script=args.script, snapshot=args.snapshot)
-    print_ok(f"{result['annotations']} movement(s) coded for {result['trial']} in {out} "
-             f"(stopped at frame {result['frame']})")
+    trials = trial_files(args.trials)
+    for result in run_coding(trials, args.coder, args.out, candidates=args.candidates, rate=args.rate,
+                             script=args.script, snapshot=args.snapshot):
+        print_ok(f"{result['annotations']} movement(s) coded for {result['trial']} in {result['out']} "
+                 f"(stopped at frame {result['frame']})")
     return 0
 
 
