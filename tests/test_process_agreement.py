@@ -88,6 +88,13 @@ def test_agree_cli_lists_disagreements_and_records_who_arbitrated(tmp_path):
     log = {r["field"]: r for r in csv.DictReader(open(out / "arbitration.csv"))}
     assert (log["AU5"]["decided_by"], log["AU7 intensity"]["decided_by"]) == ("carol", "dave")
     assert all(r["applied"] for r in log.values())
+    # arbitrating straight from out/disagreements.csv: the decisions survive the rewrite of that file
+    (out / "decided.csv").replace(out / "disagreements.csv")
+    assert main(["agree", str(c1), str(c2), "--out", str(out), "--arbitration", str(out / "disagreements.csv"),
+                 "--arbiter", "dave"]) == 0
+    again = {d["field"]: (d["decision"], d["decided_by"]) for d in csv.DictReader(open(out / "disagreements.csv"))}
+    assert again == {"AU5": ("keep", "carol"), "AU12 side": ("R", "carol"), "AU7 intensity": ("C", "dave")}
+    assert len(list(out.glob("disagreements-*.csv"))) == 1  # and the file as the arbiters left it
 
 
 def test_a_decision_taken_on_other_codings_is_refused(tmp_path):

@@ -206,7 +206,11 @@ def _run_agree(args) -> int:
                          [dict(au=a.number, both=a.both, only_coder1=a.only1, only_coder2=a.only2, neither=a.neither,
                                agreement=fmt(a.agreement), kappa=fmt(a.kappa)) for a in report.per_au],
                          ("au", "both", "only_coder1", "only_coder2", "neither", "agreement", "kappa"))
-    agreement.write_disagreements(out / "disagreements.csv", report.disagreements)
+    decided = {(a["pair"], a["field"]): a for a in applied}
+    rows = [{**d, **({k: decided[(d["pair"], d["field"])][k] for k in ("decision", "decided_by")}
+                     if (d["pair"], d["field"]) in decided else {})} for d in report.disagreements]
+    backup = _keep_decisions(out / "disagreements.csv")
+    agreement.write_disagreements(out / "disagreements.csv", rows)
     if applied:
         agreement.write_rows(out / "arbitration.csv", applied, agreement.ARBITRATION_COLUMNS)
     write_coding(out / "final.csv", final)
@@ -229,12 +233,41 @@ def _run_agree(args) -> int:
                           f"coder 1 {d['coder1']} / coder 2 {d['coder2']}")
     if applied:
         console.print(f"{len(applied)} decision(s) applied, with who made them -> {out / 'arbitration.csv'}")
+    if backup:
+        console.print(f"the decisions already in {out / 'disagreements.csv'} were kept as {backup} "
+                      "(the new file carries the decisions applied)")
     if pending:
         print_warning(f"{len(pending)} disagreement(s) undecided: AUs and movements resolved by --unresolved "
                       f"{args.unresolved}, differing sides/intensities left unspecified; fill 'decision' and "
                       "'decided_by' and rerun with --arbitration.")
     print_ok(f"final coding: {len(final)} movement(s) -> {out / 'final.csv'}")
     return 0
+
+
+def _keep_decisions(path: Path) -> Path | None:
+    """A disagreements file with decisions in it is the arbiters' work: copy it aside before the
+    new one replaces it (``disagreements-<time>.csv``); returns the copy, or None if nothing was decided."""
+    import datetime as dt
+    import shutil
+
+    from station.process.coding import read_rows
+
+    if not path.exists():
+        return None
+    try:
+        decided = any(row.get("decision", "").strip() for _, row in read_rows(path, (), "disagreements file"))
+    except StationError:
+        decided = True  # unreadable: keep it rather than guess
+    if not decided:
+        return None
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.stem}-{stamp}.csv")
+    n = 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{path.stem}-{stamp}-{n}.csv")
+    shutil.copy2(path, backup)
+    return backup
 
 
 # -- process -----------------------------------------------------------------------------------
