@@ -7,8 +7,8 @@ import pytest
 
 from station.evaluate.fusion import ALPHAS, best_alpha, nested_predictions, other_folds_predictions, paper_predictions
 from station.evaluate.labels import make_label_set
-from station.evaluate.metrics import score, uf1_uar
-from station.evaluate.protocols import run_protocol, splits
+from station.evaluate.metrics import chance_levels, score, uf1_uar
+from station.evaluate.protocols import ProtocolSkipped, kfold_splits_for, run_protocol, splits
 
 
 def test_label_sets_follow_the_paper():
@@ -39,8 +39,13 @@ def test_loso_never_mixes_a_subject_and_kfold_repeats_cover_every_sample():
     for rep in range(3):
         tests = np.concatenate([te for r, _, te in kf if r == rep])
         assert sorted(tests) == list(range(30))
-    small = np.array([0] * 12 + [1] * 3)  # fewer members than folds: still runs, class spread out
-    assert len(splits("kfold", small, np.arange(15), n_splits=10, n_repeats=1)) == 10
+    small = np.array([0] * 12 + [1] * 3)  # fewer members than folds: k drops to the smallest class (3)
+    small_splits = splits("kfold", small, np.arange(15), n_splits=10, n_repeats=1)
+    assert len(small_splits) == 3
+    assert all(set(small[te]) == {0, 1} for _, _, te in small_splits)  # every class in every test fold
+    assert kfold_splits_for(small, 10)[0] == 3 and "3-fold" in kfold_splits_for(small, 10)[1]
+    with pytest.raises(ProtocolSkipped, match="at least 2 samples"):
+        kfold_splits_for(np.array([0, 0, 0, 1]), 10)
 
 
 def test_uf1_uar_megc_definitions():
@@ -54,6 +59,29 @@ def test_uf1_uar_megc_definitions():
     s = score(y, [pred], [[np.arange(20)]], 2)
     assert s.accuracy == pytest.approx(13 / 20) and s.uf1 == pytest.approx(uf1)
     assert (s.confusion == cm).all()
+    assert s.macro_f1 == pytest.approx(uf1)  # pooled macro-F1 is UF1 when every class is tested
+
+
+def test_fold_mean_f1_differs_from_pooled_and_chance_levels():
+    from sklearn.metrics import f1_score
+
+    y = np.array([0, 0, 0, 1, 1, 1, 0, 1])
+    pred = np.array([0, 0, 1, 1, 0, 1, 0, 0])
+    folds = [np.arange(4), np.arange(4, 8)]
+    s = score(y, [pred], [folds], 2)
+    per_fold = np.mean([f1_score(y[f], pred[f], average="macro") for f in folds])
+    assert s.f1_fold_mean == pytest.approx(per_fold)
+    assert s.macro_f1 == pytest.approx(f1_score(y, pred, average="macro"))
+    assert s.macro_f1 != pytest.approx(s.f1_fold_mean)
+    ch = chance_levels(np.array([0] * 6 + [1] * 3 + [2]), 3)
+    assert ch["majority_accuracy"] == pytest.approx(0.6) and ch["uniform_accuracy"] == pytest.approx(1 / 3)
+    assert ch["majority_uar"] == ch["uniform_uar"] == pytest.approx(1 / 3)
+    # majority: F1 of the majority class 2*6/(10+6), others 0
+    assert ch["majority_uf1"] == pytest.approx(12 / 16 / 3)
+    rng = np.random.default_rng(0)
+    yy = np.array([0] * 600 + [1] * 300 + [2] * 100)
+    sim = np.mean([f1_score(yy, rng.integers(0, 3, len(yy)), average="macro") for _ in range(200)])
+    assert chance_levels(yy, 3)["uniform_uf1"] == pytest.approx(sim, abs=0.01)
 
 
 def _toy(seed=0):

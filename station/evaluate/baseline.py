@@ -7,6 +7,7 @@ paper-shaped tables, CSV, PNG and HTML.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from station.evaluate.fusion import ALPHAS, alpha_curve, nested_predictions, pap
 from station.evaluate.labels import LabelSet, make_label_set
 from station.evaluate.loaders import Database
 from station.evaluate.metrics import Scores, score
-from station.evaluate.protocols import PROTOCOLS, ProtocolRun, run_protocol
+from station.evaluate.protocols import PROTOCOLS, ProtocolRun, ProtocolSkipped, run_protocol
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
 from station.vocab.classes import LABEL_SETS
@@ -54,6 +55,10 @@ class EvaluationResult:
     runs: dict[tuple[str, str], ProtocolRun] = field(default_factory=dict)
     label_sets: dict[str, LabelSet] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)  # "subject/sample" -> why it was skipped
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (label set, protocol, reason)
+    #: (sample, note) of every loading fallback (the loader's ``Database.notes``) and skipped sample
+    loading_notes: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, label_set: str, protocol: str, method: str, fusion: str, a: float | str, scores: Scores,
             classes: list[str], n: int) -> None:
@@ -79,14 +84,33 @@ def label_set_of(db: Database, name: str, min_class_size: int) -> LabelSet:
                           [getattr(r, db.three_class_field) for r in records], min_class_size)
 
 
-def extract_features(db: Database, options: EvalOptions, cache: FeatureCache, progress=None) -> dict[str, np.ndarray]:
-    """{'LBP-TOP': X2d, 'SI': ..., 'HK': ..., 'SI+HK': ...} for every sample of the database."""
-    lbp = lbptop_matrices(db, options.lbptop, cache=cache, n_jobs=options.n_jobs, progress=progress)
+def extract_features(db: Database, options: EvalOptions, cache: FeatureCache, progress=None,
+                     failures: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """{'LBP-TOP': X2d, 'SI': ..., 'HK': ..., 'SI+HK': ...} for every sample of the database.
+
+    With ``failures`` a sample that cannot be loaded gets NaN rows and its reason there
+    (:func:`without_failed` then drops it); without, the first failure raises.
+    """
+    lbp = lbptop_matrices(db, options.lbptop, cache=cache, n_jobs=options.n_jobs, progress=progress,
+                          failures=failures)
     features = {MODALITY_2D: next(iter(lbp.values()))}
     if options.use_3d and db.has_3d:
-        cur = curvature_matrices(db, options.curvature, cache=cache, n_jobs=options.n_jobs, progress=progress)
+        cur = curvature_matrices(db, options.curvature, cache=cache, n_jobs=options.n_jobs, progress=progress,
+                                 failures=failures)
         features.update({MODALITIES_3D[k]: cur[k] for k in ("si", "hk", "sihk")})
     return features
+
+
+def without_failed(db: Database, features: dict[str, np.ndarray],
+                   failures: dict[str, str]) -> tuple[Database, dict[str, np.ndarray]]:
+    """The database and feature rows without the samples that failed (every modality alike)."""
+    from station.evaluate.cache import sample_name
+
+    keep = np.array([sample_name(ref) not in failures for ref in db.refs], bool)
+    if keep.all():
+        return db, features
+    return (dataclasses.replace(db, refs=[ref for ref, k in zip(db.refs, keep) if k]),
+            {m: X[keep] for m, X in features.items()})
 
 
 def evaluate_features(db: Database, features: dict[str, np.ndarray], options: EvalOptions, progress=None,
@@ -100,19 +124,24 @@ def evaluate_features(db: Database, features: dict[str, np.ndarray], options: Ev
         for reason, count in ls.dropped.items():
             result.notes.append(f"{name}: {count} sample(s) left out: {reason}")
         if len(ls.classes) < 2:
-            result.notes.append(f"{name}: fewer than two classes with >= {options.min_class_size} samples; skipped")
+            reason = (f"{len(ls.classes)} class(es) with >= {options.min_class_size} samples "
+                      f"({', '.join(ls.classes) or 'none'}): a label set needs two")
+            result.notes.append(f"{name}: skipped, {reason}")
+            result.skipped.extend((name, p, reason) for p in options.protocols)
             continue
         feats = {m: X[ls.index] for m, X in features.items()}
         groups = subjects[ls.index]
         for protocol in options.protocols:
-            if protocol == "loso" and len(np.unique(groups)) < 2:
-                result.notes.append(f"{name}: LOSO needs two subjects or more; skipped")
+            try:
+                run = run_protocol(feats, ls.y, groups, protocol, n_repeats=options.n_repeats,
+                                   n_splits=options.n_splits, kernel=options.kernel, c_grid=options.c_grid,
+                                   nested=options.nested and fuse and len(feats) > 1, seed=options.seed,
+                                   n_jobs=options.n_jobs, progress=progress, search=options.search,
+                                   description=f"{name} {protocol} ({len(ls.y)} samples)")
+            except ProtocolSkipped as why:
+                result.notes.append(f"{name} {protocol}: skipped, {why}")
+                result.skipped.append((name, protocol, str(why)))
                 continue
-            run = run_protocol(feats, ls.y, groups, protocol, n_repeats=options.n_repeats,
-                               n_splits=options.n_splits, kernel=options.kernel, c_grid=options.c_grid,
-                               nested=options.nested and fuse and len(feats) > 1, seed=options.seed,
-                               n_jobs=options.n_jobs, progress=progress, search=options.search,
-                               description=f"{name} {protocol} ({len(ls.y)} samples)")
             result.runs[(name, protocol)] = run
             result.notes.extend(f"{name} {protocol}: {note}" for note in run.notes)
             summarise_run(run, name, result, fuse=fuse)
@@ -143,14 +172,23 @@ def summarise_run(run: ProtocolRun, label_set: str, result: EvaluationResult, fu
 def run_baseline(db: Database, options: EvalOptions, cache: FeatureCache | Path | None,
                  progress=None) -> EvaluationResult:
     cache = cache if isinstance(cache, FeatureCache) else FeatureCache(cache)
-    features = extract_features(db, options, cache, progress)
-    result = evaluate_features(db, features, options, progress)
+    failures: dict[str, str] = {}
+    features = extract_features(db, options, cache, progress, failures)
+    db, features = without_failed(db, features, failures)
+    result = EvaluationResult()
+    result.failures = failures
+    result.notes.extend(f"sample {name}: skipped, {why}" for name, why in failures.items())
+    if db.refs:
+        result = evaluate_features(db, features, options, progress, result=result)
+    else:
+        result.notes.append("no sample could be loaded: nothing to evaluate")
     if not (options.use_3d and db.has_3d):
         result.notes.append("2D only: " + ("the database has no point clouds" if not db.has_3d else "--no-3d"))
     result.notes.extend(f"label set {name}: {what}" for name, what in getattr(db, "label_sources", {}).items())
     if getattr(db, "images", ""):
         result.notes.append(f"images: {db.images}")
-    result.notes.extend(str(n) for n in db.notes)  # every loading fallback, with its sample
+    result.loading_notes = [(getattr(n, "sample", ""), getattr(n, "text", str(n))) for n in db.notes]
+    result.loading_notes += [(name, f"skipped: {why}") for name, why in failures.items()]
     return result
 
 

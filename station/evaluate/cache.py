@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 
 _THREADPOOLS = ThreadpoolController()
 
+from station.checks import StationError
 from station.evaluate.loaders import Database, SampleRef
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
@@ -71,19 +72,53 @@ class FeatureCache:
 # workers (module level: picklable for loky and dask)
 
 
-def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, int, int]]) -> list[np.ndarray]:
-    with _THREADPOOLS.limit(limits=1):
-        return [v.astype(np.float32) for v in lbptop_grids_of_sample(ref.load(), params, grids)]
+class SampleFailure(str):
+    """Why one sample's features could not be computed (it is skipped, the run goes on)."""
 
 
-def _curvature_worker(ref: SampleRef, params: CurvatureParams) -> dict[str, np.ndarray]:
-    with _THREADPOOLS.limit(limits=1):
-        return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
+def _failure(ref: SampleRef, err: Exception) -> SampleFailure:
+    return SampleFailure(f"{type(err).__name__}: {err}")
+
+
+def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, int, int]]):
+    try:
+        with _THREADPOOLS.limit(limits=1):
+            return [v.astype(np.float32) for v in lbptop_grids_of_sample(ref.load(), params, grids)]
+    except Exception as err:  # a damaged or unreadable sample must not end a whole evaluation
+        return _failure(ref, err)
+
+
+def _curvature_worker(ref: SampleRef, params: CurvatureParams):
+    try:
+        with _THREADPOOLS.limit(limits=1):
+            return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
+    except Exception as err:
+        return _failure(ref, err)
+
+
+def sample_name(ref: SampleRef) -> str:
+    return f"{ref.record.subject}/{ref.record.sample}"
+
+
+def _collect(per_sample: list, db: Database, failures: dict[str, str] | None, what: str) -> list[int]:
+    """Indices of the samples that failed; their reasons go into ``failures`` (or raise without it)."""
+    bad = [i for i, r in enumerate(per_sample) if isinstance(r, SampleFailure)]
+    for i in bad:
+        if failures is None:
+            raise StationError(f"sample {sample_name(db.refs[i])!r}: {what} failed: {per_sample[i]}")
+        failures.setdefault(sample_name(db.refs[i]), f"{what}: {per_sample[i]}")
+    return bad
 
 
 def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, int, int]] | None = None, *,
-                    cache: FeatureCache, n_jobs: int = 1, progress=None) -> dict[tuple[int, int, int], np.ndarray]:
-    """(n_samples, n_features) LBP-TOP matrices, one per (rows, cols, overlap) grid."""
+                    cache: FeatureCache, n_jobs: int = 1, progress=None,
+                    failures: dict[str, str] | None = None) -> dict[tuple[int, int, int], np.ndarray]:
+    """(n_samples, n_features) LBP-TOP matrices, one per (rows, cols, overlap) grid.
+
+    A sample that fails to load or compute gets a NaN row and its reason in ``failures``
+    (``{"subject/sample": reason}``); without ``failures`` the first failure raises.  Matrices
+    with failed rows are not cached.
+    """
     grids = grids or [(params.rows, params.cols, params.overlap)]
     fps = [ref.fingerprint() for ref in db.refs]
     out: dict[tuple[int, int, int], np.ndarray] = {}
@@ -98,21 +133,34 @@ def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, i
     if todo:
         per_sample = parallel_map(_lbptop_worker, db.refs, args=(params, todo), jobs=n_jobs, progress=progress,
                                   description=f"LBP-TOP R={tuple(params.radii)} ({len(todo)} grid(s))")
+        bad = _collect(per_sample, db, failures, "LBP-TOP")
+        good = next((f for f in per_sample if not isinstance(f, SampleFailure)), None)
         for i, grid in enumerate(todo):
-            out[grid] = np.stack([feats[i] for feats in per_sample])
-            cache.save("lbptop", keys[grid], {"X": out[grid]})
+            width = len(good[i]) if good is not None else params.n_features()
+            out[grid] = np.stack([np.full(width, np.nan, np.float32) if isinstance(f, SampleFailure) else f[i]
+                                  for f in per_sample])
+            if not bad:
+                cache.save("lbptop", keys[grid], {"X": out[grid]})
     return out
 
 
 def curvature_matrices(db: Database, params: CurvatureParams, *, cache: FeatureCache, n_jobs: int = 1,
-                       progress=None) -> dict[str, np.ndarray]:
-    """{'si', 'hk', 'sihk'} -> (n_samples, n_features) 3D feature matrices."""
+                       progress=None, failures: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+    """{'si', 'hk', 'sihk'} -> (n_samples, n_features) 3D feature matrices (failures as in
+    :func:`lbptop_matrices`)."""
     key = cache.key("curvature", params.key(), [ref.fingerprint() for ref in db.refs])
     hit = cache.load("curvature", key)
     if hit is not None:
         return hit
     per_sample = parallel_map(_curvature_worker, db.refs, args=(params,), jobs=n_jobs, progress=progress,
                               description=f"SI/HK curvature r={params.radius:g} mm")
-    out = {name: np.stack([s[name] for s in per_sample]) for name in ("si", "hk", "sihk")}
-    cache.save("curvature", key, out)
+    bad = _collect(per_sample, db, failures, "3D features")
+    good = next((f for f in per_sample if not isinstance(f, SampleFailure)), None)
+    out = {}
+    for name in ("si", "hk", "sihk"):
+        width = len(good[name]) if good is not None else 0
+        out[name] = np.stack([np.full(width, np.nan, np.float32) if isinstance(f, SampleFailure) else f[name]
+                              for f in per_sample])
+    if not bad:
+        cache.save("curvature", key, out)
     return out

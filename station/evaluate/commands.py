@@ -238,8 +238,17 @@ def _run_baseline(args, db, options, cache, report, models, out: Path, progress)
         options = replace(options, label_sets=tuple(dict.fromkeys(options.label_sets + ("3class",))),
                           protocols=tuple(dict.fromkeys(options.protocols + ("loso",))))
     result = run_baseline(db, options, cache, progress)
-    baseline_sections(report, result)
+    baseline_sections(report, result, options=options, db=db)
     console.print(console_table(result, f"Baseline: {db.root.name}"))
+    from rich.markup import escape
+
+    from station.console import print_warning
+
+    shown = [n for n in result.notes if "skipped" in n or "-fold" in n]  # what changed the protocol
+    for note in shown[:10]:
+        print_warning(escape(note))
+    if len(shown) > 10:
+        print_warning(f"... and {len(shown) - 10} more in the report's notes")
     if models:
         from station.evaluate.deep_fusion import deep_table
 
@@ -255,14 +264,15 @@ def _print_paper_tables(report) -> None:
 
     from station.console import console
 
-    for title, headers, rows, _, _ in report.sections:
-        if title.startswith("Table") and title != "Table 11: LBP-TOP, 3D features and their fusion":
-            table = Table(title=escape(title))
-            for h in headers:
-                table.add_column(escape(h))
-            for row in rows:
-                table.add_row(*[escape(str(c)) for c in row])
-            console.print(table)
+    for section in report.sections:
+        if section.title.startswith("Table") and not section.title.startswith("Table 11"):
+            for t in section.tables:
+                table = Table(title=escape(section.title + (f" — {t.caption}" if t.caption else "")))
+                for h in t.headers:
+                    table.add_column(escape(str(h)))
+                for row in t.rows:
+                    table.add_row(*[escape(str(c)) for c in row])
+                console.print(table)
 
 
 def run(args) -> int:
@@ -271,7 +281,8 @@ def run(args) -> int:
     from station.console import console, print_ok
     from station.evaluate.cache import FeatureCache
     from station.evaluate.loaders import load_database
-    from station.evaluate.report import Report
+    from station.evaluate.metrics import DEFINITIONS
+    from station.evaluate.report import Report, run_parameters
 
     started = time.perf_counter()
     if getattr(args, "protocol", "baseline") != "baseline":
@@ -294,6 +305,10 @@ def run(args) -> int:
     models = _deep_models(args)
     _announce_database(db, options)
     report = Report(out, f"station evaluate: {db.root.name}" + (f" (sweep {args.sweep})" if args.sweep else ""))
+    report.run_info.update(run_parameters(options, db))
+    report.definitions.update(DEFINITIONS)
+    if args.sweep:  # the baseline adds them with the samples it skipped
+        report.loading_notes.extend((getattr(n, "sample", ""), getattr(n, "text", str(n))) for n in db.notes)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=console, transient=True)
     with parallel_backend(args.scheduler), progress:

@@ -1,13 +1,24 @@
-"""Scores of a protocol's predictions.
+"""Scores of a protocol's predictions, named and defined as the field defines them.
 
-* accuracy: correct / all, pooled over the folds of a repeat;
-* F1: macro F1 of each fold's test set (classes present in that fold), averaged over folds;
-* UF1 (MEGC 2019): ``mean_c 2TP_c / (2TP_c + FP_c + FN_c)`` with TP/FP/FN summed over all folds;
-* UAR (MEGC 2019): ``mean_c TP_c / N_c``, the mean per-class recall, pooled over folds;
-* per-class recall and the confusion matrix (rows true, columns predicted), pooled.
+Every report table names its metric with these labels and every report carries
+:data:`DEFINITIONS`.  For one repeat (LOSO has one; 10 x 10-fold has ten), with the
+out-of-fold predictions of all its test folds pooled:
 
-For 10 x 10-fold every number is computed per repeat and averaged (the paper averages the 10
-runs); ``accuracy_std`` is the spread over repeats; the confusion matrix sums all repeats.
+* ``accuracy`` — correct / all (pooled over the folds);
+* ``uf1`` — UF1 (MEGC 2019): ``mean_c 2TP_c / (2TP_c + FP_c + FN_c)``, TP/FP/FN summed over folds;
+* ``uar`` — UAR (MEGC 2019): ``mean_c TP_c / N_c``, the mean per-class recall, pooled;
+* ``macro_f1`` — macro-F1 of the pooled predictions (scikit-learn ``f1_score(average="macro")``
+  on all folds together).  It equals UF1 whenever every class has test samples, which the
+  label sets guarantee; both are kept because papers use both names;
+* ``f1_fold_mean`` — the macro-F1 of each test fold (classes present in it), averaged over folds:
+  what the station's tables called "F1" before; shown only under that name (LOSO: per subject);
+* ``recall`` per class and the confusion matrix (rows true, columns predicted), pooled.
+
+With repeats every number is the mean over repeats (the paper averages its 10 runs),
+``accuracy_std`` their spread, the confusion matrix their sum.
+
+Chance levels (:func:`chance_levels`) are what a classifier that ignores the sample scores:
+always the majority class, or a uniformly random class.
 """
 
 from __future__ import annotations
@@ -17,20 +28,38 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score
 
+#: column label -> definition, for every table and report
+DEFINITIONS = {
+    "Acc": "accuracy: correct / all predictions, pooled over the test folds (mean over repeats for k-fold)",
+    "UF1": "unweighted F1 (MEGC 2019): mean over classes of 2TP/(2TP+FP+FN), TP/FP/FN summed over all folds",
+    "UAR": "unweighted average recall (MEGC 2019): mean over classes of TP/N, pooled over all folds",
+    "macro-F1": "macro-F1 of the pooled predictions (all folds together); equals UF1 when every class is tested",
+    "F1 fold-mean": "macro-F1 of each test fold (classes present in it), averaged over folds (LOSO: subjects)",
+    "chance (majority)": "always predicting the most frequent class of the label set",
+    "chance (uniform)": "predicting a class uniformly at random (expected value)",
+    "recall": "per class: TP / N of that class, pooled over folds",
+}
+
 
 @dataclass
 class Scores:
     accuracy: float
     accuracy_std: float
-    f1: float
+    macro_f1: float
+    f1_fold_mean: float
     uf1: float
     uar: float
     recall: np.ndarray  # per class
-    confusion: np.ndarray  # (C, C) counts
+    confusion: np.ndarray  # (C, C) counts, summed over repeats
+
+    @property
+    def f1(self) -> float:
+        """The pooled macro-F1 (what "F1" means in the field's tables)."""
+        return self.macro_f1
 
     def row(self) -> dict[str, float]:
-        return {"accuracy": self.accuracy, "accuracy_std": self.accuracy_std, "f1": self.f1, "uf1": self.uf1,
-                "uar": self.uar}
+        return {"accuracy": self.accuracy, "accuracy_std": self.accuracy_std, "uf1": self.uf1, "uar": self.uar,
+                "macro_f1": self.macro_f1, "f1_fold_mean": self.f1_fold_mean}
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -38,6 +67,7 @@ def confusion(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def uf1_uar(cm: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """UF1, UAR and per-class recall of a pooled confusion matrix (classes without samples skipped)."""
     tp = np.diag(cm).astype(float)
     fp = cm.sum(0) - tp
     fn = cm.sum(1) - tp
@@ -50,8 +80,9 @@ def uf1_uar(cm: np.ndarray) -> tuple[float, float, np.ndarray]:
 
 def score(y: np.ndarray, preds: list[np.ndarray], folds: list[list[np.ndarray]], n_classes: int) -> Scores:
     """Scores of ``preds`` (one full prediction vector per repeat) with that repeat's test folds."""
-    accs, f1s, uf1s, uars, recalls = [], [], [], [], []
+    accs, f1s, mf1s, uf1s, uars, recalls = [], [], [], [], [], []
     cm_total = np.zeros((n_classes, n_classes), dtype=np.int64)
+    present = np.unique(y)
     for pred, rep_folds in zip(preds, folds):
         cm = confusion(y, pred, n_classes)
         cm_total += cm
@@ -60,7 +91,24 @@ def score(y: np.ndarray, preds: list[np.ndarray], folds: list[list[np.ndarray]],
         uf1s.append(uf1)
         uars.append(uar)
         recalls.append(rec)
+        mf1s.append(f1_score(y, pred, labels=present, average="macro", zero_division=0))
         f1s.append(np.mean([f1_score(y[te], pred[te], average="macro", zero_division=0) for te in rep_folds]))
-    return Scores(accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), f1=float(np.mean(f1s)),
-                  uf1=float(np.mean(uf1s)), uar=float(np.mean(uars)), recall=np.nanmean(np.stack(recalls), axis=0),
-                  confusion=cm_total)
+    return Scores(accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), macro_f1=float(np.mean(mf1s)),
+                  f1_fold_mean=float(np.mean(f1s)), uf1=float(np.mean(uf1s)), uar=float(np.mean(uars)),
+                  recall=np.nanmean(np.stack(recalls), axis=0), confusion=cm_total)
+
+
+def chance_levels(y: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy, UF1 and UAR of the majority-class and the uniform-random classifier on labels ``y``.
+
+    Majority: accuracy ``n_max / N``; UF1 = its class's F1 ``2 n_max / (N + n_max)`` over C; UAR 1/C.
+    Uniform (expected): accuracy 1/C; per class precision ``p_c``, recall 1/C, so
+    UF1 = ``mean_c 2 p_c (1/C) / (p_c + 1/C)``; UAR 1/C.
+    """
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(float)
+    counts = counts[counts > 0]
+    c, n = len(counts), counts.sum()
+    p = counts / n
+    n_max = counts.max()
+    return {"majority_accuracy": n_max / n, "majority_uf1": 2 * n_max / (n + n_max) / c, "majority_uar": 1 / c,
+            "uniform_accuracy": 1 / c, "uniform_uf1": float(np.mean(2 * p / c / (p + 1 / c))), "uniform_uar": 1 / c}

@@ -3,11 +3,12 @@
 * ``loso``: :class:`~sklearn.model_selection.LeaveOneGroupOut` over subjects; inner model
   selection grouped by subject too.
 * ``kfold``: :class:`~sklearn.model_selection.RepeatedStratifiedKFold` (10 x 10 by default, the
-  paper averages the 10 runs).  A class with fewer members than folds cannot be in every test
-  fold; scikit-learn spreads its members over as many folds as it has, we keep such classes
-  (their recall is measured on the folds that hold them) and note it in the report.  Classes
-  with fewer than ``min_class_size`` (default 3) samples are dropped before any protocol (see
-  labels.py), so every class can be both trained on and tested.
+  paper averages the 10 runs).  Stratified k-fold puts every class in every test fold, so it
+  needs k <= the smallest class count: when the database has fewer, k is lowered to that count
+  (at least 2) and the report says so, with the number of folds used.  Classes with fewer than
+  ``min_class_size`` (default 3) samples are dropped before any protocol (see labels.py).
+* A protocol the data cannot support raises :class:`ProtocolSkipped` with the reason (LOSO with
+  one subject, k-fold with a class of one sample); the baseline notes it and goes on.
 
 Every outer fold fits one SVM per feature ("modality": 2D LBP-TOP, 3D SI, HK, SI+HK): C chosen
 by an inner grid search on the training part only, then out-of-fold probabilities of the test
@@ -35,6 +36,22 @@ _THREADPOOLS = ThreadpoolController()  # finding the BLAS libraries costs ~0.2 s
 PROTOCOL_TITLES = {"loso": "LOSO", "kfold": "10-fold"}
 
 
+class ProtocolSkipped(ValueError):
+    """The data cannot support this protocol (the message says why)."""
+
+
+def kfold_splits_for(y: np.ndarray, n_splits: int) -> tuple[int, str]:
+    """The k stratified k-fold can use on labels ``y`` (<= the smallest class count) and a note."""
+    smallest = int(np.bincount(y).min()) if len(y) else 0
+    if smallest < 2:
+        raise ProtocolSkipped(f"stratified k-fold needs at least 2 samples in every class; the smallest class "
+                              f"has {smallest}")
+    if smallest < n_splits:
+        return smallest, (f"{n_splits}-fold needs >= {n_splits} samples in every class; the smallest class has "
+                          f"{smallest}: {smallest}-fold stratified CV used")
+    return n_splits, ""
+
+
 @dataclass
 class FoldResult:
     repeat: int
@@ -56,6 +73,7 @@ class ProtocolRun:
     folds: list[FoldResult]
     n_repeats: int
     notes: list[str] = field(default_factory=list)
+    n_splits: int = 0  # folds per repeat actually used (LOSO: subjects)
 
     @property
     def modalities(self) -> list[str]:
@@ -80,7 +98,7 @@ def splits(protocol: str, y: np.ndarray, groups: np.ndarray, *, n_splits: int = 
     if protocol == "loso":
         return [(0, tr, te) for tr, te in LeaveOneGroupOut().split(dummy, y, groups)]
     if protocol == "kfold":
-        k = int(min(n_splits, len(y)))
+        k, _ = kfold_splits_for(y, n_splits)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "least populated class has only n members"
             rskf = RepeatedStratifiedKFold(n_splits=k, n_repeats=n_repeats, random_state=seed)
@@ -158,17 +176,19 @@ def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np
     y = np.array([classes.index(v) for v in labels], dtype=np.int64)
     groups = np.asarray(groups)
     notes = []
+    if len(classes) < 2:
+        raise ProtocolSkipped(f"{len(classes)} class: nothing to classify")
     if protocol == "loso" and len(np.unique(groups)) < 2:
-        raise ValueError("LOSO needs at least two subjects")
-    folds_spec = splits(protocol, y, groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+        raise ProtocolSkipped(f"LOSO needs at least two subjects; this label set has {len(np.unique(groups))}")
+    used = len(np.unique(groups)) if protocol == "loso" else n_splits
     if protocol == "kfold":
-        small = [classes[c] for c, n in enumerate(np.bincount(y, minlength=len(classes))) if n < n_splits]
-        if small:
-            notes.append(f"{len(small)} class(es) with fewer than {n_splits} samples ({', '.join(small)}): "
-                         "not in every test fold; kept, stratification spreads them as far as they go.")
+        used, note = kfold_splits_for(y, n_splits)
+        if note:
+            notes.append(note)
+    folds_spec = splits(protocol, y, groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
     fold_options = dict(protocol=protocol, n_classes=len(classes), kernel=kernel, c_grid=c_grid, nested=nested,
                         seed=seed, search=search)
     results = parallel_map(_run_fold_spec, folds_spec, args=(features, y, groups, fold_options), jobs=n_jobs,
                            progress=progress, description=description or protocol)
     n_rep = 1 if protocol == "loso" else n_repeats
-    return ProtocolRun(protocol, classes, y, groups, results, n_rep, notes)
+    return ProtocolRun(protocol, classes, y, groups, results, n_rep, notes, used)
