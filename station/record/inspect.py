@@ -18,6 +18,7 @@ import numpy as np
 from station.checks import StationError
 from station.record import schema
 from station.record.writer import open_trial, read_calibration, read_counters, read_ground_truth, read_markers
+from station.vocab.markers import Marker
 
 
 @dataclass
@@ -238,7 +239,7 @@ def _check_open(report: CheckReport, f: h5py.File, read_chunks: bool) -> None:
                        "; ".join(disagree + [f"attribute {k} {int(f.attrs[k])} vs /counters {counters[k]}"
                                              for k in attr_disagree]))
     markers = read_markers(f)
-    stalls = [m for m in markers if m["event"] == "camera_stalled"]
+    stalls = [m for m in markers if m["event"] == Marker.CAMERA_STALLED]
     report.add("no stall", not stalls and not counters.get("stalls", 0),
                "frames arrived throughout" if not stalls and not counters.get("stalls", 0) else
                f"camera stalled {max(len(stalls), counters.get('stalls', 0))} time(s), "
