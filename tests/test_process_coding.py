@@ -111,3 +111,18 @@ def test_a_change_the_full_disk_refuses_is_not_made_and_is_reported(tmp_path):
         assert [a.onset for a in coding.read_coding(mount / "alice.csv")] == [10]
     finally:
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_an_edit_made_elsewhere_meanwhile_is_not_overwritten(tmp_path):
+    path = tmp_path / "alice.csv"
+    store = coding.CodingStore(path, "alice")
+    store.add(SUB01, 10, 14, 20, "1+2")
+    text = path.read_text().replace("1+2", "1+2+5")  # the coder fixes an AU in a spreadsheet
+    path.write_text(text + "")
+    import os
+
+    os.utime(path, ns=(1, 1))  # a different modification time, whatever the clock resolution
+    with pytest.raises(StationError, match="changed by another program"):
+        store.add(SUB01, 30, 34, 40, "12")
+    assert [a.aus for a in coding.read_coding(path)] == ["1+2+5"]
+    assert [a.onset for a in coding.CodingStore(path, "alice").for_trial(SUB01)] == [10]

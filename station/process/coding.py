@@ -166,6 +166,7 @@ class CodingStore:
                                f"not {coder!r}; each coder keeps their own file.")
         self.cursor_path = self.path.with_name(self.path.name + ".cursor.json")
         self._undo: list[list[Annotation]] = []
+        self._seen = self._stat()
 
     # -- which rows belong to a trial --------------------------------------------------------
     def adopt_legacy(self, identity: dict, unambiguous: bool) -> int:
@@ -252,9 +253,23 @@ class CodingStore:
             self.annotations = self._undo.pop()
             raise
 
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
     def save(self) -> None:
+        """Write the file, unless someone else changed it since this store read or wrote it
+        (a coder checking it in a spreadsheet): their edit is not overwritten."""
+        if self._stat() != self._seen:
+            raise StationError(f"the coding file {str(self.path)!r} was changed by another program since it was "
+                               "opened; the last change was not saved, so as not to overwrite that edit. Close "
+                               "the other program and reopen the coding tool to load the file as it is now.")
         try:
             write_coding(self.path, self.annotations)
+            self._seen = self._stat()
         except OSError as err:
             raise StationError(f"cannot save the coding file {str(self.path)!r}: {err.strerror or err}; the last "
                                "change was not made (the file holds everything saved before it).") from err
