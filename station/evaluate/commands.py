@@ -118,6 +118,9 @@ def register(subparsers) -> None:
     f.add_argument("--overlap", type=int, default=0, help="block overlap in pixels (default 0)")
     f.add_argument("--radius3d", type=float, default=10.0,
                    help="3D spherical neighbourhood radius around each landmark, mm (default 10)")
+    f.add_argument("--fit-radius", type=float, default=16.0,
+                   help="curvature fit neighbourhood radius in mm (default 16: holds at D415 noise, see "
+                        "docs/benchmarks.md); 0 = the earlier 24-nearest-points fit with fixed HK thresholds")
     f.add_argument("--no-3d", action="store_true", help="2D only (automatic for CASME II / SAMM)")
     s = p.add_argument_group("sweeps")
     s.add_argument("--sweep", choices=SWEEPS,
@@ -157,7 +160,10 @@ def options_from_args(args, has_3d: bool):
         raise StationError(f"--radius3d must be > 0 mm, got {args.radius3d}.")
     if args.repeats < 1 or args.folds < 2:
         raise StationError(f"--repeats must be >= 1 and --folds >= 2, got {args.repeats} and {args.folds}.")
-    return EvalOptions(lbptop=lbp, curvature=CurvatureParams(radius=args.radius3d),
+    if args.fit_radius < 0:
+        raise StationError(f"--fit-radius must be >= 0 mm (0 = 24 nearest points), got {args.fit_radius}.")
+    curvature = CurvatureParams(radius=args.radius3d, fit_radius=args.fit_radius or None)
+    return EvalOptions(lbptop=lbp, curvature=curvature,
                        label_sets=_names(args.label_sets, LABEL_SETS, "--label-sets"),
                        protocols=_names(args.protocols, PROTOCOLS, "--protocols"), n_repeats=args.repeats,
                        n_splits=args.folds, kernel=args.kernel, c_grid=_floats(args.c_grid, "--C"),
