@@ -227,7 +227,7 @@ class CodingWindow(QMainWindow):
     def _build_model(self) -> None:
         spans, ticks = self.media.spans_and_events()
         idx = self.media.index_of
-        self.model = TimelineModel(n=self.media.n, fps=self.media.fps, spans=spans, ticks=ticks,
+        self.model = TimelineModel(n=self.media.n, fps=self.media.fps, times=(self.media.stamps - self.media.stamps[0]) / 1000.0, spans=spans, ticks=ticks,
                                    drops=self.media.drops(),
                                    candidates=[(idx(a), idx(b), idx(c), k) for a, b, c, k, _ in self.candidates])
 

@@ -43,7 +43,7 @@ class ViewerWindow(QMainWindow):
         self.events = sorted([(s.start, f"{s.kind}_start {s.label}") for s in spans]
                              + [(s.end, f"{s.kind}_end {s.label}") for s in spans] + ticks
                              + [(i, f"DROP {g} frame(s) missing") for i, g in self.media.drops()])
-        self.model = TimelineModel(n=self.media.n, fps=self.media.fps, spans=spans, ticks=ticks,
+        self.model = TimelineModel(n=self.media.n, fps=self.media.fps, times=(self.media.stamps - self.media.stamps[0]) / 1000.0, spans=spans, ticks=ticks,
                                    drops=self.media.drops(), curve_label="dropped frames in red")
         self._build_ui()
         self.timer = QTimer(self)

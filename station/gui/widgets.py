@@ -84,6 +84,7 @@ class TimelineModel:
     marks: dict = field(default_factory=lambda: {"onset": None, "apex": None, "offset": None})
     range: tuple | None = None  # (start, end) export range of the viewer
     cursor: int = 0
+    times: np.ndarray | None = None  # seconds of each frame on the device clock (the axis); None: index / fps
 
 
 class Timeline(QWidget):
@@ -153,10 +154,11 @@ class Timeline(QWidget):
             p.drawLine(QPointF(x, top), QPointF(x, self.LANES["curve"][1]))
         self._paint_curve(p, w)
         ctop, cbottom = self.LANES["curve"]
-        p.setPen(QPen(QColor(255, 40, 40), 2))
-        for index, missing in m.drops:
-            x = self.x_of(index)
-            p.drawLine(QPointF(x, ctop), QPointF(x, ctop + 10 + min(30, 3 * missing)))
+        for index, missing in m.drops:  # between the frames before and after the gap, with its size
+            x = self.x_of(index - 0.5)
+            p.fillRect(QRectF(x - 1.5, ctop, 3.0, cbottom - ctop), QColor(255, 40, 40))
+            p.setPen(QColor(255, 110, 110))
+            p.drawText(QPointF(x + 3, cbottom - 4), f"{missing} dropped")
         top, bottom = self.LANES["candidates"]
         for onset, apex, offset, kind in m.candidates:
             x0, x1 = self.x_of(onset), self.x_of(offset)
@@ -220,14 +222,19 @@ class Timeline(QWidget):
         p.drawText(QRectF(4, top + 1, w, 12), Qt.AlignmentFlag.AlignLeft, m.curve_label)
 
     def _paint_axis(self, p: QPainter, w: int) -> None:
+        """Seconds on the device clock: with dropped frames, index / fps would drift."""
         top, bottom = self.LANES["axis"]
         v0, v1 = self.view
-        seconds = (v1 - v0) / self.model.fps
-        step = next((s for s in (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600) if seconds / s <= 12), 1200)
+        times = self.model.times if self.model.times is not None else np.arange(self.model.n) / self.model.fps
+        t0, t1 = float(times[v0]), float(times[v1])
+        step = next((s for s in (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600) if (t1 - t0) / s <= 12), 1200)
         p.setPen(QColor(170, 170, 170))
-        t = np.ceil(v0 / self.model.fps / step) * step
-        while t * self.model.fps <= v1:
-            x = self.x_of(t * self.model.fps)
+        t = np.ceil(t0 / step) * step
+        while t <= t1 + 1e-9:
+            i = int(np.searchsorted(times, t - 1e-9))  # the first frame at or after t
+            if i > 0 and times[i] - t > 1e-9:  # between two frames (a drop): place it proportionally
+                i = i - 1 + (t - times[i - 1]) / (times[i] - times[i - 1])
+            x = self.x_of(i)
             p.drawLine(QPointF(x, top), QPointF(x, top + 3))
             p.drawText(QPointF(x + 2, bottom - 2), f"{t:g} s")
             t += step
