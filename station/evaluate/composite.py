@@ -32,20 +32,20 @@ from station.vocab.classes import THREE_CLASS, canonical
 PROTOCOLS = ("megc2019", "cross-database")
 MEGC_CLASSES = ("negative", "positive", "surprise")
 
-#: Per database: label (canonical) -> MEGC 2019 class.  Unlisted labels are left out.
-MEGC_MAPS: dict[str, dict[str, str]] = {
+#: Per database: the labels (canonical) that take part in MEGC 2019; unlisted labels are left out.
+MEGC_LABELS: dict[str, tuple[str, ...]] = {
     # CASME II: 145 samples in MEGC 2019; fear and sadness are NOT folded into negative
-    "casme2": {"happiness": "positive", "surprise": "surprise", "disgust": "negative", "repression": "negative"},
+    "casme2": ("happiness", "surprise", "disgust", "repression"),
     # SAMM: 133 samples; all five negative emotions
-    "samm": {"happiness": "positive", "surprise": "surprise", "anger": "negative", "contempt": "negative",
-             "disgust": "negative", "fear": "negative", "sadness": "negative"},
+    "samm": ("happiness", "surprise", "anger", "contempt", "disgust", "fear", "sadness"),
     # SMIC-HS: 164 samples, already three classes
-    "smic": {"positive": "positive", "negative": "negative", "surprise": "surprise"},
+    "smic": ("positive", "negative", "surprise"),
     # CAS(ME)^3 (not part of MEGC 2019; the same emotion grouping)
-    "casme3": {"happy": "positive", "happiness": "positive", "surprise": "surprise", "disgust": "negative",
-               "fear": "negative", "anger": "negative", "sad": "negative", "sadness": "negative",
-               "contempt": "negative"},
+    "casme3": ("happy", "happiness", "surprise", "disgust", "fear", "anger", "sad", "sadness", "contempt"),
 }
+#: Per database: label (canonical) -> MEGC 2019 class, through the one 3-class table (vocab/classes.py).
+MEGC_MAPS: dict[str, dict[str, str]] = {fmt: {label: THREE_CLASS[label] for label in labels}
+                                        for fmt, labels in MEGC_LABELS.items()}
 
 #: MEGC 2019 LBP-TOP baseline (See et al. 2019, Table: composite and per part, UF1 / UAR).
 MEGC2019_LBPTOP = {"composite": (0.5882, 0.5785), "SMIC-HS": (0.2000, 0.5280), "CASME II": (0.7026, 0.7429),
