@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from station.checks import StationError
-from station.vocab.landmarks import EYE_L_68, EYE_R_68, OUTER_LIP_68
+from station.vocab.landmarks import BROWS_68, EYE_L_68, EYE_R_68, OUTER_LIP_68
 
 #: Real interocular distance (eye centre to eye centre) range, millimetres.
 IOD_MM = (58.0, 68.0)
@@ -141,7 +141,7 @@ def apply_affine(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def skin_mask(shape: tuple[int, int], lm: np.ndarray, iod: float) -> np.ndarray:
     """Soft (0..1) mask of the face skin: jaw line closed over a raised forehead, feathered."""
-    brows = lm[17:27][::-1].copy()
+    brows = lm[list(BROWS_68)][::-1].copy()
     brows[:, 1] -= 0.45 * iod  # forehead above the brows
     hull = np.concatenate([lm[0:17], brows]).astype(np.int32)
     mask = np.zeros(shape, np.float32)

@@ -25,7 +25,7 @@ import numpy as np
 import cv2
 
 from station.synth.appearance import eye_centres
-from station.vocab.landmarks import JAW_68, OUTER_LIP_68
+from station.vocab.landmarks import BROWS_68, JAW_68, OUTER_LIP_68
 
 WALL_M = 1.35
 BASELINE_M = 0.055
@@ -55,7 +55,7 @@ def face_depth(lm: np.ndarray, shape: tuple[int, int], distance_m: float, fx: fl
     jaw = lm[list(JAW_68)]
     right_eye, left_eye = eye_centres(lm)
     iod = float(np.linalg.norm(left_eye - right_eye))
-    brow_y = float(lm[17:27, 1].mean())
+    brow_y = float(lm[list(BROWS_68), 1].mean())
     chin = lm[8]
     # Head ellipsoid: as wide as the jaw line (+ ears), from the chin to the skull top.
     cx = float(jaw[:, 0].mean())

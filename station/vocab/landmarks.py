@@ -22,6 +22,7 @@ N68, N49, N23 = 68, 49, 23
 #: dlib-68 ranges of the face parts.
 JAW_68 = range(0, 17)
 BROW_R_68, BROW_L_68 = range(17, 22), range(22, 27)
+BROWS_68 = range(17, 27)
 NOSE_BRIDGE_68, NOSTRILS_68 = range(27, 31), range(31, 36)
 EYE_R_68, EYE_L_68 = range(36, 42), range(42, 48)
 OUTER_LIP_68, INNER_LIP_68 = range(48, 60), range(60, 68)
@@ -31,7 +32,7 @@ REGIONS_68 = {"brow_r": BROW_R_68, "brow_l": BROW_L_68, "eye_r": EYE_R_68, "eye_
               "nose": range(27, 36), "mouth": range(48, 68)}
 EYE_REGIONS = ("eye_r", "eye_l")
 #: Coarser face areas an action unit mainly moves (synthetic AU checks).
-AREAS_68 = {"brows": list(range(17, 27)), "eyes": list(range(36, 48)), "nose": list(range(27, 36)),
+AREAS_68 = {"brows": list(BROWS_68), "eyes": list(range(36, 48)), "nose": list(range(27, 36)),
             "mouth": list(range(48, 68))}
 
 #: Right <-> left mirror pairs (dlib 68), both directions; points on the midline map to themselves.
