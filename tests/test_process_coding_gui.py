@@ -225,3 +225,22 @@ def test_screens_timeline_zoom_difference_and_depth(qt, trial, tmp_path):
     assert w.depth_view.isVisible() and array(w.depth_view.grab().toImage()).std() > 10
     assert np.isfinite(w.model.curve).sum() > 10
     w.close()
+
+
+@pytest.mark.slow
+def test_the_score_curve_station_spot_stored_is_drawn_without_recomputing(qt, tmp_path):
+    """`station spot` writes candidates.csv + candidates.scores.h5; the window draws that curve
+    for its own trial (found by trial id, though another participant's trial has the same name)."""
+    trials = [coding_trial(tmp_path / p / "trial-01-funny.h5", p) for p in ("sub01", "sub02")]
+    candidates = tmp_path / "candidates.csv"
+    proc = subprocess.run([sys.executable, "-m", "station.cli", "spot", str(tmp_path), "--out", str(candidates)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    from station.process.spotting import read_score_curve
+
+    w = open_window(trials[1], "dan", tmp_path / "dan.csv", candidates=candidates)
+    stored = read_score_curve(candidates, identity_of(trials[1])["trial_id"])
+    assert w.curve_thread is None and w.model.curve_label.startswith("spotting score")
+    assert np.array_equal(w.model.curve, stored["score"].astype(np.float64))
+    assert len(w.candidates) == 1  # sub02's candidate only, not sub01's with the same file name
+    w.close()

@@ -83,12 +83,9 @@ def load_candidates(path: str | Path | None, media: TrialMedia) -> list[tuple[in
     Rows are matched by ``trial_id`` when the file has one, else by the trial's path, else by
     file name only when the candidates file sits in the trial's own folder (unambiguous there).
     """
+    path = candidates_file(path, media)
     if path is None:
-        default = media.path.parent / "candidates.csv"
-        if not default.exists():
-            return []
-        path = default
-    path = Path(path)
+        return []
     own_folder = path.resolve().parent == media.path.resolve().parent
     out = []
     for line, row in read_rows(path, ("onset", "apex", "offset"), "candidates file"):
@@ -104,6 +101,14 @@ def load_candidates(path: str | Path | None, media: TrialMedia) -> list[tuple[in
         except ValueError as err:
             raise StationError(f"{path}:{line}: candidate frames must be whole numbers ({err}).") from err
     return sorted(out)
+
+
+def candidates_file(path: str | Path | None, media: TrialMedia) -> Path | None:
+    """``--candidates``, else ``candidates.csv`` in the trial's folder if there is one."""
+    if path is not None:
+        return Path(path)
+    default = media.path.parent / "candidates.csv"
+    return default if default.exists() else None
 
 
 def _same_file(text: str, trial: Path, base: Path) -> bool:
@@ -186,6 +191,7 @@ class CodingWindow(QMainWindow):
         adopted = self.store.adopt_legacy(self.identity, unambiguous=in_own_folder)
         legacy = len(self.store.legacy_rows(self.identity))
         self.candidates = load_candidates(candidates, self.media)
+        self.candidates_path = candidates_file(candidates, self.media)
         self.rate = parse_rate(rate)
         self.playing = False
         self.zoom = self.diff = False
@@ -323,7 +329,7 @@ class CodingWindow(QMainWindow):
 
     # -- the curve -----------------------------------------------------------------------------
     def _start_curve(self) -> None:
-        stored = self.media.stored_score()
+        stored = self.media.stored_score(self.candidates_path)
         if stored is not None:
             numbers, score, label = stored
             self.model.curve_index = np.array([self.media.index_of(int(v)) for v in numbers], np.int64)

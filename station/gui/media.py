@@ -210,23 +210,21 @@ class TrialMedia:
         return [(int(i) + 1, int(g)) for i, g in enumerate(gaps) if g > 0]
 
     # -- the curve under the timeline ------------------------------------------------------------
-    def stored_score(self) -> tuple[np.ndarray, np.ndarray, str] | None:
-        """The spotting score (frame numbers, score, label) stored by ``station spot``, if any."""
-        try:
-            from station.process import spotting
-        except Exception:  # noqa: BLE001
+    def stored_score(self, candidates: str | Path | None) -> tuple[np.ndarray, np.ndarray, str] | None:
+        """The spotting score (frame numbers, score, label) that ``station spot`` stored beside the
+        candidates CSV (``candidates.scores.h5``) for this trial, found by its identity; else None."""
+        if candidates is None:
             return None
-        reader = getattr(spotting, "read_score_curve", None)
-        if reader is None:
-            return None
+        from station.process.spotting import read_score_curve
+
         try:
-            found = reader(self.path, self.identity)
-        except Exception:  # noqa: BLE001 - no stored curve is not an error: motion is drawn instead
+            found = read_score_curve(candidates, schema.read_identity(self.file, self.path))
+        except Exception:  # noqa: BLE001 - an unreadable curve file: the motion curve is drawn instead
             return None
         if found is None:
             return None
-        numbers, score = found
-        return np.asarray(numbers), np.asarray(score, np.float64), "spotting score"
+        return (np.asarray(found["frame_numbers"], np.int64), np.asarray(found["score"], np.float64),
+                "spotting score (station spot)")
 
     def motion(self, index: int, previous: int, size: int = 96) -> float:
         """Mean absolute grey-level change between two frames at low resolution (cheap curve)."""
