@@ -15,6 +15,7 @@ import numpy as np
 
 from station.dataset import Sample, SampleRecord, write_index, write_sample
 from station.vocab.classes import CLASS_EMOTION, OTHERS
+from station.vocab.landmarks import N49
 
 #: class -> (landmarks that move, 2D displacement direction (dx, dy), 3D bump sign)
 _MOTION = {
@@ -33,7 +34,8 @@ CLASSES = {cls: ({**CLASS_EMOTION, OTHERS: "others"}[cls], *motion) for cls, mot
 
 
 def template_landmarks(size: int) -> np.ndarray:
-    """49 landmarks (x, y) in a ``size`` x ``size`` crop, in the 49-point layout."""
+    """49 landmarks (x, y) in a ``size`` x ``size`` crop, in the 49-point layout
+    (the ranges of ``station.vocab.landmarks``: brows 0-9, nose 10-18, eyes 19-30, lips 31-48)."""
     s = float(size)
     pts = []
     pts += [(s * (0.15 + 0.065 * i), s * (0.26 - 0.02 * min(i, 4 - i))) for i in range(5)]  # right brow 0-4
@@ -95,7 +97,7 @@ def make_sample(rng: np.random.Generator, subject: str, name: str, cls: str, tex
     emotion, moving, direction, bump_sign = CLASSES[cls]
     apex = int(rng.integers(n_frames // 3, 2 * n_frames // 3 + 1))
     prof = _profile(n_frames, apex)
-    lm2 = template_landmarks(size) + rng.normal(0, 0.3, (49, 2)).astype(np.float32)
+    lm2 = template_landmarks(size) + rng.normal(0, 0.3, (N49, 2)).astype(np.float32)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     window = np.zeros((size, size), np.float32)
     for j in moving:

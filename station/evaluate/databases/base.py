@@ -18,6 +18,7 @@ import numpy as np
 
 from station.checks import StationError
 from station.dataset import Sample, SampleRecord, read_sample, sample_path
+from station.vocab.landmarks import N49
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -176,7 +177,7 @@ def load_image_sample(ref: SampleRef) -> Sample:
     gray = np.stack(frames)
     numbers = np.array([frame_number(Path(p)) for p in ref.frames], dtype=np.int64)
     n = len(frames)
-    return Sample(record=ref.record, cropped=gray, landmarks2d=np.zeros((n, 49, 2), np.float32),
-                  landmarks2d_raw=np.zeros((n, 49, 2), np.float32), landmarks3d=np.zeros((0, 49, 3), np.float32),
+    return Sample(record=ref.record, cropped=gray, landmarks2d=np.zeros((n, N49, 2), np.float32),
+                  landmarks2d_raw=np.zeros((n, N49, 2), np.float32), landmarks3d=np.zeros((0, N49, 3), np.float32),
                   cloud_points=np.zeros((0, 3), np.float32), cloud_offsets=np.zeros(1, np.int64),
                   frame_numbers=numbers, timestamps_ms=timestamps_ms(numbers, ref.fps))
