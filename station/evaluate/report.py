@@ -214,7 +214,8 @@ def run_parameters(options, db=None) -> dict[str, str]:
 
     info = {}
     if db is not None:
-        info["database"] = f"{db.fmt} {db.root} ({len(db.refs)} samples, {len({r.subject for r in db.records})} subjects)"
+        subjects = len({r.subject for r in db.records})
+        info["database"] = f"{db.fmt} {db.root} ({len(db.refs)} samples, {subjects} subjects)"
         info["database hash"] = db.fingerprint() + " (blake2b of every sample file's path, size, mtime)"
     info["LBP-TOP"] = ", ".join(f"{k}={v}" for k, v in options.lbptop.key().items())
     if options.use_3d:
@@ -245,7 +246,8 @@ def baseline_sections(report: Report, result: EvaluationResult, *, name_prefix: 
         ch = chance[(r["label_set"], r["protocol"])]
         rows_out.append({**r, "folds": run.n_splits, "chance_majority_accuracy": ch["majority_accuracy"],
                          "chance_uniform_accuracy": ch["uniform_accuracy"]})
-    write_csv(report.out / f"{name_prefix}results.csv", RESULT_COLUMNS, [[r[c] for c in RESULT_COLUMNS] for r in rows_out])
+    write_csv(report.out / f"{name_prefix}results.csv", RESULT_COLUMNS,
+              [[r[c] for c in RESULT_COLUMNS] for r in rows_out])
     write_csv(report.out / f"{name_prefix}per_class_recall.csv",
               ["label_set", "protocol", "method", "fusion", "class", "n", "recall"],
               [[r["label_set"], r["protocol"], r["method"], r["fusion"], r["class"],

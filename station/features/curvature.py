@@ -108,7 +108,8 @@ def principal_curvatures(points: np.ndarray, queries: np.ndarray | None = None, 
     ``noise_mm`` > 0 (scalar or one per query) the result also carries ``sigma``: the standard
     deviation of the fitted normal curvature that white depth noise of that RMS would cause with
     this neighbourhood (least-squares covariance of the second-order coefficients), from which
-    the flat threshold is derived (:func:`d415_flat_threshold`).  Pass a prebuilt ``tree`` of ``points`` to reuse it across calls.
+    the flat threshold is derived (:func:`flat_threshold`).  Pass a prebuilt ``tree`` of ``points``
+    to reuse it across calls.
     """
     points = np.asarray(points, dtype=np.float64)
     queries = points if queries is None else np.asarray(queries, dtype=np.float64)
