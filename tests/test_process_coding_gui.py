@@ -207,7 +207,7 @@ def test_screens_timeline_zoom_difference_and_depth(qt, trial, tmp_path):
     play(w, ["n", "c", "u", "text:1+2", "enter", "click:30", "o", "click:33", "k", "u", "text:R12"])
     full = w.color_view.grab().toImage()
     w.grab().save(str(target / "coding-tool.png"))
-    play(w, ["esc", "click:14", "o", "click:19", "z"])
+    play(w, ["esc", "esc", "click:14", "o", "click:19", "z"])
     zoom = w.color_view.grab().toImage()
     play(w, ["g"])
     diff = w.color_view.grab().toImage()

@@ -408,10 +408,9 @@ class CodingWindow(QMainWindow):
                 x0, y0, x1, y1 = box
                 image = image[y0:y1, x0:x1]
                 caption += "  face zoom"
-                if depth is not None:
-                    sy = depth.shape[0] / media.color(i).shape[0]
-                    sx = depth.shape[1] / media.color(i).shape[1]
-                    depth = depth[int(y0 * sy):int(y1 * sy), int(x0 * sx):int(x1 * sx)]
+                dbox = media.depth_face_box(i) if depth is not None else None
+                if dbox is not None:
+                    depth = depth[dbox[1]:dbox[3], dbox[0]:dbox[2]]
         self.color_view.show_image(image, caption)
         self.depth_view.show_image(depth, "0.3-1.5 m, near = red" if depth is not None else "no depth stream")
         state = "&#9654; playing" if self.playing else "paused"

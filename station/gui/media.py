@@ -178,6 +178,29 @@ class TrialMedia:
                               int(min(W, cx + side / 2)), int(min(H, cy + side / 2)))
         return self._face_box
 
+    def depth_face_box(self, index: int) -> tuple[int, int, int, int] | None:
+        """The face box in the depth image: the depth pixels whose 3D point projects into the
+        colour face box (depth is stored in the depth camera's own view, see the schema)."""
+        if getattr(self, "_depth_box", None) is None:
+            box, depth = self.face_box(index), self.depth(index)
+            if box is None or depth is None:
+                return None
+            from station.record.pointcloud import deproject_depth, project_points
+            from station.record.writer import read_calibration
+
+            calib = read_calibration(self.file)
+            points = deproject_depth(depth, calib.depth_intrinsics, calib.depth_scale)
+            m = calib.depth_to_color.matrix().astype(np.float32)
+            pix = project_points(points @ m[:3, :3].T + m[:3, 3], calib.color_intrinsics)
+            x0, y0, x1, y1 = box
+            inside = ((pix[..., 0] >= x0) & (pix[..., 0] < x1) & (pix[..., 1] >= y0) & (pix[..., 1] < y1)
+                      & (depth > 0))
+            rows, cols = np.nonzero(inside)
+            if len(rows) == 0:
+                return None
+            self._depth_box = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+        return self._depth_box
+
     # -- protocol and quality ------------------------------------------------------------------
     def marker_index(self, host_time: float) -> int:
         return int(np.clip(np.searchsorted(self.host, host_time), 0, self.n - 1))
