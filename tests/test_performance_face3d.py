@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from station.process import face2d, face3d
+from station.process import face3d
 from station.record.writer import Storage, open_trial, read_calibration
+from station.vocab.landmarks import NOSE_TIP_49, to49
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def trial(tmp_path_factory):
     with open_trial(path) as f:
         n = 12
         return (read_calibration(f), f["depth"][:n], f["frames"]["depth_timestamp_ms"][:n],
-                face2d.to49(f["ground_truth"]["landmarks68"][:n]))
+                to49(f["ground_truth"]["landmarks68"][:n]))
 
 
 def test_filtering_the_face_window_equals_filtering_the_whole_frame_where_it_is_used(trial):
@@ -45,7 +46,7 @@ def test_vectorised_landmark_lookup_equals_the_z_buffer_image(trial):
         fast = face3d.landmark_points(points, cal, probe)
         plain = face3d.landmarks_3d(face3d.xyz_image(points, cal, probe), probe)
         np.testing.assert_array_equal(fast, plain)
-        assert not np.isnan(fast[face2d.NOSE_TIP]).any()
+        assert not np.isnan(fast[NOSE_TIP_49]).any()
 
 
 def test_warm_started_icp_converges_to_the_same_registration(trial):
@@ -53,7 +54,7 @@ def test_warm_started_icp_converges_to_the_same_registration(trial):
     clouds = []
     for t in range(len(depth)):
         points = face3d.cloud_in_color_frame(depth[t], cal, roi=face3d.face_roi(depth[t], lm[t], cal))
-        clouds.append(face3d.spherical_crop(points, face3d.landmark_points(points, cal, lm[t])[face2d.NOSE_TIP]))
+        clouds.append(face3d.spherical_crop(points, face3d.landmark_points(points, cal, lm[t])[NOSE_TIP_49]))
     target = face3d.prepare_target(clouds[0])
     previous = np.eye(4)
     for cloud in clouds[1:]:

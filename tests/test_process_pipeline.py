@@ -14,6 +14,7 @@ from station.process.coding import Annotation, write_coding
 from station.process.export import ProcessOptions, SampleSpec, ground_truth_specs, process_trial
 from station.process.spotting import evaluate_spotting, spot_trial
 from station.record.writer import Storage, open_trial, read_calibration
+from station.vocab.landmarks import INNER_EYE_CORNERS_49, NOSE_TIP_49, to49
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -33,11 +34,11 @@ def synth_trial(tmp_path_factory):
 def test_landmarks_alignment_and_crop_against_ground_truth(synth_trial):
     with open_trial(synth_trial) as f:
         frames = f["color"][:12]
-        truth = face2d.to49(f["ground_truth"]["landmarks68"][:12])
-    lm = face2d.to49(face2d.track_landmarks(frames))
+        truth = to49(f["ground_truth"]["landmarks68"][:12])
+    lm = to49(face2d.track_landmarks(frames))
     assert lm.shape == (12, 49, 2)
     aligned = face2d.align_and_crop(frames, lm)
-    eyes = aligned.landmarks2d[0][list(face2d.INNER_EYE_CORNERS)] + np.array(aligned.box[:2])
+    eyes = aligned.landmarks2d[0][list(INNER_EYE_CORNERS_49)] + np.array(aligned.box[:2])
     np.testing.assert_allclose(eyes, face2d.TEMPLATE_EYES, atol=1e-3)  # first frame's eyes on the template
     error = face2d.landmark_error(lm, truth, aligned.transform)
     assert error["normalised"] < 0.12, error
@@ -49,14 +50,14 @@ def test_librealsense_filters_fill_holes_and_icp_recovers_a_known_motion(synth_t
         cal = read_calibration(f)
         depth = f["depth"][:6]
         stamps = f["frames"]["depth_timestamp_ms"][:6]
-        lm = face2d.to49(f["ground_truth"]["landmarks68"][:1])[0]
+        lm = to49(f["ground_truth"]["landmarks68"][:1])[0]
     holed = depth.copy()
     holed[:, 200:215, 400:415] = 0
     filtered = face3d.filter_sequence(holed, stamps, cal, warmup=1)
     assert filtered.shape == (5, *depth.shape[1:])
     assert (filtered[:, 200:215, 400:415] == 0).sum() < (holed[1:, 200:215, 400:415] == 0).sum()
     cloud = face3d.cloud_in_color_frame(filtered[0], cal, roi=face3d.face_roi(filtered[0], lm, cal))
-    nose = face3d.landmarks_3d(face3d.xyz_image(cloud, cal, lm), lm)[face2d.NOSE_TIP]
+    nose = face3d.landmarks_3d(face3d.xyz_image(cloud, cal, lm), lm)[NOSE_TIP_49]
     face = face3d.spherical_crop(cloud, nose)
     assert len(face) > 1000 and np.linalg.norm(face - nose, axis=1).max() <= 100.0
     angle = np.deg2rad(2.0)
