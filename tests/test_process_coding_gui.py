@@ -86,9 +86,11 @@ def test_coder_marks_edits_deletes_and_undoes_with_mouse_and_keys(qt, trial, tmp
     play(w, ["4"])
     assert "x1/8" in w.status.text()
     start, t0 = w.index, time.perf_counter()
-    play(w, ["space", "wait:600", "space"])
+    play(w, ["space", "wait:600"])
+    w._tick()  # the frame due now (the timer's own ticks may be late on a loaded machine)
     played = (time.perf_counter() - t0) * 60 / 8  # frames that the wall clock says x1/8 shows
-    assert abs((w.index - start) - played) <= 2, (w.index - start, played)  # the rate shown is the rate played
+    play(w, ["space"])
+    assert played - 1.5 <= w.index - start <= played + 0.5, (w.index - start, played)  # the rate shown is played
     play(w, ["h"])
     assert w.help.isVisible()
     play(w, ["esc", "click:20"])
