@@ -96,6 +96,74 @@ def marker_row(host_time: float, event: str, clip: str = "", detail: str = "") -
     return row
 
 
+class LZ4Chunks:
+    """Image chunks compressed by a small thread pool and written in order with direct chunk writes.
+
+    h5py runs the HDF5 LZ4 filter while holding the GIL, so for ~2 ms a frame the capture
+    thread (and, with ``--recorder thread``, the PsychoPy window) cannot run.  Here each
+    frame's color and depth are compressed by ``lz4.block`` (which releases the GIL) in worker
+    threads, into exactly the chunk format of the HDF5 LZ4 filter (id 32004, as hdf5plugin's
+    ``H5Zlz4.c``: big-endian original size, block size, then per block its compressed size and
+    LZ4 data, a block stored raw when LZ4 does not shrink it), and the writer thread hands the
+    finished chunks to ``write_direct_chunk`` in frame order.  Readers need nothing new: h5py +
+    hdf5plugin decode them like filter-written chunks.  Crash safety is unchanged: every
+    pending chunk is written before :meth:`TrialWriter.flush` flushes the file, and nothing is
+    durable before a flush in either design.
+    """
+
+    #: frames compressed ahead before the writer waits for the oldest (back-pressure)
+    MAX_PENDING = 8
+
+    def __init__(self, datasets: list[h5py.Dataset], threads: int = 2):
+        import collections
+        from concurrent.futures import ThreadPoolExecutor
+
+        import lz4.block
+
+        self._lz4 = lz4.block
+        self.datasets = datasets
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lz4")
+        self._pending: collections.deque = collections.deque()  # (frame index, [future per dataset])
+
+    @staticmethod
+    def available() -> bool:
+        try:
+            import lz4.block  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def chunk(self, image: np.ndarray) -> bytes:
+        """One frame as the HDF5 LZ4 filter stores it (one block: the filter's default 1 GiB block)."""
+        raw = memoryview(np.ascontiguousarray(image)).cast("B")
+        n = raw.nbytes
+        packed = self._lz4.compress(raw, mode="default", store_size=False)
+        body = packed if len(packed) < n else raw.tobytes()  # the filter stores a block raw when LZ4 cannot shrink it
+        return b"".join((n.to_bytes(8, "big"), n.to_bytes(4, "big"), len(body).to_bytes(4, "big"), body))
+
+    def submit(self, index: int, images: list[np.ndarray]) -> None:
+        self._pending.append((index, [self._pool.submit(self.chunk, image) for image in images]))
+        while len(self._pending) > self.MAX_PENDING or (self._pending and all(f.done() for f in self._pending[0][1])):
+            self._write_oldest()
+
+    def drain(self) -> None:
+        """Write every pending chunk (before a flush)."""
+        while self._pending:
+            self._write_oldest()
+
+    def _write_oldest(self) -> None:
+        index, futures = self._pending.popleft()
+        for dataset, future in zip(self.datasets, futures):
+            data = future.result()
+            dataset.resize(index + 1, axis=0)
+            dataset.id.write_direct_chunk((index,) + (0,) * (dataset.ndim - 1), data)
+
+    def close(self, discard: bool = False) -> None:
+        if discard:
+            self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=discard)
+
+
 def _appendable(f: h5py.File, name: str, shape: tuple[int, ...], dtype, chunk_rows: int, **filters) -> h5py.Dataset:
     return f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
                             chunks=(chunk_rows, *shape), **filters)
@@ -121,6 +189,9 @@ class TrialWriter:
             raise StationError(f"cannot create trial file {str(self.partial_path)!r}: {err}") from err
         self._create_layout(attrs or {}, ground_truth)
         self._file.swmr_mode = True  # from here on, every flush leaves a readable file
+        # LZ4 images: compressed off the GIL, written as direct chunks (LZ4Chunks)
+        self._chunks = (LZ4Chunks([self._color, self._depth])
+                        if storage.compression == "lz4" and LZ4Chunks.available() else None)
 
     def _create_layout(self, attrs: dict[str, Any], ground_truth: list[dict] | None) -> None:
         f, cal = self._file, self.calibration
@@ -158,7 +229,11 @@ class TrialWriter:
     def append(self, fs: Frameset) -> None:
         """Append one frameset (not yet durable: see :meth:`flush`)."""
         n = self.frames_written
-        datasets = [(self._color, fs.color), (self._depth, fs.depth), (self._frames, frame_row(fs))]
+        if self._chunks is not None:
+            self._chunks.submit(n, [fs.color, fs.depth])
+            datasets = [(self._frames, frame_row(fs))]
+        else:
+            datasets = [(self._color, fs.color), (self._depth, fs.depth), (self._frames, frame_row(fs))]
         if self._vertices is not None:
             datasets.append((self._vertices, deproject_depth(fs.depth, self.calibration.depth_intrinsics,
                                                              self.calibration.depth_scale, self._rays)))
@@ -183,6 +258,8 @@ class TrialWriter:
 
     def flush(self) -> None:
         """Make everything appended so far durable and visible to readers."""
+        if self._chunks is not None:
+            self._chunks.drain()
         self._file.flush()
 
     def close(self, final_attrs: dict[str, Any] | None = None, counters: dict[str, int] | None = None) -> Path:
@@ -197,10 +274,15 @@ class TrialWriter:
         if self._file is None:
             return self.path
         try:
+            if self._chunks is not None:
+                self._chunks.drain()
             if counters is not None:
                 self.set_counters(counters)
             self._file.flush()
         finally:
+            if self._chunks is not None:
+                self._chunks.close(discard=True)
+                self._chunks = None
             self._file.close()
             self._file = None
         try:
@@ -218,6 +300,9 @@ class TrialWriter:
 
     def abandon(self) -> Path:
         """Close after a failure without finalising; what was flushed stays readable."""
+        if self._chunks is not None:  # frames after the last flush are not written
+            self._chunks.close(discard=True)
+            self._chunks = None
         if self._file is not None:
             handles = (self._file, self._color, self._depth, self._vertices, self._frames, self._markers,
                        self._counters)
@@ -247,8 +332,10 @@ def open_trial(path: str | Path) -> h5py.File:
         raise StationError(f"trial file {str(path)!r} does not exist.")
     try:
         return h5py.File(path, "r")
-    except OSError:
-        pass
+    except OSError as err:
+        if "truncated file" in str(err):  # an SWMR open would retry its checksums for minutes
+            raise StationError(f"trial file {str(path)!r} is truncated: {str(err).split('(')[-1].rstrip(')')}; "
+                               "it ends before its own end-of-file address (copy interrupted, or disk full).") from None
     try:
         return h5py.File(path, "r", libver="latest", swmr=True)
     except OSError as err:
