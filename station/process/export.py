@@ -42,7 +42,7 @@ from station.process.trialcheck import check_trial_file
 from station.record import schema
 from station.record.schema import TrialIdentity, trial_key
 from station.vocab.facs import format_aus, parse_aus
-from station.vocab.landmarks import RIGID_49
+from station.vocab.landmarks import RIGID_49, to49
 
 
 @dataclass
@@ -279,7 +279,7 @@ def ground_truth_specs(path: str | Path) -> list[SampleSpec]:
 # -- one sample ---------------------------------------------------------------------------------
 def _ground_truth_landmarks(f, numbers: np.ndarray) -> np.ndarray | None:
     truth = schema.read_ground_truth_landmarks(f, numbers)
-    return None if truth is None else face2d.to49(truth)
+    return None if truth is None else to49(truth)
 
 
 def process_sample(f, path: Path, spec: SampleSpec, sample_name: str, context: dict, rules: Rules,
@@ -305,7 +305,7 @@ def process_sample(f, path: Path, spec: SampleSpec, sample_name: str, context: d
     except face2d.FaceNotFound as err:
         raise face2d.FaceNotFound(f"no face found by dlib in frame {int(sel_numbers[err.frame])}",
                                   int(sel_numbers[err.frame])) from err
-    lm49 = face2d.to49(lm68)
+    lm49 = to49(lm68)
     aligned = face2d.align_and_crop(color, lm49)
     filtered = face3d.filter_face_sequence(depth, depth_ts_all[w0: i1 + 1], calibration, lm49, warmup=i0 - w0)
     try:

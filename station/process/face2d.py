@@ -22,12 +22,7 @@ import cv2
 import numpy as np
 
 from station.checks import StationError
-# The 68 -> 49 layout and its named points (positions in the 49) are station.vocab.landmarks'.
-from station.vocab.landmarks import INNER_EYE_CORNERS_49 as INNER_EYE_CORNERS
-from station.vocab.landmarks import LANDMARKS49_FROM_68, to49  # noqa: F401 (face2d.to49 is used widely)
-from station.vocab.landmarks import NASAL_SPINE_49 as NASAL_SPINE
-from station.vocab.landmarks import NOSE_TIP_49 as NOSE_TIP  # noqa: F401
-from station.vocab.landmarks import OUTER_EYE_CORNERS_49 as EYE_CORNERS_OUTER  # noqa: F401
+from station.vocab.landmarks import INNER_EYE_CORNERS_49, NASAL_SPINE_49
 
 #: Template: inner eye corners land here in the aligned image (pixels).
 TEMPLATE_SIZE = (300, 400)  # width, height of the aligned canvas
@@ -157,16 +152,16 @@ def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 def alignment_transform(landmarks49_first: np.ndarray) -> np.ndarray:
     """The first frame's inner eye corners -> template eye corners."""
-    src = landmarks49_first[list(INNER_EYE_CORNERS)].astype(np.float64)
+    src = landmarks49_first[list(INNER_EYE_CORNERS_49)].astype(np.float64)
     return similarity_from_two_points(src, np.array(TEMPLATE_EYES))
 
 
 def crop_box(aligned49_first: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the 6x6-block face crop in aligned coordinates (module docstring)."""
-    e1, e2 = aligned49_first[INNER_EYE_CORNERS[0]], aligned49_first[INNER_EYE_CORNERS[1]]
+    e1, e2 = aligned49_first[INNER_EYE_CORNERS_49[0]], aligned49_first[INNER_EYE_CORNERS_49[1]]
     mid = (e1 + e2) / 2
     dx = float(np.linalg.norm(e2 - e1))
-    dy = float(aligned49_first[NASAL_SPINE][1] - mid[1])
+    dy = float(aligned49_first[NASAL_SPINE_49][1] - mid[1])
     if dy <= 0.2 * dx:
         raise StationError(f"landmarks are implausible: nasal spine {dy:.1f} px below the eye line "
                            f"for an inner-eye distance of {dx:.1f} px")
@@ -209,5 +204,5 @@ def landmark_error(predicted49: np.ndarray, truth49: np.ndarray, transform: np.n
     p, g = (apply_affine(predicted49, transform), apply_affine(truth49, transform)) if transform is not None \
         else (np.asarray(predicted49, np.float32), np.asarray(truth49, np.float32))
     err = np.linalg.norm(p - g, axis=-1)
-    eyes = np.linalg.norm(g[..., INNER_EYE_CORNERS[0], :] - g[..., INNER_EYE_CORNERS[1], :], axis=-1)
+    eyes = np.linalg.norm(g[..., INNER_EYE_CORNERS_49[0], :] - g[..., INNER_EYE_CORNERS_49[1], :], axis=-1)
     return {"mean_px": float(err.mean()), "normalised": float((err.mean(-1) / eyes).mean())}

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from station.camera.base import Calibration
-from station.process.face2d import NOSE_TIP
 from station.record.pointcloud import deproject_depth, pixel_rays, project_points
+from station.vocab.landmarks import NOSE_TIP_49
 
 CROP_RADIUS_MM = 100.0
 #: ICP convergence: change of inlier RMSE (mm) per iteration below which it stops (1 micrometre).
@@ -364,7 +364,7 @@ def process_clouds(filtered_depth: np.ndarray, landmarks2d_raw: np.ndarray, cali
     for t, depth in enumerate(filtered_depth):
         points = cloud_in_color_frame(depth, calibration, rays, face_roi(depth, landmarks2d_raw[t], calibration, radius_mm))
         lm = landmark_points(points, calibration, landmarks2d_raw[t])
-        nose = lm[NOSE_TIP]
+        nose = lm[NOSE_TIP_49]
         if np.isnan(nose).any():
             raise ValueError(f"no depth at the nose tip in frame {t} of the sample")
         face = spherical_crop(points, nose, radius_mm)

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from station.process import face2d
-from station.vocab.landmarks import EYE_REGIONS, REGIONS_68, STABILISE_68
+from station.vocab.landmarks import EYE_REGIONS, INNER_EYE_CORNERS_49, REGIONS_68, STABILISE_68, to49
 
 #: dlib-68 landmark groups that define the regions of interest (station.vocab.landmarks).
 REGIONS = REGIONS_68
@@ -260,9 +260,9 @@ def spot_faces(faces: np.ndarray, regions: dict[str, tuple], frame_numbers: np.n
 # -- a whole trial, streamed ----------------------------------------------------------------------
 def _template_geometry(first_landmarks68: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], tuple[int, int]]:
     """The first frame's similarity to the template, the face crop in it and the canvas size (aligned_faces)."""
-    lm49 = face2d.to49(first_landmarks68)
+    lm49 = to49(first_landmarks68)
     template_eyes = np.array(face2d.TEMPLATE_EYES) * SCALE
-    first = face2d.similarity_from_two_points(lm49[list(face2d.INNER_EYE_CORNERS)].astype(np.float64), template_eyes)
+    first = face2d.similarity_from_two_points(lm49[list(INNER_EYE_CORNERS_49)].astype(np.float64), template_eyes)
     box = np.array(face2d.crop_box(face2d.apply_affine(lm49, first) / SCALE)) * SCALE
     size = (int(face2d.TEMPLATE_SIZE[0] * SCALE), int(face2d.TEMPLATE_SIZE[1] * SCALE))
     return first, tuple(int(v) for v in box), size

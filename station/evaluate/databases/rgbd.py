@@ -22,6 +22,7 @@ from station.camera.base import Calibration, Extrinsics, Intrinsics
 from station.checks import StationError
 from station.dataset import Sample
 from station.evaluate.databases.base import SampleRef, frame_number, timestamps_ms
+from station.vocab.landmarks import to49
 from pathlib import Path
 
 
@@ -64,7 +65,7 @@ def load_rgbd_sample(ref: SampleRef) -> Sample:
     times = timestamps_ms(numbers, ref.fps)
     where = f"sample {ref.record.subject}/{ref.record.sample}"
     try:
-        lm49 = face2d.to49(face2d.track_landmarks(color))
+        lm49 = to49(face2d.track_landmarks(color))
     except face2d.FaceNotFound as err:
         raise StationError(f"{where}: no face found by dlib in frame {int(numbers[err.frame])}") from err
     aligned = face2d.align_and_crop(color, lm49)
