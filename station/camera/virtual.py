@@ -214,7 +214,10 @@ class VirtualD415:
         """The syncer learns which streams exist from their first frames; spend frame 0 on that."""
         color, depth = self._frame(0)
         for stream, pixels in (("depth", depth), ("color", color)):
-            self._push(FramePush(0.0, stream, 0, 0, self.faults.clock_start_ms, "hardware_clock", True), pixels)
+            # (librealsense keeps a software sensor's metadata for later frames: none if faulted)
+            self._push(FramePush(0.0, stream, 0, 0, self.faults.clock_start_ms,
+                                 "system_time" if self.faults.no_metadata else "hardware_clock",
+                                 not self.faults.no_metadata), pixels)
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             ok, _ = self._syncer.try_wait_for_frames(50)

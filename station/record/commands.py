@@ -228,7 +228,12 @@ def run_inspect(args: argparse.Namespace) -> int:
 
             failed |= inspect_session(path) != 0
             continue
-        s = summarize(path)
+        try:
+            s = summarize(path)
+        except (StationError, OSError, KeyError, ValueError) as err:
+            console.print(f"[bold red]✗ {path} is NOT whole: it cannot be read: {err}[/]")
+            failed = True
+            continue
         table = Table(title=f"{s.path}", show_header=False, title_justify="left")
         table.add_row("state", "complete" if s.complete else "[yellow]not finalised (crash or being written)[/]")
         table.add_row("identity", _identity_text(s.attrs, path))
