@@ -176,3 +176,15 @@ def test_export_puts_every_sample_on_its_participant_and_session(tmp_path):
     # nothing is ever overwritten: a second export into the same folder is refused
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert again.returncode == 2 and "never overwritten" in " ".join(again.stderr.split())
+
+
+def test_candidates_are_matched_by_trial_id_not_by_file_name(tmp_path):
+    from station.process.spotting import Candidate, SpotResult, read_candidates, write_candidates
+
+    a, b = _ident("P1", "001"), _ident("P2", "001")  # both trial-01-funny.h5
+    results = [SpotResult(t.name, t.path, [Candidate(onset, onset + 2, onset + 6, 5.0, "micro")], np.zeros(0),
+                          np.zeros(0), [], t.trial_id) for t, onset in ((a, 10), (b, 40))]
+    path = write_candidates(tmp_path / "candidates.csv", results)
+    assert [c.onset for c in read_candidates(path, b)] == [40]
+    assert [c.onset for c in read_candidates(path, a.trial_id)] == [10]
+    assert len(read_candidates(path)) == 2
