@@ -55,8 +55,13 @@ def test_cli_export_writes_the_range_side_by_side_and_never_overwrites(trial, tm
     assert count_frames(out) == 18
     cap = cv2.VideoCapture(str(out))
     assert cap.get(cv2.CAP_PROP_FRAME_WIDTH) == 2 * 848 and cap.get(cv2.CAP_PROP_FPS) == 60
-    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert again.returncode != 0 and "already exists" in again.stdout + again.stderr
+    from station.checks import StationError
+    from station.gui.export import export_mp4
+
+    before = out.read_bytes()
+    with pytest.raises(StationError, match="already exists"):
+        export_mp4(trial, out, 20, 40)
+    assert out.read_bytes() == before
 
 
 @needs_display
@@ -100,7 +105,7 @@ def test_point_cloud_window_renders_the_frame(trial, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_real_d435_recording_with_no_pair_is_refused_clearly(tmp_path):
+def test_a_real_d435_recording_with_no_pair_is_refused_clearly(tmp_path, capsys):
     """librealsense's own recording (tests/data/realsense, NOTICE.md) gives a trial with 0 frames:
     the viewer, the export and the coding tool say so instead of failing somewhere inside."""
     from station.camera.realsense import PlaybackSource
@@ -108,8 +113,10 @@ def test_a_real_d435_recording_with_no_pair_is_refused_clearly(tmp_path):
 
     bag = REPO / "tests" / "data" / "realsense" / "single_depth_color_640x480.bag"
     path = record_trial(PlaybackSource(bag, realtime=False), tmp_path / "trial-01-bag.h5").path
+    from station.cli import main
+
     for verb in (["view", str(path), "--export", str(tmp_path / "x.mp4")], ["code", str(path), "--coder", "me"]):
-        proc = subprocess.run([sys.executable, "-m", "station.cli", *verb], cwd=REPO, capture_output=True, text=True,
-                              timeout=120, env={**os.environ, "COLUMNS": "200"})
-        assert proc.returncode != 0 and "holds no frames" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert main(verb) != 0
+        err = capsys.readouterr().err
+        assert "holds no frames" in " ".join(err.split()) and "Traceback" not in err, err
     assert not (tmp_path / "x.mp4").exists()
