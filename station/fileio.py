@@ -141,6 +141,38 @@ def append_line_fsync(path: str | Path, line: str) -> None:
         fsync_dir(path.parent)
 
 
+# -- cache keys -------------------------------------------------------------------------------
+# One policy for every cache the station keeps (feature matrices, deep LOSO folds): a key is
+# a digest of the parameters and of each input's identity.  An input *file* is identified by
+# :func:`file_identity` -- resolved path, size and modification time in ns -- because every
+# station write is an atomic replace (a rewrite always changes it) and reading tens of MB per
+# sample per sweep setting to hash contents would cost more than the cache saves.  Data that
+# exists only in memory has no file to stat; it is identified by a digest of its bytes.
+
+
+def file_identity(path: str | Path, what: str = "file") -> str:
+    """``'<resolved path>|<size>|<mtime_ns>'`` of an input file (see the cache-key policy above)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as err:
+        raise StationError(f"{what} {str(path)!r} cannot be read: {err.strerror}.") from err
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def digest(*parts: str | bytes | memoryview) -> str:
+    """A 32-hex-digit BLAKE2b digest of text and contiguous buffers (numpy arrays too), each
+    length-prefixed so ``('ab', 'c')`` and ``('a', 'bc')`` differ."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = memoryview(part.encode() if isinstance(part, str) else part).cast("B")  # contiguous buffers
+        h.update(data.nbytes.to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
 # -- tables -----------------------------------------------------------------------------------
 DELIMITERS = (",", ";", "\t")
 

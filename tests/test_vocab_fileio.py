@@ -6,8 +6,8 @@ import os
 import pytest
 
 from station.checks import StationError
-from station.fileio import (append_line_fsync, atomic_path, atomic_write_json, atomic_write_text, is_temp,
-                            read_table, temp_path)
+from station.fileio import (append_line_fsync, atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text,
+                            digest, file_identity, is_temp, read_table, temp_path)
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path):
@@ -59,3 +59,14 @@ def test_table_errors_name_file_line_and_column(tmp_path):
         row.value("apex", int, "a frame number")
     with pytest.raises(StationError, match="does not exist"):
         read_table(tmp_path / "none.csv")
+
+
+def test_cache_identity_follows_rewrites_and_digest_separates_parts(tmp_path):
+    path = tmp_path / "s.h5"
+    atomic_write_bytes(path, b"one")
+    first = file_identity(path)
+    atomic_write_bytes(path, b"two!")  # an atomic replace: new size and inode time
+    assert file_identity(path) != first and str(path.resolve()) in first
+    assert digest("ab", "c") != digest("a", "bc") and len(digest(b"x")) == 32
+    with pytest.raises(StationError, match="sample file .*none.h5"):
+        file_identity(tmp_path / "none.h5", "sample file")

@@ -39,21 +39,23 @@ def _require_torch() -> None:
 
 def oof_probabilities(model_name: str, samples: list["Sample"], y: np.ndarray, groups: np.ndarray, *,
                       seed: int = 0, work_dir: Path, progress: "Progress | None" = None,
-                      config=None, threads: int | None = None) -> np.ndarray:
+                      config=None, threads: int | None = None, inputs: list[str] | None = None) -> np.ndarray:
     """Out-of-fold leave-one-subject-out probabilities of a deep model.
 
     Returns (n_samples, n_classes) with classes ``sorted(np.unique(y))`` in column order;
     row i comes from the network trained without sample i's subject (``groups[i]``).
     Fold checkpoints go to ``work_dir``; an interrupted run resumes where it stopped.
     ``config`` (a :class:`station.deep.training.TrainConfig`) overrides the model's
-    default training settings; ``threads`` caps torch's CPU threads.
+    default training settings; ``threads`` caps torch's CPU threads; ``inputs`` are the
+    samples' file identities when they were loaded from a database (the cache key then follows
+    the files, as the feature cache does; otherwise the pixels are hashed).
     """
     check_choice(model_name, MODELS, "model")
     _require_torch()
     from station.deep.loso import run_loso
 
     return run_loso(model_name, samples, y, groups, seed=seed, work_dir=Path(work_dir), config=config,
-                    progress=progress, threads=threads).probabilities
+                    progress=progress, threads=threads, inputs=inputs).probabilities
 
 
 __all__ = ["MODELS", "MODEL_DESCRIPTIONS", "oof_probabilities"]

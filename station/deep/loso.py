@@ -32,7 +32,7 @@ from station.console import console
 from station.dataset import Sample
 from station.deep.features import sequence_input, ststnet_input
 from station.deep.training import DEFAULT_CONFIGS, DeepClassifier, TrainConfig
-from station.fileio import atomic_path, atomic_write_json
+from station.fileio import atomic_path, atomic_write_json, digest
 
 
 @dataclass
@@ -61,25 +61,31 @@ def network_inputs(model_name: str, samples: list[Sample], config: TrainConfig,
 
 
 def _pixels_digest(samples: list[Sample]) -> str:
-    """A hash of every sample's aligned crops: a re-exported database with the same sample
-    names but new pixels (new alignment, new coding) must not reuse old folds.  BLAKE2 runs
-    at about a gigabyte per second, a second or two for a whole database."""
-    digest = hashlib.blake2b(digest_size=16)
+    """Identity of samples that exist only in memory: a digest of every sample's aligned crops
+    (the station's cache-key policy, :mod:`station.fileio`).  A re-exported database with the
+    same sample names but new pixels must not reuse old folds.  BLAKE2 runs at about a
+    gigabyte per second, a second or two for a whole database."""
+    parts = []
     for sample in samples:
         crops = np.ascontiguousarray(sample.cropped)
-        digest.update(repr((crops.shape, crops.dtype.str)).encode())
-        digest.update(memoryview(crops).cast("B"))
-    return digest.hexdigest()
+        parts += [repr((crops.shape, crops.dtype.str)), crops]
+    return digest(*parts)
 
 
 def run_fingerprint(model_name: str, samples: list[Sample], y: np.ndarray, groups: np.ndarray,
-                    seed: int, config: TrainConfig) -> dict:
-    """Everything that changes a run's probabilities, as plain JSON-able values."""
+                    seed: int, config: TrainConfig, inputs: list[str] | None = None) -> dict:
+    """Everything that changes a run's probabilities, as plain JSON-able values.
+
+    ``inputs``: the samples' file identities when they were loaded from a database
+    (``SampleRef.fingerprint()``, the feature cache's key too); without them the pixels are hashed.
+    """
+    if inputs is not None and len(inputs) != len(samples):
+        raise StationError(f"inputs: {len(inputs)} identities for {len(samples)} samples.")
     return {"model": model_name, "seed": int(seed), "config": config.as_dict(),
             "samples": [f"{s.record.subject}/{s.record.sample}" for s in samples],
             "frames": [[int(s.record.onset), int(s.record.apex), int(s.record.offset), int(len(s))]
                        for s in samples],
-            "pixels": _pixels_digest(samples),
+            "pixels": digest(*inputs) if inputs is not None else _pixels_digest(samples),
             "y": [str(v) for v in y], "groups": [str(g) for g in groups],
             "torch": torch.__version__.split("+")[0]}
 
@@ -130,11 +136,12 @@ def _default_progress() -> Progress:
 def run_loso(model_name: str, samples: list[Sample], y: np.ndarray, groups: np.ndarray, *,
              seed: int = 0, work_dir: Path, config: TrainConfig | None = None,
              progress: Progress | None = None, device: torch.device | str | None = None,
-             threads: int | None = None) -> LosoResult:
+             threads: int | None = None, inputs: list[str] | None = None) -> LosoResult:
     """Train and evaluate ``model_name`` once per held-out subject (LOSO), resumably.
 
     ``progress`` is a running rich Progress to add bars to (the caller's), or None to show
     our own.  ``threads`` sets torch's CPU thread count (None leaves torch's default).
+    ``inputs``: the samples' file identities, if loaded from files (see :func:`run_fingerprint`).
     """
     y, groups = np.asarray(y), np.asarray(groups)
     _validate(model_name, samples, y, groups)
@@ -143,9 +150,9 @@ def run_loso(model_name: str, samples: list[Sample], y: np.ndarray, groups: np.n
         torch.set_num_threads(int(threads))
     classes = np.unique(y)
     y_index = np.searchsorted(classes, y)
-    fingerprint = run_fingerprint(model_name, samples, y, groups, seed, config)
-    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
-    run_dir = check_writable_dir(Path(work_dir) / f"{model_name}-{digest}", "deep-learning work folder")
+    fingerprint = run_fingerprint(model_name, samples, y, groups, seed, config, inputs)
+    run_id = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+    run_dir = check_writable_dir(Path(work_dir) / f"{model_name}-{run_id}", "deep-learning work folder")
     run_file = run_dir / "run.json"
     if not run_file.exists():
         atomic_write_json(run_file, fingerprint)

@@ -8,7 +8,6 @@ of a sample file or of a parameter makes a new entry.  Files: ``CACHE/<kind>-<ke
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from station.evaluate.loaders import Database, SampleRef
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
 from station.features.sample import curvature_of_sample, lbptop_grids_of_sample
-from station.fileio import atomic_path
+from station.fileio import atomic_path, digest
 from station.parallel import parallel_map
 
 
@@ -38,11 +37,9 @@ class FeatureCache:
         self.misses = 0
 
     def key(self, kind: str, params: dict, fingerprints: list[str]) -> str:
-        h = hashlib.blake2b(digest_size=12)
-        h.update(json.dumps({"kind": kind, "params": params}, sort_keys=True).encode())
-        for fp in fingerprints:
-            h.update(fp.encode())
-        return h.hexdigest()
+        """Parameters + the samples' identities (``SampleRef.fingerprint``): the cache-key policy of
+        :mod:`station.fileio`, shared with the deep LOSO runs."""
+        return digest(json.dumps({"kind": kind, "params": params}, sort_keys=True), *fingerprints)
 
     def load(self, kind: str, key: str) -> dict[str, np.ndarray] | None:
         if self.directory is None:

@@ -56,6 +56,7 @@ def deep_table(db: Database, result: EvaluationResult, models: list[str], report
     ls = result.label_sets["3class"]
     samples = [_light(db.refs[i].load()) for i in ls.index]
     groups = np.array([db.refs[i].record.subject for i in ls.index])
+    inputs = [db.refs[i].fingerprint() for i in ls.index]  # the feature cache's keys: one cache policy
     folds = [f.test for f in run.folds]
     n_classes = len(run.classes)
     rows: list[dict] = []
@@ -63,7 +64,7 @@ def deep_table(db: Database, result: EvaluationResult, models: list[str], report
     for name in models:
         extra = (deep_kwargs or {}).get(name, {})
         p2 = np.asarray(deep.oof_probabilities(name, samples, np.asarray(ls.y).astype(str), groups, seed=seed,
-                                               work_dir=Path(work_dir) / name, **extra))
+                                               work_dir=Path(work_dir) / name, inputs=inputs, **extra))
         if p2.shape != (len(samples), n_classes):
             raise StationError(f"station.deep.oof_probabilities({name!r}) returned shape {p2.shape}, expected "
                                f"{(len(samples), n_classes)}.")

@@ -9,7 +9,6 @@ every fallback applied while loading, one :class:`Note` per sample.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from station.checks import StationError
 from station.dataset import Sample, SampleRecord, read_sample, sample_path
+from station.fileio import digest, file_identity
 from station.vocab.landmarks import N49
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -81,22 +81,17 @@ class SampleRef:
         return [Path(f) for f in self.frames + self.depth]
 
     def fingerprint(self) -> str:
-        """Identity of the sample's content: file paths, sizes and modification times.
+        """Identity of the sample's content: its record and its files' paths, sizes and
+        modification times (:func:`station.fileio.file_identity`, the station's one cache-key
+        policy, also used for the deep LOSO runs).
 
         Why not a content hash: a station sample file is tens of MB, and a sweep asks for the
         fingerprint of every sample on every setting; size + mtime_ns change whenever a file is
         rewritten (write_sample replaces the file atomically).
         """
-        h = hashlib.blake2b(digest_size=16)
-        h.update(repr((self.fmt, self.record.subject, self.record.sample, self.record.onset,
-                       self.record.apex, self.record.offset, self.camera)).encode())
-        for path in self.files():
-            try:
-                st = path.stat()
-            except OSError as err:
-                raise StationError(f"sample file {str(path)!r} cannot be read: {err.strerror}.") from err
-            h.update(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
-        return h.hexdigest()
+        record = repr((self.fmt, self.record.subject, self.record.sample, self.record.onset,
+                       self.record.apex, self.record.offset, self.camera))
+        return digest(record, *(file_identity(path, "sample file") for path in self.files()))
 
 
 @dataclass
@@ -122,10 +117,7 @@ class Database:
         return [r.record for r in self.refs]
 
     def fingerprint(self) -> str:
-        h = hashlib.blake2b(digest_size=16)
-        for ref in self.refs:
-            h.update(ref.fingerprint().encode())
-        return h.hexdigest()
+        return digest(*(ref.fingerprint() for ref in self.refs))
 
 
 # -- image folders ------------------------------------------------------------------------------
