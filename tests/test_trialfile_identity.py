@@ -188,3 +188,16 @@ def test_candidates_are_matched_by_trial_id_not_by_file_name(tmp_path):
     assert [c.onset for c in read_candidates(path, b)] == [40]
     assert [c.onset for c in read_candidates(path, a.trial_id)] == [10]
     assert len(read_candidates(path)) == 2
+
+
+def test_an_export_from_before_casme_headers_and_sub01_folders_still_reads(tmp_path):
+    from station.dataset import read_index, sample_path
+
+    (tmp_path / "micro-expression.csv").write_text(
+        "subject,sample,onset,apex,offset,aus,objective_class,nonobjective_class,trial\n"
+        "1,1_1_1,6,15,29,1+2+4,VI,surprise,trial-01.h5\n", encoding="utf-8")
+    (tmp_path / "samples" / "1").mkdir(parents=True)
+    (tmp_path / "samples" / "1" / "1_1_1.h5").touch()
+    (record,) = read_index(tmp_path)
+    assert (record.subject, record.sample, record.apex, record.objective_class) == ("1", "1_1_1", 15, "VI")
+    assert record.folder == "sub01" and sample_path(tmp_path, record) == tmp_path / "samples" / "1" / "1_1_1.h5"
