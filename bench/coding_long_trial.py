@@ -60,7 +60,8 @@ def write_trial(path: Path, n: int) -> Path:
 def measure(path: Path, seeks: int = 200) -> dict:
     from PyQt6.QtTest import QTest
 
-    from station.gui.coding_window import CodingWindow, app
+    from station.gui.app import app
+    from station.gui.coding_window import CodingWindow
 
     app()
     before = rss_mb()

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def qt():
-    from station.gui.coding_window import app
+    from station.gui.app import app
 
     return app()
 

@@ -68,7 +68,7 @@ def test_cli_export_writes_the_range_side_by_side_and_never_overwrites(trial, tm
 def test_viewer_window_shows_drops_markers_and_exports_a_range(trial, tmp_path):
     from PyQt6.QtTest import QTest
 
-    from station.gui.coding_window import app
+    from station.gui.app import app
     from station.gui.script import play
     from station.gui.viewer import ViewerWindow
 

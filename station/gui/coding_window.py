@@ -19,161 +19,26 @@ hold every participant's ``trial-01-<clip>.h5`` without mixing them.  Frames are
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 from PyQt6.QtCore import QEvent, Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QApplication, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PyQt6.QtWidgets import (QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                              QMainWindow, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from station.checks import StationError
+from station.gui.app import app
+from station.gui.candidates import candidates_file, load_candidates
+from station.gui.curves import MotionCurve, SpotThread
 from station.gui.keys import CODING_KEYS, RATE_TEXT, RATES, key_html, parse_rate
-from station.gui.media import TrialMedia, file_name
+from station.gui.media import TrialMedia
 from station.gui.widgets import FrameView, Timeline, TimelineModel
-from station.process.coding import CodingStore, read_rows
+from station.process.coding import CodingStore
 from station.vocab.facs import format_aus, parse_aus
 
 OK_STYLE = "QLineEdit { border: 2px solid #3c3; }"
 BAD_STYLE = "QLineEdit { border: 2px solid #e33; background: #fee; }"
-
-#: Samples of the cheap motion curve drawn when no spotting score is stored (any trial length).
-MOTION_SAMPLES = 3000
-
-
-_APP: list[QApplication] = []
-
-
-def app() -> QApplication:
-    """The process's QApplication, created once and kept alive (Qt aborts if it is collected).
-
-    Without a display Qt would abort the process; say what to do instead.
-    """
-    import os
-
-    if QApplication.instance() is None:
-        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
-            raise StationError("no display to open the window on (DISPLAY is not set). On a machine without a "
-                               "screen run it under Xvfb: xvfb-run -a station ...; `station view --export` "
-                               "needs no display.")
-        _APP.append(QApplication(["station"]))
-        _keep_running_on_errors()
-    return QApplication.instance()
-
-
-def _keep_running_on_errors() -> None:
-    """An unexpected error in a Qt slot is printed and shown, not a process abort (PyQt's default):
-    the coding is saved after every change, so the coder can go on or close the window."""
-    import sys
-    import traceback
-
-    def hook(kind, value, tb):
-        traceback.print_exception(kind, value, tb)
-        for widget in QApplication.topLevelWidgets():
-            if hasattr(widget, "message"):
-                widget.message(f"unexpected error: {value} (details in the terminal; your coding is saved)", error=True)
-
-    sys.excepthook = hook
-
-
-def load_candidates(path: str | Path | None, media: TrialMedia) -> list[tuple[int, int, int, str, float]]:
-    """Spotted candidates of this trial: (onset, apex, offset, kind, score) in device frame numbers.
-
-    Rows are matched by ``trial_id`` when the file has one, else by the trial's path, else by
-    file name only when the candidates file sits in the trial's own folder (unambiguous there).
-    """
-    path = candidates_file(path, media)
-    if path is None:
-        return []
-    own_folder = path.resolve().parent == media.path.resolve().parent
-    out = []
-    for line, row in read_rows(path, ("onset", "apex", "offset"), "candidates file"):
-        if row.get("trial_id"):
-            if row["trial_id"] != media.identity["trial_id"]:
-                continue
-        elif not (_same_file(row.get("path", ""), media.path, path.parent)
-                  or (own_folder and file_name(row.get("trial", "")) == media.name)):
-            continue
-        try:
-            out.append((int(row["onset"]), int(row["apex"]), int(row["offset"]), row.get("kind", "") or "micro",
-                        float(row.get("score") or 0)))
-        except ValueError as err:
-            raise StationError(f"{path}:{line}: candidate frames must be whole numbers ({err}).") from err
-    return sorted(out)
-
-
-def candidates_file(path: str | Path | None, media: TrialMedia) -> Path | None:
-    """``--candidates``, else ``candidates.csv`` in the trial's folder if there is one."""
-    if path is not None:
-        return Path(path)
-    default = media.path.parent / "candidates.csv"
-    return default if default.exists() else None
-
-
-def _same_file(text: str, trial: Path, base: Path) -> bool:
-    """Whether a path written in a CSV (absolute, or relative to the cwd or to the CSV) is ``trial``."""
-    if not text:
-        return False
-    here = trial.resolve()
-    for candidate in (Path(text), base / text):
-        try:
-            if candidate.exists() and candidate.resolve() == here:
-                return True
-        except OSError:
-            pass
-    return False
-
-
-class MotionCurve(threading.Thread):
-    """A frame-difference curve over the whole trial, computed in the background on a second
-    handle of the file, for trials ``station spot`` has not scored yet.  Sampled at most
-    ``MOTION_SAMPLES`` times, so a long trial costs seconds, not a full decode."""
-
-    def __init__(self, path: Path, n: int):
-        super().__init__(daemon=True)
-        self.path, self.n = path, n
-        step = max(1, n // MOTION_SAMPLES)
-        self.index = np.arange(1, n, step, dtype=np.int64) if n > 1 else np.zeros(0, np.int64)
-        self.values = np.full(len(self.index), np.nan)
-        self.done = 0
-        self.stop = False
-
-    def run(self) -> None:
-        try:
-            with TrialMedia(self.path, cache_frames=4) as media:
-                for k, i in enumerate(self.index):
-                    if self.stop:
-                        return
-                    self.values[k] = media.motion(int(i), int(i) - 1)
-                    self.done = k + 1
-        except Exception:  # noqa: BLE001 - the curve is an aid; a damaged tail just ends it
-            return
-
-
-class SpotThread(threading.Thread):
-    """``station spot`` on this trial in the background (key ``r``): the score curve and the
-    candidates replace the motion curve when it is done; frames are read block by block, so it
-    runs on a trial of any length while the coder keeps coding."""
-
-    def __init__(self, path: Path):
-        super().__init__(daemon=True)
-        self.path = path
-        self.result = None
-        self.error = ""
-        self.frames_read = 0
-
-    def run(self) -> None:
-        from station.process.spotting import spot_trial
-
-        def progress(k):
-            self.frames_read += k
-
-        try:
-            self.result = spot_trial(self.path, progress=progress)
-        except Exception as err:  # noqa: BLE001 - shown to the coder, the window goes on
-            self.error = str(err)
-
 
 class CodingWindow(QMainWindow):
     """See the module docstring."""

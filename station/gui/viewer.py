@@ -19,7 +19,7 @@ from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from station.checks import StationError
-from station.gui.coding_window import app
+from station.gui.app import app
 from station.gui.keys import RATE_TEXT, RATES, VIEWER_KEYS, key_html, parse_rate
 from station.gui.media import TrialMedia
 from station.gui.widgets import FrameView, Timeline, TimelineModel
