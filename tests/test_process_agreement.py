@@ -111,3 +111,11 @@ def test_a_decision_taken_on_other_codings_is_refused(tmp_path):
                                                         "decided_by": "carol"} for d in report.disagreements])
     with pytest.raises(StationError, match="codings changed"):
         agreement.merge(report, agreement.read_arbitration(tmp_path / "e.csv"))
+
+
+def test_no_au_scored_means_r_is_undefined_not_perfect():
+    import math
+
+    report = agreement.compare([_ann("a", 10, 12, 14, "")], [_ann("b", 10, 12, 14, "")])
+    assert math.isnan(report.overall) and math.isnan(report.pairs[0].reliability)
+    assert report.disagreements == []

@@ -117,7 +117,8 @@ class PairResult:
 
     @property
     def reliability(self) -> float:
-        return 2 * self.agreed / self.total if self.total else 1.0
+        """Eq. 1 for this movement; NaN when neither coder scored an AU (nothing to agree on)."""
+        return 2 * self.agreed / self.total if self.total else float("nan")
 
 
 @dataclass
@@ -161,12 +162,12 @@ class AgreementReport:
     def overall(self) -> float:
         """Pooled eq. 1 over every movement: 2 * sum AU(C1,C2) / sum AU_all."""
         total = sum(p.total for p in self.pairs)
-        return 2 * sum(p.agreed for p in self.pairs) / total if total else 1.0
+        return 2 * sum(p.agreed for p in self.pairs) / total if total else float("nan")
 
     @property
     def mean_per_sample(self) -> float:
         scored = [p.reliability for p in self.pairs if p.total]
-        return sum(scored) / len(scored) if scored else 1.0
+        return sum(scored) / len(scored) if scored else float("nan")
 
     @property
     def kappa(self) -> float:

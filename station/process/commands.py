@@ -197,9 +197,9 @@ def _run_agree(args) -> int:
     rows = [dict(trial_id=(p.first or p.second).trial_id, participant=(p.first or p.second).participant,
                  session=(p.first or p.second).session, trial=p.trial, pair=p.pair,
                  coder1_aus=p.first.aus if p.first else "", coder2_aus=p.second.aus if p.second else "",
-                 agreed=p.agreed, au_all=p.total, R=f"{p.reliability:.3f}") for p in report.pairs]
+                 agreed=p.agreed, au_all=p.total, R=fmt(p.reliability)) for p in report.pairs]
     rows.append(dict(trial="ALL", agreed=sum(p.agreed for p in report.pairs),
-                     au_all=sum(p.total for p in report.pairs), R=f"{report.overall:.3f}"))
+                     au_all=sum(p.total for p in report.pairs), R=fmt(report.overall)))
     agreement.write_rows(out / "reliability.csv", rows, ("trial_id", "participant", "session", "trial", "pair",
                                                          "coder1_aus", "coder2_aus", "agreed", "au_all", "R"))
     agreement.write_rows(out / "au_agreement.csv",
@@ -214,8 +214,8 @@ def _run_agree(args) -> int:
     if applied:
         agreement.write_rows(out / "arbitration.csv", applied, agreement.ARBITRATION_COLUMNS)
     write_coding(out / "final.csv", final)
-    console.print(f"[bold]reliability R = {report.overall:.3f}[/bold] (paper eq. 1, pooled over "
-                  f"{len(report.pairs)} movement(s); mean per movement {report.mean_per_sample:.3f}); "
+    console.print(f"[bold]reliability R = {fmt(report.overall) or 'undefined (no AU scored)'}[/bold] (paper eq. 1, "
+                  f"pooled over {len(report.pairs)} movement(s); mean per movement {fmt(report.mean_per_sample) or 'n/a'}); "
                   f"Cohen's kappa on AU presence {fmt(report.kappa) or 'n/a'}")
     if report.per_au:
         table = Table(title="agreement per AU")
