@@ -119,3 +119,25 @@ def test_no_au_scored_means_r_is_undefined_not_perfect():
     report = agreement.compare([_ann("a", 10, 12, 14, "")], [_ann("b", 10, 12, 14, "")])
     assert math.isnan(report.overall) and math.isnan(report.pairs[0].reliability)
     assert report.disagreements == []
+
+
+def test_kappa_matches_scikit_learn_on_random_codings():
+    import numpy as np
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(3)
+    numbers = [1, 2, 4, 6, 12]
+    c1, c2, table = [], [], {n: ([], []) for n in numbers}
+    for i in range(40):
+        a = [n for n in numbers if rng.random() < 0.4]
+        b = [n for n in numbers if (n in a) != (rng.random() < 0.25)]
+        c1.append(_ann("a", 20 * i, 20 * i + 2, 20 * i + 5, "+".join(map(str, a))))
+        c2.append(_ann("b", 20 * i, 20 * i + 2, 20 * i + 5, "+".join(map(str, b))))
+        for n in numbers:
+            table[n][0].append(n in a)
+            table[n][1].append(n in b)
+    report = agreement.compare(c1, c2)
+    for au in report.per_au:
+        assert au.kappa == pytest.approx(cohen_kappa_score(*table[au.number]))
+    pooled = [sum((table[n][k] for n in numbers if n in {a.number for a in report.per_au}), []) for k in (0, 1)]
+    assert report.kappa == pytest.approx(cohen_kappa_score(*pooled))
