@@ -321,6 +321,18 @@ def read_index(db: str | Path) -> list[SampleRecord]:
     if missing:
         raise StationError(f"{str(path)!r} lacks the column(s) {', '.join(missing)}; "
                            f"expected {', '.join(INDEX_HEADERS[c] for c in INDEX_COLUMNS)}.")
+    if table.rows and not path.read_bytes().rstrip(b"\x00").endswith((b"\n", b"\r")):
+        # the station writes every line whole: a last line without its end was cut (full disk, copy)
+        last = table.rows[-1]
+        cut_at = next((h for h in reversed(table.columns) if (last.data.get(h) or "").strip()), table.columns[0])
+        raise StationError(f"{last.where(cut_at)}: the index ends in the middle of this row (the file was cut); "
+                           "restore it from the export or re-run `station process`.")
+    needed = [h for h in table.columns if field_of.get(h) in ("subject", "sample", "onset", "apex", "offset")]
+    for row in table:  # a cut or damaged file: refuse it, naming where, rather than read a partial row
+        empty = [h for h in needed if not (row.data.get(h) or "").strip()]
+        if empty:
+            raise StationError(f"{row.where(empty[0])}: empty; every sample needs {', '.join(needed)} "
+                               "(is the index cut or damaged?).")
     return [SampleRecord(**{field_of[k]: row.value(k, functools.partial(_convert, field_of[k]), "a number")
                             for k in row if k in field_of}) for row in table]
 

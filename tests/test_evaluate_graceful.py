@@ -77,3 +77,20 @@ def test_broken_sample_is_reported_and_skipped(tmp_path):
     assert {int(r["n_samples"]) for r in rows if r["label_set"] == "objective"} == {15}
     assert victim.stem in html and "skipped" in html
     assert "Loading notes" in html
+
+
+def test_damaged_index_is_refused_with_row_and_column(tmp_path, capsys):
+    db = _db(tmp_path, "cut", 3, 12)
+    index = db / "micro-expression.csv"
+    text = index.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    index.write_text("\n".join(lines[:6]) + "\n" + lines[6][:25], encoding="utf-8")  # cut mid-row
+    assert main(["evaluate", str(db), "--out", str(tmp_path / "rcut"), *FAST]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "micro-expression.csv:7, column" in err and "cut" in err
+    cells = lines[3].split(",")
+    cells[2] = ""  # OnsetFrame emptied
+    index.write_text("\n".join(lines[:3] + [",".join(cells)] + lines[4:]) + "\n", encoding="utf-8")
+    assert main(["evaluate", str(db), "--out", str(tmp_path / "rempty"), *FAST]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    assert "micro-expression.csv:4, column OnsetFrame: empty" in err
