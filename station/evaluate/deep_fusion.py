@@ -81,10 +81,10 @@ def deep_table(db: Database, result: EvaluationResult, models: list[str], report
             s_other = score(run.y, [pred], [folds], n_classes)
             row[m3] = {"a": a_best, "paper": s_paper, "other": s_other, "a_other": float(np.mean(alphas))}
         rows.append(row)
-    headers = ["method", "2D Acc (%)", "2D F1", "2D UF1", "2D UAR"]
+    headers = ["method", "2D Acc (%)", "2D macro-F1", "2D UF1", "2D UAR"]
     m3s = [m for m in MODALITIES_3D.values() if rows and m in rows[0]]
     for m3 in m3s:
-        headers += [f"+{m3} Acc (%) [paper a]", f"+{m3} F1", "a", f"+{m3} Acc (%) [other-folds a]"]
+        headers += [f"+{m3} Acc (%) [paper a]", f"+{m3} macro-F1", "a", f"+{m3} Acc (%) [other-folds a]"]
     table = []
     for row in rows:
         cells = [row["method"], pct(row["acc_2d"]), num(row["f1_2d"]), num(row["uf1_2d"]), num(row["uar_2d"])]
