@@ -100,9 +100,15 @@ def _view_help() -> str:
 
 def _run_view(args) -> int:
     if args.export:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
         from station.gui.export import export_mp4
 
-        result = export_mp4(args.trial, args.export, start=args.start, end=args.end, depth=not args.no_depth)
+        with Progress(TextColumn("exporting"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+                      TimeRemainingColumn(), console=console, transient=True) as progress:
+            task = progress.add_task("export", total=None)
+            result = export_mp4(args.trial, args.export, start=args.start, end=args.end, depth=not args.no_depth,
+                                progress=lambda done, total: progress.update(task, completed=done, total=total))
         print_ok(f"{result['frames']} frame(s) {result['first']}..{result['last']} -> {result['path']} "
                  f"({result['seconds']:.1f} s of video at {result['fps']:g} fps)")
         return 0
