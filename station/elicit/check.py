@@ -22,6 +22,7 @@ from rich.table import Table
 
 from station.checks import StationError, format_bytes, free_bytes
 from station.console import console
+from station.fileio import file_identity
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 #: One rule for `check` and `run`: the decoded film's length may differ from the manifest by this.
@@ -102,8 +103,7 @@ def probe_clip_cached(path: Path) -> ClipProbe:
     import json
     from dataclasses import asdict
 
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    key = file_identity(path, "film")  # the station's one cache-key policy (station.fileio)
     cache_path = _cache_file()
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))

@@ -137,14 +137,15 @@ def prepare_clips(protocol: Protocol, sessions_root: str | Path = "sessions", mi
 
 
 def decodes(path: Path) -> bool:
-    """Quick test that a film opens and its first frame decodes (the full test is `station check`)."""
-    import cv2
+    """Whether a film opens and its first frame decodes, from the one film probe of `station check`
+    (:func:`station.elicit.check.probe_clip_cached`: decoded to its end once, then remembered, so
+    the pre-flight that follows costs nothing more)."""
+    from station.elicit.check import probe_clip_cached
 
-    cap = cv2.VideoCapture(str(path))
     try:
-        return cap.isOpened() and cap.read()[0]
-    finally:
-        cap.release()
+        return probe_clip_cached(path).first_ok
+    except StationError:
+        return False
 
 
 def summary_table(session: Session) -> Table:
