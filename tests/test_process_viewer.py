@@ -102,6 +102,24 @@ def test_point_cloud_window_renders_the_frame(trial, tmp_path):
     assert proc.returncode == 0, proc.stderr
     image = cv2.imread(str(png))
     assert image is not None and (image < 250).any(axis=2).mean() > 0.1  # the cloud covers part of the view
+    # and `c` in the viewer opens that window in its own process, which stays up until closed
+    from PyQt6.QtTest import QTest
+
+    from station.gui.app import app
+    from station.gui.script import play
+    from station.gui.viewer import ViewerWindow
+
+    app()
+    w = ViewerWindow(trial)
+    w.show()
+    play(w, ["click:11", "c"])
+    try:
+        QTest.qWait(4000)
+        assert w.cloud_process is not None and w.cloud_process.poll() is None, w.cloud_process.poll()
+    finally:
+        w.cloud_process.terminate()
+        w.cloud_process.wait(10)
+        w.close()
 
 
 @pytest.mark.slow
