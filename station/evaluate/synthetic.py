@@ -150,7 +150,7 @@ def make_sample(rng: np.random.Generator, subject: str, name: str, cls: str, tex
 
 
 def make_database(db: str | Path, *, n_subjects: int = 6, n_samples: int = 48,
-                  classes: tuple[str, ...] = ("I", "II", "IV", "Others"),
+                  classes: tuple[str, ...] = ("I", "II", "IV", OTHERS),
                   size: int = 40, n_frames: int = 12, strength: float = 1.0, seed: int = 0,
                   class_weights: tuple[float, ...] | None = None) -> list[SampleRecord]:
     """Write a synthetic database of ``n_samples`` samples over ``n_subjects`` subjects."""

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from station.checks import StationError, check_choice
-from station.vocab.classes import EMOTION_SYNONYMS
+from station.vocab.classes import EMOTION_SYNONYMS, OTHERS
 from station.vocab.facs import ActionUnit, coded_only, parse_aus
 
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
@@ -47,8 +47,8 @@ class Rules:
     evidence: list[str]
     aus_alone_if_unique: bool
     synonyms: dict[str, str]
-    others: str = "Others"
-    objective_fallback: str = "Others"
+    others: str = OTHERS
+    objective_fallback: str = OTHERS
 
 
 def _combos(table: Any, where: str) -> dict[str, list[Combination]]:
@@ -84,8 +84,8 @@ def load_rules(path: str | Path | None = None) -> Rules:
             aus_alone_if_unique=bool(nonobj.get("aus_alone_if_unique", True)),
             synonyms={**EMOTION_SYNONYMS,  # the station's words, then the rules file's own
                       **{str(k).lower(): str(v) for k, v in (nonobj.get("synonyms") or {}).items()}},
-            others=str(raw.get("others", "Others")),
-            objective_fallback=str(raw.get("objective_fallback", raw.get("others", "Others"))),
+            others=str(raw.get("others", OTHERS)),
+            objective_fallback=str(raw.get("objective_fallback", raw.get("others", OTHERS))),
         )
     except (KeyError, TypeError) as err:
         raise StationError(f"rules file {where!r} lacks {err}; see {DEFAULT_RULES} for the expected layout.") from err
