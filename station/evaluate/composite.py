@@ -27,10 +27,10 @@ import numpy as np
 from station.checks import StationError
 from station.evaluate.loaders import Database, FORMATS, LoadOptions, load_database
 from station.evaluate.metrics import confusion, uf1_uar
-from station.vocab.classes import THREE_CLASS, canonical
+from station.vocab.classes import THREE_CLASS, THREE_CLASSES, canonical
 
 PROTOCOLS = ("megc2019", "cross-database")
-MEGC_CLASSES = ("negative", "positive", "surprise")
+MEGC_CLASSES = THREE_CLASSES
 
 #: Per database: the labels (canonical) that take part in MEGC 2019; unlisted labels are left out.
 MEGC_LABELS: dict[str, tuple[str, ...]] = {
