@@ -49,6 +49,7 @@ class Marker(StrEnum):
     CAMERA_LOST = "camera_lost"  # the device is gone; the trial is closed and kept
     FACE_LOST = "face_lost"  # the experimenter view / checks no longer find a face
     FACE_MOVED = "face_moved"  # the face left the framing it had at the baseline
+    FACE_FOUND = "face_found"  # the face is back in the frame after face_lost
     DISK_LOW = "disk_low"  # free space under the recorder's limit
     RECORDER_DIED = "recorder_died"  # the recorder process exited unexpectedly
     RECORDING_STOPPED = "recording_stopped"  # the recorder ended the trial by itself (disk almost full, write failed)
