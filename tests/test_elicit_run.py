@@ -84,6 +84,9 @@ def test_run_end_to_end(tiny, tmp_path):
     assert reports[0]["emotion"] in data["protocol"]["as_written"].get("self_report", {}).get(
         "emotions", ["happiness", "sadness", "anger", "fear", "surprise", "disgust", "other/none"])
     events = [e["event"] for e in data["events"]]
+    starts = [e["host_time"] for e in data["events"] if e["event"] == "form_start"]
+    ends = [e["host_time"] for e in data["events"] if e["event"] == "form_end"]
+    assert len(starts) == len(ends) == 4 and all(a <= b for a, b in zip(starts, ends))  # form_start first
     for ev in ("instructions_start", "baseline_start", "clip_first_frame", "clip_last_frame", "rest_start",
                "rest_end", "form_start", "form_end", "session_end"):
         assert ev in events, ev
@@ -91,8 +94,12 @@ def test_run_end_to_end(tiny, tmp_path):
     assert [t["outcome"] for t in data["trials"]] == ["complete", "aborted"]  # went on after the abort
     assert "clip_abort" in events and "answer" in events
     assert events.index("pause") < events.index("resume") < events.index("clip_last_frame")  # experimenter key
+    from station.record.inspect import summarize
+
     for trial in data["trials"]:
         assert trial["complete_file"]
+        in_file = summarize(folder / trial["file"])  # one drop count: session.json says what the file says
+        assert (trial["camera"]["frames_written"], trial["camera"]["dropped"]) == (in_file.frames, in_file.dropped)
         assert trial["camera"]["frames_written"] > 0 and trial["display_clip"]["flips"] > 10
         assert trial["movie"]["frames_shown"] > 0 and trial["movie"]["frames_expected"] == 45
         assert "dropped" in trial["display_clip"] and "dropped" in trial["camera"]
@@ -111,6 +118,7 @@ def test_run_end_to_end(tiny, tmp_path):
         host = f["frames"]["host_time"]
         assert host[0] <= times["clip_first_frame"] and host[-1] >= times["clip_last_frame"]
         assert f.attrs["clip"] == "one" and bool(f.attrs["simulated_participant"])
+        assert f.attrs["clip_file"] == "clips/one.mp4"  # relative to the protocol: no home-directory names
     assert "session saved" in proc.stderr
 
 

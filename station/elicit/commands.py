@@ -92,6 +92,21 @@ def register(subparsers) -> None:
     s.add_argument("--window", type=_size, default=(1024, 640), metavar="WxH", help="window size")
     s.set_defaults(func=selfreport_cmd)
 
+    v = subparsers.add_parser(
+        "preview", help="the experimenter's camera view: colour, depth, face box and distance, fps, drops",
+        description="Show the camera live (like realsense-viewer) with the checks a micro-expression "
+                    "session needs: a face is found, it is 0.5-0.7 m from the camera, it is lit; fps and "
+                    "missing frames.  Use it to seat the participant before `station run` (which keeps "
+                    "checking the face and marks face_lost / face_moved during clips).  Esc or q closes "
+                    "the window.  Exit status 0 when the participant is seated well, 1 otherwise.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    v.add_argument("--camera", default="virtual", help="virtual | realsense[:SERIAL] | playback:FILE")
+    v.add_argument("--mode", default="848x480@60", help="camera mode WxH@FPS (the paper's: 848x480@60)")
+    v.add_argument("--seconds", type=float, default=None, help="close after this long (default: until Esc)")
+    v.add_argument("--no-window", action="store_true", help="terminal line only (no window)")
+    v.add_argument("--snapshot", metavar="PNG", help="save the view as a PNG when closing")
+    v.set_defaults(func=preview_cmd)
+
 
 def run_cmd(args) -> int:
     from station.console import print_error
@@ -126,6 +141,28 @@ def selfreport_cmd(args) -> int:
 
     selfreport(args.session_dir, import_csv=args.import_csv, simulate=args.simulate_participant,
                window_size=args.window, redo=args.redo)
+    return 0
+
+
+def preview_cmd(args) -> int:
+    from station.console import print_ok, print_warning
+    from station.elicit.preview import preview
+
+    try:
+        wh, fps = args.mode.lower().split("@")
+        width, height = (int(v) for v in wh.split("x"))
+        fps = int(fps)
+    except ValueError:
+        raise StationError(f"--mode must look like 848x480@60, got {args.mode!r}.") from None
+    check = preview(args.camera, width=width, height=height, fps=fps, seconds=args.seconds,
+                    window=not args.no_window, snapshot=args.snapshot)
+    if args.snapshot:
+        print_ok(f"view saved to {args.snapshot}")
+    problems = check.seating_problems() if check is not None else ["no frame from the camera"]
+    if problems:
+        print_warning("not ready: " + "; ".join(problems))
+        return 1
+    print_ok(f"participant seated: face found at {check.distance_m:.2f} m")
     return 0
 
 

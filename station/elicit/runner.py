@@ -28,6 +28,7 @@ from station.checks import StationError
 from station.console import console, print_warning
 from station.elicit.display import Display, WindowClosed, missed_frames
 from station.elicit.forms import FormScreen, validate_answers
+from station.elicit.preview import FaceWatch
 from station.elicit.protocol import Clip, Protocol
 from station.elicit.status import RunState
 from station.vocab.markers import Marker
@@ -168,6 +169,8 @@ class Runner:
         self.watched: list[Clip] = []  # films that reached the screen (whole or partly), in order
         self.movie_stats: dict[str, Any] = {}
         self.fault: RecordingFault | None = None
+        self.face_watch = FaceWatch()  # face_lost / face_moved during a film
+        self._face_t: float | None = None
         self._forms: dict[tuple[str, ...], FormScreen] = {}
         from psychopy import visual
 
@@ -219,6 +222,17 @@ class Runner:
         if getattr(st, "stalled", False):
             raise RecordingFault(Marker.CAMERA_STALLED, getattr(st, "stall_reason", "") or st.warning
                                  or "no camera frame arrived for too long")
+
+    def _watch_face(self, clip: str) -> None:
+        """A new face check from the recorder: mark the face leaving or moving (coders want to know)."""
+        face = getattr(self.recorder, "face", None)
+        if face is None or face.t == self._face_t:
+            return
+        self._face_t = face.t
+        self.state.face = face.summary()
+        for event, detail in self.face_watch.update(face):
+            self.markers.emit(event, clip, detail, t=face.t)
+            self.state.message = f"{event} in {clip}: {detail}"
 
     def _handle_keys(self, clip: str, allowed: tuple[str, ...]) -> list[str]:
         """Log every key press as a marker (its own timestamp); return the allowed ones."""
@@ -394,6 +408,7 @@ class Runner:
         d.phase, d.clip = "clip", clip.id
         d.clear_keys()
         movie.play()
+        self.face_watch.reset()  # where the face is when the film begins is the reference
         last_pts, shown, first_t, last_frame_t = None, 0, None, None
         gaps = 0
         frame_period = 1.0 / (movie.frameRate or 30.0)
@@ -424,6 +439,7 @@ class Runner:
                     first_t = first_t if first_t is not None else t
                     if shown % 30 == 1:
                         stats()
+                self._watch_face(clip.id)
                 try:
                     self._check_camera(clip.id)
                 except RecordingFault:

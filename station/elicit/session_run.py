@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from rich.table import Table
@@ -243,6 +244,20 @@ def _describe(session: Session, camera, recorder: RecorderRole, protocol: Protoc
                       f"flips are paced at {display.paced_hz:g} Hz by software.")
 
 
+def _seating_check(session: Session, recorder, wait_s: float = 3.0) -> None:
+    """Before the instructions: is the face found, 0.5-0.7 m away, lit?  Told, and journalled."""
+    deadline = time.monotonic() + wait_s
+    while getattr(recorder, "face", None) is None and time.monotonic() < deadline and hasattr(recorder, "face"):
+        time.sleep(0.1)
+    face = getattr(recorder, "face", None)
+    if face is None:
+        return
+    problems = face.seating_problems()
+    (print_warning if problems else print_ok)(f"seating: {face.summary()}" + (
+        "  (seat the participant with `station preview` before the session)" if problems else ""))
+    session.update(save=False, seating={**face.as_dict(), "problems": problems})
+
+
 def run_session(protocol_path: str | Path, participant: str | None, *, camera="virtual",
                 age: int | None = None, sex: str | None = None, sessions_root: str | Path = "sessions",
                 simulate: str | None = None, window_size: tuple[int, int] | None = None,
@@ -286,6 +301,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 log_file=session.folder / "psychopy.log")
             wait_recorder(recorder, camera)
             _describe(session, camera, recorder, protocol, display)
+            _seating_check(session, recorder)
             markers.emit(Marker.SESSION_START, detail=f"protocol={protocol.name} simulated={sim is not None}")
 
             def reopen() -> RecorderRole:

@@ -31,6 +31,7 @@ class RunState:
     display_drops: int = 0
     paused: bool = False
     message: str = ""
+    face: str = ""  # the last face check, e.g. 'face 0.62 m — seated OK' 
 
     def enter(self, phase: str, clip: str = "") -> None:
         self.phase, self.clip, self.phase_started = phase, clip, time.perf_counter()
@@ -59,6 +60,10 @@ def render(state: RunState, recorder) -> Table:
             table.add_row("warning", f"[yellow]{st.warning}[/]")
         if st.error:
             table.add_row("error", f"[red]{st.error}[/]")
+    face = getattr(recorder, "face", None) if recorder is not None else None
+    if face is not None:
+        problems = face.seating_problems()
+        table.add_row("face", f"[{'yellow' if problems else 'green'}]{face.summary()}[/]")
     table.add_row("display", f"dropped frames this clip: {state.display_drops}")
     if state.message:
         table.add_row("note", state.message)

@@ -51,7 +51,7 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
     from station.record.recorder import Recorder
 
     try:
-        source = open_camera(spec, width=width, height=height, fps=fps, **(camera_options or {}))
+        source = LatestFrame(open_camera(spec, width=width, height=height, fps=fps, **(camera_options or {})))
         rec = Recorder(source, on_warning=lambda m: events.put(("warning", m)), **(options or {}))
         rec.open()
     except BaseException as err:  # report, never hang the parent
@@ -67,6 +67,7 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
 
     publisher = threading.Thread(target=publish, name="status", daemon=True)
     publisher.start()
+    threading.Thread(target=_watch_face, args=(source, rec, events, stop), name="face", daemon=True).start()
     parent = mp.parent_process()
     while True:
         try:
@@ -93,19 +94,72 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
                 for q in (reply, events):  # deliver what is queued, then leave without running
                     q.close()  # librealsense's static destructors (they abort on some drivers)
                     q.join_thread()
-                import os
-
-                os._exit(0)
+                _exit_now()
         except BaseException as err:
             reply.put((rid, "error", (type(err).__name__, str(err))))
 
 
+class LatestFrame:
+    """A camera source that remembers the last frameset it delivered (for the face check)."""
+
+    def __init__(self, source):
+        self.inner, self.latest = source, None
+
+    def read(self, *args, **kwargs):
+        fs = self.inner.read(*args, **kwargs)
+        if fs is not None:
+            self.latest = fs
+        return fs
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _watch_face(source: LatestFrame, rec, events, stop: threading.Event) -> None:
+    """Check the participant's face twice a second (station.elicit.preview) and tell the session.
+
+    ~12 ms of dlib per check at 848x480 (2-3 % of a core); a missing dlib only disables it.
+    """
+    try:
+        from station.elicit.preview import CHECK_PERIOD_S, FaceDetector
+
+        detector = FaceDetector()
+    except Exception as err:  # noqa: BLE001 - the view is a help, never a reason to stop recording
+        events.put(("warning", f"face check unavailable: {err}"))
+        return
+    scale = float(getattr(rec.calibration, "depth_scale", 0.001) or 0.001)
+    last = None
+    while not stop.wait(CHECK_PERIOD_S):
+        fs = source.latest
+        if fs is None or fs is last:
+            continue
+        last = fs
+        try:
+            events.put(("face", detector.check(fs.color, fs.depth, scale, fs.host_time).as_dict()))
+        except Exception as err:  # noqa: BLE001
+            events.put(("warning", f"face check failed: {err}"))
+            return
+
+
 def _orphaned(rec) -> None:
     """The parent died (crash, SIGKILL): finalise the current trial, release the camera, exit."""
-    import os
-
     rec.mark(Marker.SESSION_PROCESS_DIED, detail="recorder finalised the trial on its own")
     rec.close()  # ends the trial: queued frames flushed, file finalised
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave at once (no librealsense destructors), but never leave our own workers behind.
+
+    The camera may run worker processes (the virtual D415 renders ahead in a pool); an
+    ``os._exit`` skips the pool's shutdown handshake and would orphan them for good.
+    """
+    import os
+
+    for child in mp.active_children():  # SIGKILL: they inherited our ignored SIGTERM
+        child.kill()
+    for child in mp.active_children():
+        child.join(timeout=2)
     os._exit(0)
 
 
@@ -131,6 +185,7 @@ class ProcessRecorder:
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
         self._rid = 0  # request id of the last call
+        self.face = None  # the last station.elicit.preview.FaceCheck from the child
         self._trials = 0  # trials begun, to match the child's statuses
 
     def open(self) -> None:
@@ -178,6 +233,11 @@ class ProcessRecorder:
                 return
             if kind == "warning":
                 self.on_warning(payload)
+            elif kind == "face":
+                from station.elicit.preview import FaceCheck
+
+                payload["box"] = tuple(payload["box"]) if payload.get("box") else None
+                self.face = FaceCheck(**payload)
             elif kind == "status":
                 status, ended, error, trials = payload
                 if trials == self._trials:  # not a status from before the last begin_trial
