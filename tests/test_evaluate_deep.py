@@ -47,7 +47,7 @@ def test_deep_models_fused_with_3d(tmp_path):
             assert fused["paper"].accuracy >= row["acc_2d"] - 1e-12
     assert rows[0]["acc_2d"] > 0.7  # LBP-TOP on separable classes
     table = (tmp_path / "report" / "table12_deep.csv").read_text().splitlines()
-    assert table[0].startswith("method,2D Acc (%),2D F1") and table[2].startswith("ststnet,")
+    assert table[0].startswith("method,2D Acc (%),2D macro-F1") and table[2].startswith("ststnet,")
     assert list((tmp_path / "deep" / "ststnet").iterdir())  # the deep model's fold checkpoints
     with pytest.raises(StationError, match="unknown model"):
         deep_table(db, result, ["resnet"], report, work_dir=tmp_path / "deep")
