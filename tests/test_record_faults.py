@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from conftest import ROOT, run_station
 from swdev import SMALL
 
 BAG = ROOT / "tests" / "data" / "realsense" / "single_depth_color_640x480.bag"
-DONE_WHEN = Faults(seed=11, clock_start_ms=360713, drop_color=0.01, drop_depth=0.005, late_color=0.1, late_ms=9.5)
+DONE_WHEN = Faults(seed=3, clock_start_ms=360713, drop_color=0.01, drop_depth=0.005, late_color=0.1, late_ms=9.5)
 
 
 def camera(n_frames: int, faults: Faults, *, size=SMALL, realtime=False, record_to=None) -> VirtualD415:
-    return VirtualD415(MovingSurface(*size, n_frames=n_frames), realtime=realtime, faults=faults, record_to=record_to)
+    # a deep hand-over queue: on a loaded CI machine the host must not add losses of its own
+    return VirtualD415(MovingSurface(*size, n_frames=n_frames), realtime=realtime, faults=faults, record_to=record_to,
+                       queue_size=64)
 
 
 def failing(path) -> dict[str, str]:
@@ -50,12 +53,14 @@ def test_done_when_d415_like_db3_at_848x480_60_every_missing_frame_counted(tmp_p
     cam = camera(n, DONE_WHEN, size=(848, 480), realtime=True, record_to=db3)
     live = record_trial(cam, tmp_path / "live.h5")
     truth = cam.schedule.truth()
+    assert min(truth["missing_before_host"].values()) > 0  # both streams lost frames before the host
     # the live virtual camera through librealsense's syncer: exact counts
     assert live.frames_written == truth["rows"] and live.dropped == truth["dropped"]
     assert live.dropped_color == truth["dropped_color"] and live.dropped_depth == truth["dropped_depth"]
     assert live.repeated_color + live.repeated_depth > 0  # librealsense did hand stale frames over
     # the same camera recorded by rs.recorder, played back through rs.pipeline
-    played = record_trial(PlaybackSource(db3, realtime=True), tmp_path / "played.h5")
+    gc.collect()  # rs.recorder finishes the .db3 when the last librealsense object holding it goes
+    played = record_trial(PlaybackSource(db3, realtime=False), tmp_path / "played.h5")  # blocking: no host drops
     truth = expected(cam.schedule, with_prime=True)
     assert played.frames_written == truth["rows"] and played.dropped == truth["dropped"]
     with open_trial(played.path) as f:
@@ -94,7 +99,7 @@ def test_a_stall_is_marked_counted_and_fails_the_verdict(tmp_path):
     assert stats.stalls == 1 and 700 <= stats.stalled_ms <= 1700
     assert stats.dropped == cam.schedule.truth()["dropped"] == 72  # 1.2 s of frames never came
     reasons = failing(stats.path)
-    assert "camera stalled 1 time(s)" in reasons["no stall"] and "effective fps" not in reasons
+    assert "camera stalled 1 time(s)" in reasons["no stall"] and "missing frames" in reasons
 
 
 def test_domain_switch_fails_the_verdict_with_the_row(tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import gc
 import json
 import queue
 import threading
@@ -260,6 +261,9 @@ class VirtualD415:
             self._push(push, self._pixels(push, frames))
             self._aggregate(last)
         self._aggregate(last, wait_ms=50)
+        if unplug is not None and not self._stop.is_set():  # the schedule ends where the cable was pulled
+            time.sleep(max(0.0, t0 + unplug - time.perf_counter()))
+            self.connected = False
 
     def _aggregate(self, last: dict, wait_ms: int = 0) -> None:
         """What rs.pipeline does with the syncer's output: a frameset of the last frame of each stream."""
@@ -376,8 +380,14 @@ class VirtualD415:
             self._producer = None
         if self._soft is not None:
             self._soft.stop()
+        # librealsense frames still held keep the device (and its rs.recorder) alive: let them go
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._fast_last = {}
+        self._syncer = None  # it may hold an unmatched frame
         self._recorder = None  # closes the .db3
         self._soft = None
+        gc.collect()
         if self.cache is not None:
             self.cache.close()
 
