@@ -40,7 +40,7 @@ class RecordedDepthFilters:
 
         import pyrealsense2 as rs
 
-        from station.camera.realsense import intrinsics_to_rs
+        from station.camera.softdevice import build_software_device
 
         self._rs = rs
         intr = calibration.depth_intrinsics
@@ -50,17 +50,11 @@ class RecordedDepthFilters:
             x0, y0, x1, y1 = roi
             intr = dataclasses.replace(intr, width=x1 - x0, height=y1 - y0, ppx=intr.ppx - x0, ppy=intr.ppy - y0)
         self.shape = (intr.height, intr.width)
-        self._device = rs.software_device()
-        self._sensor = self._device.add_sensor("Stereo Module")
-        vs = rs.video_stream()
-        vs.type, vs.index, vs.uid, vs.fmt, vs.bpp = rs.stream.depth, 0, 0, rs.format.z16, 2
-        vs.width, vs.height, vs.fps = intr.width, intr.height, int(calibration.fps)
-        vs.intrinsics = intrinsics_to_rs(intr)
-        self._profile = rs.video_stream_profile(self._sensor.add_video_stream(vs, True))
-        self._sensor.add_read_only_option(rs.option.depth_units, float(calibration.depth_scale))
+        # the station's one software-device builder (camera/softdevice.py), depth sensor only
+        self._soft = build_software_device(dataclasses.replace(calibration, depth_intrinsics=intr), ("depth",))
+        self._sensor, self._profile = self._soft.sensors["depth"], self._soft.profiles["depth"]
         self._queue = rs.frame_queue(4, keep_frames=True)
-        self._sensor.open(self._profile)
-        self._sensor.start(self._queue)
+        self._soft.start(self._queue)
         self.filters = ([rs.spatial_filter()] if spatial else []) + ([rs.temporal_filter()] if temporal else []) \
             + ([rs.hole_filling_filter()] if hole_filling else [])
         self._number = 0
@@ -91,11 +85,7 @@ class RecordedDepthFilters:
         return full
 
     def close(self) -> None:
-        try:
-            self._sensor.stop()
-            self._sensor.close()
-        except RuntimeError:
-            pass
+        self._soft.stop()
 
     def __enter__(self):
         return self
