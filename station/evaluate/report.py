@@ -199,6 +199,12 @@ RESULT_COLUMNS = ["label_set", "protocol", "folds", "method", "fusion", "a", "n_
 DETAIL_HEADERS = ["method", "fusion", "a", "Acc (%)", "Acc sd over repeats", "UF1", "UAR", "macro-F1", "F1 fold-mean"]
 
 
+def protocol_title(result: EvaluationResult, ls: str, p: str) -> str:
+    """'LOSO', or the k-fold with the number of folds actually used (10-fold unless a class is smaller)."""
+    run = result.runs.get((ls, p))
+    return f"{run.n_splits}-fold" if p == "kfold" and run is not None and run.n_splits else PROTOCOL_TITLES[p]
+
+
 def _method_label(r: dict) -> str:
     return r["method"] + ("" if r["fusion"] == "-" else f" [{r['fusion']} a]")
 
@@ -271,7 +277,8 @@ def baseline_sections(report: Report, result: EvaluationResult, *, name_prefix: 
             continue
         headers = ["method"]
         for p in protos:
-            headers += [f"{PROTOCOL_TITLES[p]} Acc (%)", f"{PROTOCOL_TITLES[p]} UF1", f"{PROTOCOL_TITLES[p]} a"]
+            t = protocol_title(result, ls, p)
+            headers += [f"{t} Acc (%)", f"{t} UF1", f"{t} a"]
         rows, classes = [], []
         for m in methods:
             for fusion in ("-", "paper", "nested"):
@@ -284,7 +291,11 @@ def baseline_sections(report: Report, result: EvaluationResult, *, name_prefix: 
                 if found:
                     rows.append(cells)
                     classes.append("")
-                    csv_rows.append([ls] + cells + [""] * (3 * (2 - len(protos))))
+                    fixed = [cells[0]]  # the CSV has fixed LOSO and 10-fold columns
+                    for p in PROTOCOL_TITLES:
+                        k = protos.index(p) if p in protos else None
+                        fixed += cells[1 + 3 * k: 4 + 3 * k] if k is not None else ["", "", ""]
+                    csv_rows.append([ls] + fixed)
         for kind in ("majority", "uniform"):
             cells = [f"chance ({kind})"]
             for p in protos:
@@ -321,7 +332,7 @@ def _detail_section(result: EvaluationResult, ls: str, p: str, ch: dict, name_pr
     counts = np.bincount(run.y, minlength=len(run.classes))
     folds = (f"{run.n_splits} folds (one per subject)" if p == "loso" else
              f"{run.n_splits}-fold stratified x {run.n_repeats} repeats")
-    sec = Section(f"{LABEL_SET_TITLES.get(ls, ls)} / {PROTOCOL_TITLES[p]}",
+    sec = Section(f"{LABEL_SET_TITLES.get(ls, ls)} / {protocol_title(result, ls, p)}",
                   f"{len(run.y)} samples of {len(np.unique(run.groups))} subjects, {len(run.classes)} classes; "
                   f"{folds}." + (" " + " ".join(run.notes) if run.notes else ""))
     sec.tables.append(Table(["class"] + list(run.classes) + ["total"],
