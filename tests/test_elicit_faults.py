@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a 
               pytest.mark.slow]
 
 MANIFEST = ("schema: 1\nclips:\n"
-            "  - {id: one, file: clips/one.mp4, emotion: happiness, duration: 3.0, generated: demo}\n"
+            "  - {id: one, file: clips/one.mp4, emotion: happiness, duration: 2.0, generated: demo}\n"
             "  - {id: two, file: clips/two.mp4, emotion: disgust, duration: 1.5, generated: demo}\n")
 PROTOCOL = """\
 schema: 1
@@ -54,19 +54,28 @@ camera: {width: 424, height: 240, fps: 30}
 sound: false
 """
 #: The simulated participant takes this long per key and form: the phases last long enough to hit.
-WAIT = "wait=1.5"
+WAIT = "wait=1.0"
 
 
-@pytest.fixture(scope="module")
-def protocol(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("faults")
-    (folder / "manifest.yaml").write_text(MANIFEST)
+def _protocol(folder: Path, manifest: str) -> Path:
+    (folder / "manifest.yaml").write_text(manifest)
     (folder / "faults.yaml").write_text(PROTOCOL)
     from station.elicit.democlips import ensure_demo_clips
     from station.elicit.protocol import load_protocol
 
     ensure_demo_clips(load_protocol(folder / "faults.yaml").manifest)
     return folder / "faults.yaml"
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory) -> Path:
+    return _protocol(tmp_path_factory.mktemp("faults"), MANIFEST)
+
+
+@pytest.fixture(scope="module")
+def long_protocol(tmp_path_factory) -> Path:
+    """Film `one` lasts 9 s: a camera fault at stream time 6 s falls in it whatever the start-up took."""
+    return _protocol(tmp_path_factory.mktemp("faults-long"), MANIFEST.replace("duration: 2.0", "duration: 9.0"))
 
 
 def command(protocol: Path, sessions: Path, *extra: str, simulate: str = WAIT) -> list[str]:
@@ -167,7 +176,7 @@ PHASES = {
     "instructions": ("instructions_start", "", 0.3, ["session_start", "instructions_start"]),
     "baseline": ("baseline_start", "one", 0.4, ["session_start", "instructions_start", "instructions_end",
                                                   "recording_start", "baseline_start"]),
-    "mid-film": ("clip_first_frame", "one", 1.2, ["session_start", "instructions_end", "recording_start",
+    "mid-film": ("clip_first_frame", "one", 0.8, ["session_start", "instructions_end", "recording_start",
                                                    "baseline_start", "baseline_end", "clip_first_frame"]),
     "form": ("form_start", "one", 0.5, ["session_start", "baseline_end", "clip_first_frame", "clip_last_frame",
                                          "clip_end", "recording_end", "form_start"]),
@@ -296,10 +305,10 @@ def test_disk_full_mid_film(protocol, tmp_path, small_disk):
     assert _session_clips(load_session(folder)) == [("one", "partly")]
 
 
-@pytest.mark.parametrize("fault, kind", [("stall_s=5,stall_for_s=4", "camera_stalled"), ("unplug_s=5", "camera_lost")])
-def test_camera_stall_and_loss(protocol, tmp_path, fault, kind):
+@pytest.mark.parametrize("fault, kind", [("stall_s=6,stall_for_s=4", "camera_stalled"), ("unplug_s=6", "camera_lost")])
+def test_camera_stall_and_loss_mid_film(long_protocol, tmp_path, fault, kind):
     sessions = tmp_path / "sessions"
-    proc = PtySession(command(protocol, sessions, "--camera-faults", fault))
+    proc = PtySession(command(long_protocol, sessions, "--camera-faults", fault))
     code = proc.wait()
     assert code == 4, proc.text[-3000:]
     folder = sessions / "P01" / "001"
@@ -307,6 +316,7 @@ def test_camera_stall_and_loss(protocol, tmp_path, fault, kind):
     faulted = [t for t in data["trials"] if t["outcome"] == kind]
     assert len(faulted) == 1, data["trials"]
     trial = faulted[0]
+    assert trial["clip"] == "one" and 0 < trial["movie"]["frames_shown"] < trial["movie"]["frames_expected"]
     frames = trial_frames(folder)
     assert frames[trial["file"]] == trial["camera"]["frames_written"] > 0
     verdict = {c["clip"]: c for c in data["clips"]}[trial["clip"]]

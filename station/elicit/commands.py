@@ -27,8 +27,13 @@ EXIT_HELP = """exit codes:
 session.json 'status', 'clips' (per clip outcome and reasons) and 'exit_code' say the same."""
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, and the exit-code table kept as written."""
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help; the description wrapped, the exit-code table kept as written."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("exit codes:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def register(subparsers) -> None:
