@@ -12,6 +12,7 @@ window, and stamps the verdict (:mod:`station.elicit.verdict`) with its exit cod
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -244,6 +245,31 @@ def _describe(session: Session, camera, recorder: RecorderRole, protocol: Protoc
                       f"flips are paced at {display.paced_hz:g} Hz by software.")
 
 
+def _sound(protocol: Protocol) -> tuple[bool, dict]:
+    """Whether the films play with sound, and why not (stored in session.json ``audio``)."""
+    has_audio, why = audio_output()
+    if protocol.sound and not has_audio:
+        print_warning(f"{why}: the films play MUTED. Connect speakers/headphones for a real session.")
+    sound = protocol.sound and has_audio
+    return sound, {"requested": protocol.sound, "playing": sound, "reason": why}
+
+
+def _open_devices(parts: dict, session: Session, protocol: Protocol, camera, open_rec, sim, window_size, windowed,
+                  lsl) -> Markers:
+    """Recorder (its camera opens in the background), markers, participant window; seating check."""
+    parts["recorder"] = recorder = open_rec(background=True)
+    markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
+    parts["display"] = display = Display(
+        window_size or protocol.display.size, fullscreen=protocol.display.fullscreen and not windowed,
+        screen=protocol.display.screen, background=protocol.display.background, markers=markers,
+        log_file=session.folder / "psychopy.log")
+    wait_recorder(recorder, camera)
+    _describe(session, camera, recorder, protocol, display)
+    _seating_check(session, recorder)
+    markers.emit(Marker.SESSION_START, detail=f"protocol={protocol.name} simulated={sim is not None}")
+    return markers
+
+
 def _seating_check(session: Session, recorder, wait_s: float = 3.0) -> None:
     """Before the instructions: is the face found, 0.5-0.7 m away, lit?  Told, and journalled."""
     deadline = time.monotonic() + wait_s
@@ -282,37 +308,26 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
     prepare_clips(protocol, sessions_root, min_free_bytes)
     session = _new_session(protocol, participant, age, sex, sessions_root, order_row, sim, simulate)
-    has_audio, audio_why = audio_output()
-    sound = protocol.sound and has_audio
-    if protocol.sound and not has_audio:
-        print_warning(f"{audio_why}: the films play MUTED. Connect speakers/headphones for a real session.")
+    sound, audio = _sound(protocol)
     state = RunState(participant=participant, session=session.session_id)
-    session.update(status="starting", audio={"requested": protocol.sound, "playing": sound, "reason": audio_why})
+    session.update(status="starting", audio=audio)
     warn = lambda m: setattr(state, "message", m)  # noqa: E731 - shown in the live panel
     parts: dict = {"recorder": None, "display": None, "runner": None}
     with interrupt_on_signals():
         try:
-            parts["recorder"] = recorder = open_recorder(camera, protocol, recorder_mode, warn, min_free_bytes,
-                                                         background=True, camera_faults=camera_faults)
-            markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
-            parts["display"] = display = Display(
-                window_size or protocol.display.size, fullscreen=protocol.display.fullscreen and not windowed,
-                screen=protocol.display.screen, background=protocol.display.background, markers=markers,
-                log_file=session.folder / "psychopy.log")
-            wait_recorder(recorder, camera)
-            _describe(session, camera, recorder, protocol, display)
-            _seating_check(session, recorder)
-            markers.emit(Marker.SESSION_START, detail=f"protocol={protocol.name} simulated={sim is not None}")
+            open_rec = functools.partial(open_recorder, camera, protocol, recorder_mode, warn, min_free_bytes,
+                                         camera_faults=camera_faults)
+            markers = _open_devices(parts, session, protocol, camera, open_rec, sim, window_size, windowed, lsl)
 
             def reopen() -> RecorderRole:
                 old, parts["recorder"] = parts["recorder"], None
                 _close_recorder(old)
-                new = parts["recorder"] = open_recorder(camera, protocol, recorder_mode, warn, min_free_bytes)
-                markers.recorder = new
+                new = parts["recorder"] = markers.recorder = open_rec()
                 return new
 
-            runner = parts["runner"] = Runner(protocol, session.data["order"], session, recorder, display, markers,
-                                              state, sim, sound, reopen=reopen if isinstance(camera, str) else None)
+            runner = parts["runner"] = Runner(protocol, session.data["order"], session, parts["recorder"],
+                                              parts["display"], markers, state, sim, sound,
+                                              reopen=reopen if isinstance(camera, str) else None)
             with live_status(state, lambda: runner.recorder, enabled=live):
                 stop = runner.run()
             markers.emit(Marker.SESSION_END, detail=stop)

@@ -64,7 +64,7 @@ def attempt_problems(trial: dict[str, Any]) -> list[str]:
         problems.append("no trial file")
     elif not trial.get("complete_file"):
         problems.append(f"trial file {trial['file']} not finalised")
-    if cam.get("stop_reason"):
+    if cam.get("stop_reason") and cam["stop_reason"] not in (trial.get("stop_reason") or ""):
         problems.append(f"recording stopped early: {cam['stop_reason']}")
     written, dropped = cam.get("frames_written", 0), cam.get("dropped", 0)
     if written + dropped and dropped / (written + dropped) > MAX_CAMERA_DROPPED_FRACTION:

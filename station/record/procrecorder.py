@@ -63,7 +63,8 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
 
     def publish() -> None:
         while not stop.wait(STATUS_PERIOD_S):
-            events.put(("status", (rec.status(), rec.ended.is_set(), rec.error, trials[0])))
+            begun = trials[0]  # read before the status: a status is never labelled with a newer trial
+            events.put(("status", (rec.status(), rec.ended.is_set(), rec.error, begun)))
 
     publisher = threading.Thread(target=publish, name="status", daemon=True)
     publisher.start()
