@@ -192,8 +192,6 @@ def _ref_unequal(vol, params, border, time_length):
     """Per plane with its own P (LBPTOP.m is called with one Code table, so plane by plane here)."""
     per_plane = []
     for k, p in enumerate(params.neighbours):
-        nb = [params.neighbours[0]] * 3
-        nb[k] = p
         # the plane k histogram only depends on P_k: call with all three set to P_k
         f = ref_casme2_blocks(vol, params.rows, params.cols, params.overlap, params.radii, (p, p, p),
                               time_length, border, params.interpolation == "bilinear", params.mapping)

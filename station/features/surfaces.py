@@ -17,7 +17,6 @@ convention), so a bump towards the camera has negative principal curvatures.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
