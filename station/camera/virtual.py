@@ -149,7 +149,7 @@ class VirtualD415:
         realtime: bool = True,
         fps: int = FPS,
         record_to: str | Path | None = None,
-        queue_size: int = 8,
+        queue_size: int = 64,  # as the live camera's frame_queue
         faults: Faults | None = None,
         prerender_frames: int | None = None,
         render_jobs: int | None = None,
