@@ -50,6 +50,39 @@ def run(tree: Path, *args: str) -> tuple[float, float, str]:
     return cpu, wall, proc.stdout + proc.stderr
 
 
+STEADY = r"""
+import json, sys, time
+import cv2
+from station.process import face2d
+face2d._dlib_models()  # model loading and imports are start-up, not per-frame work
+from station.process.commands import trial_files
+paths = trial_files([sys.argv[2]])
+if sys.argv[1] == "spot":
+    from station.process.spotting import spot_trials
+    t = time.process_time(); results, _ = spot_trials(paths); cpu = time.process_time() - t
+    print(json.dumps({"cpu": cpu, "frames": int(sum(len(r.score) for r in results))}))
+else:
+    from station.process import face3d
+    getattr(face3d, "_open3d", lambda: __import__("open3d"))()
+    from station.process.export import ProcessOptions, ground_truth_specs, process_trial
+    options = ProcessOptions(out=sys.argv[3], write_png=False, write_ply=False)
+    t = time.process_time(); n = 0
+    for p in paths:
+        n += len(process_trial(p, ground_truth_specs(p), options).records)
+    print(json.dumps({"cpu": time.process_time() - t, "samples": n}))
+"""
+
+
+def steady(tree: Path, verb: str, data: Path, out: Path) -> dict:
+    """CPU of the work itself in one process of ``tree``, after imports and model loading."""
+    env = {**os.environ, **ONE_CORE, "PYTHONPATH": str(tree)}
+    proc = subprocess.run(["nice", "-n", "5", sys.executable, "-c", STEADY, verb, str(data), str(out)], cwd=tree,
+                          env=env, capture_output=True, text=True, timeout=7200)
+    if proc.returncode:
+        raise SystemExit(f"{tree}: steady {verb} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def spot_f1(candidates_csv: Path, data: Path) -> dict:
     """MEGC F1 of the micro candidates against the trials' ground truth (this checkout's code)."""
     sys.path.insert(0, str(REPO))
@@ -105,10 +138,15 @@ def main() -> int:
     cpu: dict = {(t, s): [] for t in trees for s in steps}
     wall: dict = {(t, s): [] for t in trees for s in steps}
     quality: dict = {}
+    inner: dict = {(t, s): [] for t in trees for s in steps}
     work = Path(tempfile.mkdtemp(prefix="offline-speed-"))
     try:
         for rep in range(args.repeats):
             for name, tree in trees.items():
+                for verb in steps:
+                    scratch = work / f"{name}-steady-{rep}"
+                    inner[(name, verb)].append(steady(tree, verb, args.data, scratch))
+                    shutil.rmtree(scratch, ignore_errors=True)
                 if "process" in steps:
                     db = work / f"{name}-db-{rep}"
                     extra = [] if args.png else ["--no-png"]
@@ -149,7 +187,28 @@ def main() -> int:
                 quality[(name, "spot")]
             print(f"| {name} | {c:.1f} | {w:.1f} | {frames / c:.0f} | {ref / c:.2f}x | {q['f1']:.3f} | "
                   f"{q['precision']:.3f} | {q['recall']:.3f} |")
+    print("\nSteady state (one process, after imports and model loading; the CLI figures above include them):\n")
+    print("| tree | process CPU s / sample | ratio | spot frames/s per core | ratio |")
+    print("|---|---|---|---|---|")
+    med = {}
+    for name in trees:
+        if "process" in steps:
+            med[(name, "process")] = statistics.median(r["cpu"] / r["samples"] for r in inner[(name, "process")])
+        if "spot" in steps:
+            med[(name, "spot")] = statistics.median(r["frames"] / r["cpu"] for r in inner[(name, "spot")])
+    for name in trees:
+        cells = []
+        if "process" in steps:
+            cells += [f"{med[(name, 'process')]:.2f}", f"{med[('reference', 'process')] / med[(name, 'process')]:.2f}x"]
+        else:
+            cells += ["", ""]
+        if "spot" in steps:
+            cells += [f"{med[(name, 'spot')]:.0f}", f"{med[(name, 'spot')] / med[('reference', 'spot')]:.2f}x"]
+        else:
+            cells += ["", ""]
+        print(f"| {name} | " + " | ".join(cells) + " |")
     print("\nraw CPU seconds:", json.dumps({f"{t}/{s}": v for (t, s), v in cpu.items()}))
+    print("raw steady:", json.dumps({f"{t}/{s}": v for (t, s), v in inner.items()}))
     return 0
 
 

@@ -120,17 +120,51 @@ def child(seconds: float, frames: int, out: Path) -> dict:
             "bytes_per_frame": stats.path.stat().st_size / max(n, 1)}
 
 
+def child_live(seconds: float, out: Path) -> dict:
+    """The live virtual D415 (pre-rendered, librealsense software device) through the recorder.
+
+    The camera renders its frames before streaming (worker processes, not counted); the
+    figure is this process's CPU from the first frame of the trial to its file being final:
+    streaming through librealsense, pairing, queueing, compressing, writing.
+    """
+    import resource
+
+    from station.camera import open_camera
+    from station.record.recorder import Recorder
+    from station.record.writer import Storage
+
+    recorder = Recorder(open_camera("virtual", prerender_s=seconds + 2), storage=Storage("lz4"))
+    recorder.open()
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.perf_counter()
+        recorder.begin_trial(out / "live.h5", {"participant": "bench"})
+        recorder.wait(seconds)
+        stats = recorder.end_trial()
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        recorder.close()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu_s": cpu, "wall_s": wall, "recorded_s": wall, "frames_written": stats.frames_written,
+            "frames_sent": int(round(wall * 60)), "identical": True, "complete": bool(stats.complete),
+            "bytes_per_frame": stats.path.stat().st_size / max(stats.frames_written, 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", type=Path, help="reference checkout (git worktree)")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--frames", type=int, default=60, help="distinct pre-rendered framesets replayed")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--live", action="store_true",
+                        help="the live pre-rendered virtual D415 instead of the replay source (read-back not compared)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         with tempfile.TemporaryDirectory() as td:
-            print(json.dumps(child(args.seconds, args.frames, Path(td))))
+            result = child_live(args.seconds, Path(td)) if args.live else child(args.seconds, args.frames, Path(td))
+            print(json.dumps(result))
         return 0
     trees = {"reference": args.ref.resolve(), "new": REPO} if args.ref else {"new": REPO}
     runs: dict[str, list[dict]] = {name: [] for name in trees}
@@ -138,7 +172,8 @@ def main() -> int:
         for name, tree in trees.items():
             env = {**os.environ, "PYTHONPATH": str(tree)}
             proc = subprocess.run(["nice", "-n", "5", sys.executable, str(Path(__file__).resolve()), "--child",
-                                   "--seconds", str(args.seconds), "--frames", str(args.frames)],
+                                   "--seconds", str(args.seconds), "--frames", str(args.frames)]
+                                  + (["--live"] if args.live else []),
                                   cwd=tree, env=env, capture_output=True, text=True, timeout=1800)
             if proc.returncode:
                 raise SystemExit(f"{name}: {proc.stderr[-3000:]}")
