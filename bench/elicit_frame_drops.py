@@ -14,6 +14,14 @@ which a real D415 does not cost the host.  Conditions are interleaved and repeat
 the machine is shared.  Output: a markdown table (mean over repeats) and the ratios.
 
     xvfb-run -a python bench/elicit_frame_drops.py --seconds 8 --repeats 3
+
+``--session`` measures the whole demo session instead (issue #16 item 2): ``station run`` on
+``protocols/demo.yaml`` (camera 848x480 colour + depth at 60 fps, the paper's mode) with the
+real recorder child and the virtual D415, and the same session with a recorder that records
+nothing, interleaved in one run; it reports display frames dropped during the films, camera
+frames written / missing, film frames shown, and the ratio of display drops.
+
+    xvfb-run -a python bench/elicit_frame_drops.py --session --repeats 2
 """
 
 from __future__ import annotations
@@ -137,13 +145,107 @@ def run_condition(kind: str, display, clip: Path, seconds: float, mode: tuple[in
     return {**s, **cam}
 
 
+class NoRecording:
+    """Plays the recorder role (station.elicit.recording.RecorderRole) and records nothing:
+    the reference session, with the same window, films, forms and journal."""
+
+    def __init__(self):
+        import threading
+        from types import SimpleNamespace
+
+        self.calibration, self.source = None, SimpleNamespace(description="no recording (benchmark reference)")
+        self.ended, self.error, self.session_markers = threading.Event(), "", []
+        self._stats = None
+
+    def open(self) -> None:
+        pass
+
+    def begin_trial(self, path, attrs=None, ground_truth=None):
+        from station.record.recorder import TrialStats
+
+        self._stats = TrialStats(Path(path))
+        return Path(path)
+
+    def end_trial(self, reason: str = ""):
+        stats, self._stats = self._stats, None
+        stats.ended, stats.stop_reason = time.perf_counter(), reason
+        return stats
+
+    def mark(self, event, clip="", detail="", t=None) -> None:
+        pass
+
+    def status(self):
+        from station.record.recorder import RecorderStatus
+
+        fields = {f: 0 for f in RecorderStatus.__dataclass_fields__}
+        fields.update(fps=0.0, mb_per_s=0.0, recording=self._stats is not None, warning="", error="")
+        return RecorderStatus(**fields)
+
+    def close(self) -> None:
+        pass
+
+
+def session_condition(record: bool, sessions: Path, k: int) -> dict:
+    """One demo session (simulated participant) with or without recording; summed over its films."""
+    from station.elicit.session_run import run_session
+
+    session = run_session(ROOT / "protocols" / "demo.yaml", f"bench{k:02d}{'r' if record else 'n'}",
+                          camera="virtual" if record else NoRecording(), sessions_root=sessions, simulate="",
+                          live=False, windowed=True)
+    trials = session.data["trials"]
+    out = {"flips": sum(t["display_clip"]["flips"] for t in trials),
+           "dropped": sum(t["display_clip"]["dropped"] for t in trials),
+           "movie_frames": sum(t["movie"].get("frames_shown", 0) for t in trials),
+           "movie_expected": sum(t["movie"].get("frames_expected", 0) for t in trials),
+           "status": session.data["status"]}
+    if record:
+        cams = [t["camera"] for t in trials]
+        cams = [c for c in cams if c]
+        out.update(cam_written=sum(c["frames_written"] for c in cams), cam_dropped=sum(c["dropped"] for c in cams),
+                   cam_expected=sum(round(c["seconds"] * 60) for c in cams))
+    return out
+
+
+def main_session(args) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-session-"))
+    rows: dict[bool, list[dict]] = {False: [], True: []}
+    for r in range(args.repeats):
+        for record in (False, True):
+            res = session_condition(record, tmp, r)
+            rows[record].append(res)
+            print(f"repeat {r} {'recording' if record else 'none':9s} {res}", file=sys.stderr)
+
+    def mean(record, key):
+        vals = [x[key] for x in rows[record] if key in x]
+        return statistics.mean(vals) if vals else float("nan")
+
+    print(f"\ndemo session (protocols/demo.yaml: 3 films of 6 s, camera 848x480@60, virtual D415), "
+          f"{args.repeats} repeats interleaved\n")
+    print("| session | display flips in films | dropped display frames | film frames shown / expected | "
+          "camera frames written | camera frames missing (dropped) | status |")
+    print("|---|---|---|---|---|---|---|")
+    for record, name in ((False, "no recording"), (True, "recording (child process)")):
+        cam = (f"{mean(record, 'cam_written'):.0f} | {mean(record, 'cam_dropped'):.1f}" if record else "— | —")
+        statuses = ", ".join(sorted({x["status"] for x in rows[record]})) if record else "— (nothing recorded)"
+        print(f"| {name} | {mean(record, 'flips'):.0f} | {mean(record, 'dropped'):.1f} | "
+              f"{mean(record, 'movie_frames'):.0f} / {mean(record, 'movie_expected'):.0f} | {cam} | {statuses} |")
+    base, rec = mean(False, "dropped"), mean(True, "dropped")
+    flips = mean(False, "flips")
+    print(f"\ndisplay drops with recording vs without: {rec:.1f} vs {base:.1f} "
+          f"({100 * (rec - base) / flips:+.2f} % of the films' flips; ratio (drops+1) {(rec + 1) / (base + 1):.2f})")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--mode", default="848x480@60", help="camera mode WxH@FPS (paper: 848x480@60)")
     ap.add_argument("--window", default="800x600")
+    ap.add_argument("--session", action="store_true", help="whole demo sessions with and without recording")
     args = ap.parse_args(argv)
+    if args.session:
+        return main_session(args)
     wh, fps = args.mode.split("@")
     mode = (*map(int, wh.split("x")), int(fps))
     from station.elicit.democlips import DemoSpec, write_demo_clip

@@ -96,7 +96,9 @@ def test_validate_answers():
 
 
 def test_import_paper_forms(tmp_path):
-    s = create_session(tmp_path, "P09", extra={"order": ["a", "b"]})
+    s = create_session(tmp_path, "P09", extra={"order": ["a", "b", "c"]})
+    s.log_event("clip_first_frame", 1.0, clip="a")  # films a and b were shown, c never
+    s.log_event("clip_first_frame", 9.0, clip="b")
     csv = tmp_path / "forms.csv"
     csv.write_text("clip,emotion,intensity,movements\na,anger,3,frowned\nb,,,\nend,,,\"lip press, brow raise\"\n")
     from station.elicit.selfreport import selfreport
@@ -105,6 +107,9 @@ def test_import_paper_forms(tmp_path):
     reports = load_session(s.folder).data["self_reports"]
     assert reports[0]["emotion"] == "anger" and reports[0]["intensity"] == 3 and not reports[0]["simulated"]
     assert reports[2]["when"] == "end" and "lip press" in reports[2]["movements"]
+    csv.write_text("clip,emotion,intensity\nc,anger,3\n")
+    with pytest.raises(StationError, match=r"forms.csv:2: column clip: 'c' is not a clip of this session"):
+        selfreport(s.folder, import_csv=str(csv))  # never shown: no report can be about it
     csv.write_text("clip,emotion,intensity\nzz,anger,3\n")
     with pytest.raises(StationError, match=r"forms.csv:2: column clip: 'zz'"):
         import_csv(csv, ["a", "b"])

@@ -45,7 +45,8 @@ def selfreport(session_dir: str | Path, *, import_csv: str | None = None, simula
         reports = _import(import_csv, [c for c, _ in shown], emotions)
         partly = {c for c, how in shown if how == PARTLY}
         for r in reports:
-            session.add_self_report({**r, "film_shown": "partly" if r["clip"] in partly else "whole"})
+            shown_how = ({"film_shown": "partly" if r["clip"] in partly else "whole"} if r["clip"] else {})
+            session.add_self_report({**r, **shown_how})
         print_ok(f"imported {len(reports)} paper form(s) into {session.journal_path}")
         restamp(session)
         session.close()
