@@ -205,3 +205,12 @@ def test_fault_spec_parses_and_names_what_is_allowed():
     with pytest.raises(Exception, match="unknown camera fault 'dorp'.*allowed: seed"):
         Faults.parse("dorp=1")
     assert Faults().clean and not DONE_WHEN.clean
+
+
+def test_station_record_with_faults_fails_red_with_the_reason(tmp_path):
+    proc = run_station("record", "--camera", "virtual", "--width", "424", "--height", "240", "--seconds", "1",
+                       "--faults", "seed=1,drop_color=0.05,clock_start_ms=360713", "--out", str(tmp_path / "f.h5"))
+    assert proc.returncode == 1, proc.stderr
+    assert "NOT whole" in proc.stderr and "missing frames" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_station("record", "--camera", "virtual", "--faults", "dorp=1", "--out", str(tmp_path / "g.h5"))
+    assert proc.returncode == 2 and "unknown camera fault 'dorp'" in proc.stderr
