@@ -141,8 +141,23 @@ def _pool(workers: int):
         if not _POOLS:
             atexit.register(shutdown_pools)
         pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers,
-                                                     mp_context=multiprocessing.get_context("spawn"))
+                                                     mp_context=multiprocessing.get_context("spawn"),
+                                                     initializer=_exit_with_parent, initargs=(os.getpid(),))
     return pool
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker start-up: leave as soon as the parent is gone (SIGKILL, ``os._exit``), so a kept
+    pool never outlives the command that made it (a spawn worker otherwise waits forever)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="station-parent-watch", daemon=True).start()
 
 
 def shutdown_pools() -> None:

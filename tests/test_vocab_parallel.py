@@ -41,3 +41,28 @@ def test_dask_scheduler_address():
         assert [v for v, _ in parallel_map(_pid_square, [3, 1, 2], scheduler=c.scheduler_address)] == [9, 1, 4]
     with pytest.raises(StationError, match="cannot reach the Dask scheduler"):
         parallel_map(_pid_square, [1], scheduler="tcp://127.0.0.1:9")
+
+
+def test_kept_workers_leave_with_a_killed_parent(tmp_path):
+    """A command killed hard (SIGKILL, os._exit) must not leave its worker processes behind."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text("import os\nfrom station.parallel import parallel_map\n"
+                      "def f(x):\n    return os.getpid()\n"
+                      "if __name__ == '__main__':\n"
+                      "    print(' '.join(map(str, set(parallel_map(f, range(4), jobs=2)))), flush=True)\n"
+                      "    os._exit(0)\n")
+    out = tmp_path / "workers.txt"
+    with open(out, "w") as fh:  # a file, not a pipe: orphans holding a pipe would block the run
+        subprocess.run([sys.executable, str(script)], stdout=fh, stderr=subprocess.DEVNULL, timeout=120)
+    workers = [int(p) for p in out.read_text().split()]
+    assert workers
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in workers if os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]]
+    assert not alive, f"worker(s) {alive} outlived their parent"
