@@ -142,13 +142,14 @@ def _pool(workers: int):
             atexit.register(shutdown_pools)
         pool = _POOLS[workers] = ProcessPoolExecutor(max_workers=workers,
                                                      mp_context=multiprocessing.get_context("spawn"),
-                                                     initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                                     initializer=exit_with_parent, initargs=(os.getpid(),))
     return pool
 
 
-def _exit_with_parent(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """Worker start-up: leave as soon as the parent is gone (SIGKILL, ``os._exit``), so a kept
-    pool never outlives the command that made it (a spawn worker otherwise waits forever)."""
+    pool never outlives the command that made it (a spawn worker otherwise waits forever).
+    Any ``ProcessPoolExecutor`` initializer of the station should call it (camera/framecache.py does)."""
     import threading
     import time
 

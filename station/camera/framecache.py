@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from station.parallel import exit_with_parent
+
 Render = Callable[[int], tuple[np.ndarray, np.ndarray]]  # must pickle (sent to worker processes)
 
 #: Raw frames are kept while they fit this many bytes; beyond, frames are stored compressed.
@@ -27,9 +29,10 @@ BATCH = 30
 _RENDER: Render | None = None  # the worker process's renderer (sent once, at its start)
 
 
-def _init_worker(render: Render) -> None:
+def _init_worker(render: Render, parent: int) -> None:
     global _RENDER
     _RENDER = render
+    exit_with_parent(parent)  # a SIGKILLed recording must not leave its render workers behind
 
 
 def _compress(a: np.ndarray) -> tuple[bytes, tuple, str]:
@@ -77,7 +80,7 @@ class FrameCache:
         # spawn, not fork: the parent runs librealsense and recorder threads, whose locks a fork copies
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(self.render,))
+                                                initializer=_init_worker, initargs=(self.render, os.getpid()))
         return self._pool
 
     def _submit(self, start: int, workers: int) -> None:
