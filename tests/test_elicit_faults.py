@@ -255,6 +255,10 @@ def test_selfreport_after_a_crash_never_reasks(protocol, tmp_path):
     proc.wait()
     folder = sessions / "P01" / "001"
     wait_finalised(folder)
+    inspected = subprocess.run([sys.executable, "-m", "station.cli", "inspect", str(folder)], capture_output=True,
+                               text=True, cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    told = " ".join((inspected.stdout + inspected.stderr).split())
+    assert inspected.returncode == 1 and "hard stop" in told and "partly" in told, told[-2000:]
     assert selfreport(folder, simulate=True, window_size=(320, 240)) == 1  # the cut-off film, only
     report = load_session(folder).data["self_reports"][-1]
     assert report["clip"] == "one" and report["film_shown"] == "partly"
@@ -325,6 +329,41 @@ def test_camera_stall_and_loss_mid_film(long_protocol, tmp_path, fault, kind):
     if kind == "camera_stalled":
         assert kind in file_markers(folder / trial["file"])
     assert data["status"] == "incomplete" and data["exit_code"] == 4
+
+
+def test_retry_after_a_stall_records_the_clip_again(long_protocol, tmp_path):
+    sessions = tmp_path / "sessions"
+    proc = PtySession(command(long_protocol, sessions, "--camera-faults", "stall_s=6,stall_for_s=1.5",
+                              simulate=f"{WAIT},fault=retry"))
+    code = proc.wait(timeout=150)
+    folder = sessions / "P01" / "001"
+    data = json.loads((folder / "session.json").read_text())
+    attempts = [t for t in data["trials"] if t["clip"] == "one"]
+    assert [t["outcome"] for t in attempts][:1] == ["camera_stalled"] and len(attempts) == 2, data["trials"]
+    assert [t["number"] for t in data["trials"]] == [1, 2, 3]  # the retry is trial 2, clip two trial 3
+    assert attempts[1]["outcome"] == "complete" and attempts[1]["camera"]["frames_written"] > 0
+    verdict = {c["clip"]: c for c in data["clips"]}
+    assert verdict["one"]["files"] == [attempts[0]["file"], attempts[1]["file"]]
+    assert all("stall" not in r for r in verdict["one"]["reasons"])  # the retry counts, not the stalled attempt
+    assert code == (0 if data["status"] == "complete" else 3), (code, data["clips"])
+    assert [e["detail"] for e in data["events"] if e["event"] == "answer"][:1] == ["retry"]
+
+
+def test_station_record_finalises_on_sigterm(tmp_path):
+    out = tmp_path / "rec.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "record", "--camera", "virtual", "--seconds", "30",
+                             "--width", "424", "--height", "240", "--fps", "30", "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 90
+    while not (tmp_path / "rec.h5.writing").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert out.exists() and not (tmp_path / "rec.h5.writing").exists(), err.decode()[-2000:]
+    with h5py.File(out, "r") as f:
+        assert readable_frames(f) > 0
+    assert "interrupted" in file_markers(out)
 
 
 def test_truncated_film_and_bad_key_are_refused_before_recording(protocol, tmp_path, station_cli):

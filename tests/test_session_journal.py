@@ -93,3 +93,12 @@ def test_hard_stop_mid_film_shows_partly_and_unreached_is_not_shown(tmp_path):
     assert a.files == ["trial-01-a.h5"]
     assert (b.outcome, b.shown) == ("not shown", "no")
     assert shown_clips(data) == [("a", "partly")]
+
+
+@pytest.mark.parametrize("pid, why", [("P01\n", "blanks around it"), ("P0\x071", "control character"), ("", "")])
+def test_participant_ids_are_refused_before_anything_and_no_dialog_for_a_simulation(pid, why):
+    from station.elicit.session_run import ask_participant_info
+
+    with pytest.raises(StationError, match="participant id must be|needs --participant") as err:
+        ask_participant_info(pid, None, None, simulated=True)  # would wait on an invisible dialog before
+    assert why in str(err.value)
