@@ -249,6 +249,22 @@ class LiveD415(_PipelineSource):
         """Settings read back from the device, USB type, firmware and metadata state, for every trial."""
         return {**self._attrs, **({} if self.metadata is None else {"frame_metadata": bool(self.metadata)})}
 
+    def recover(self) -> None:
+        """After a stall (connected, no frames): restart streaming, as unplugging would.
+
+        The frame pairer keeps its state, so frames after the restart are counted against the
+        ones before it.  Raises :class:`CameraError` if the camera cannot be restarted.
+        """
+        if self._pipeline is not None:
+            try:
+                self._pipeline.stop()
+            except RuntimeError:
+                pass
+            self._pipeline = None
+        pairer = self.pairer
+        self.start()
+        self.pairer = pairer
+
     def _on_timeout(self) -> None:
         self._misses += 1
         if self._misses >= 3 and not connected_devices():
