@@ -175,6 +175,7 @@ class VirtualD415:
         self.pairer = FramePairer(fps)
         self._ready: collections.deque[Frameset] = collections.deque()
         self.frames_pushed = 0
+        self.frames_skipped = 0  # real time only: rendering ahead could not keep up (counted as gaps)
         self.connected = True
         self.schedule: FrameSchedule | None = None
         self._next = 0  # next push of the schedule (fast mode)
@@ -245,10 +246,13 @@ class VirtualD415:
     def _produce(self) -> None:
         """Real-time producer: each scheduled frame at its time on the device clock."""
         pushes = [p for p in self.schedule.pushes if not self._ended(p.index)]
-        t0 = time.perf_counter()
         frames: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if pushes:
+            self._pixels(pushes[0], frames)  # an endless scene's first frames are still being rendered
+        t0 = time.perf_counter()
         last: dict[str, rs.frame] = {}
         unplug = self.faults.unplug_s
+        too_late = 2.0 / self.fps
         for push in pushes:
             if self._stop.is_set():
                 break
@@ -258,6 +262,9 @@ class VirtualD415:
             delay = t0 + push.push_s - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            elif -delay > too_late:  # rendering ahead fell behind: the host missed this frame
+                self.frames_skipped += 1
+                continue
             self._push(push, self._pixels(push, frames))
             self._aggregate(last)
         self._aggregate(last, wait_ms=50)
