@@ -265,7 +265,7 @@ def test_ctrl_c_finishes_the_flush_and_finalises(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 0, stderr
-    assert "stopped by Ctrl-C" in stderr
+    assert "stopped by interrupted (SIGINT)" in stderr
     s = summarize(out)
     assert s.complete and s.frames >= 20
     assert "interrupted" in [m["event"] for m in s.markers]
