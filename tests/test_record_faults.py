@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 from pathlib import Path
 
@@ -214,3 +215,32 @@ def test_station_record_with_faults_fails_red_with_the_reason(tmp_path):
     assert "NOT whole" in proc.stderr and "missing frames" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_station("record", "--camera", "virtual", "--faults", "dorp=1", "--out", str(tmp_path / "g.h5"))
     assert proc.returncode == 2 and "unknown camera fault 'dorp'" in proc.stderr
+
+
+def test_first_day_messages_name_the_cause_and_the_fix():
+    from station.camera.diagnostics import explain, metadata_fix, usb_problem
+
+    busy = explain(RuntimeError("xioctl(VIDIOC_S_FMT) failed, errno=16 Last Error: Device or resource busy"), "D415 123")
+    assert busy.startswith("D415 123 is busy") and "realsense-viewer" in busy and "\n" not in busy
+    assert "udev rules" in explain(RuntimeError("failed to open usb interface: 0, error: RS2_USB_STATUS_ACCESS"))
+    assert "no colour stream" in explain(RuntimeError("Requested extrinsics are not available!"))
+    assert "USB 2.1" in usb_problem("2.1", 848, 480, 60) and "USB 3 port" in usb_problem("2.1", 848, 480, 60)
+    assert usb_problem("3.2", 848, 480, 60) is None
+    assert "realsense_metadata_win10.ps1" in metadata_fix("Windows") and "kernel metadata patch" in metadata_fix("Linux")
+
+
+def test_camera_settings_are_validated_read_back_and_stored(tmp_path):
+    from station.camera.settings import CameraSettings
+
+    with pytest.raises(Exception, match="visual preset must be one of .*high_accuracy"):
+        CameraSettings(visual_preset="best")
+    with pytest.raises(Exception, match="unknown camera setting.*allowed: advanced_json"):
+        CameraSettings.from_dict({"laser": 150})
+    assert CameraSettings.from_dict({"laser_power": 150, "emitter": True}).requested() == {"laser_power": 150,
+                                                                                          "emitter": True}
+    stats = record_trial(PlaybackSource(BAG, realtime=False), tmp_path / "bag.h5")
+    with open_trial(stats.path) as f:
+        stored = json.loads(f.attrs[schema.ATTR_CAMERA_SETTINGS])
+        assert f.attrs[schema.ATTR_LIBREALSENSE] == rs.__version__
+    assert stored["device"]["depth.laser_power"] == 150.0  # read back from the D435's recording
+    assert stored["device"]["depth.depth_units"] == pytest.approx(0.001)
