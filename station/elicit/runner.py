@@ -242,7 +242,7 @@ class Runner:
             if name == self.keys.pause:
                 self.paused = not self.paused
                 self.state.paused = self.paused
-                self.display.on_flip(Marker.PAUSE if self.paused else "resume", clip, "experimenter")
+                self.display.on_flip(Marker.PAUSE if self.paused else Marker.RESUME, clip, "experimenter")
             elif name in allowed:
                 out.append(name)
         return out

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from station.vocab.markers import Marker
+
 #: A film that showed fewer of its frames than this is not a whole stimulus.
 FILM_SHOWN_MIN = 0.98
 #: Camera frames a trial may miss (dropped / expected) and still be called complete.
@@ -101,7 +103,7 @@ def clip_shown(data: dict[str, Any], clip: str) -> str:
     if any((film_fraction(t) or 0) >= FILM_SHOWN_MIN for t in trials):
         return WHOLE
     events = [e for e in data.get("events", []) if e.get("clip") == clip]
-    if any(e["event"] == "clip_first_frame" for e in events) or any(
+    if any(e["event"] == Marker.CLIP_FIRST_FRAME for e in events) or any(
             (t.get("movie") or {}).get("frames_shown") for t in trials):
         return PARTLY
     return NO
@@ -113,7 +115,7 @@ def clip_verdict(data: dict[str, Any], clip: str) -> ClipVerdict:
     files = [t["file"] for t in trials if t.get("file")]
     missing = [f for f in required_forms(data) if f not in answered_forms(data, clip)]
     if not trials:
-        started = [e for e in data.get("events", []) if e.get("clip") == clip and e["event"] == "recording_start"]
+        started = [e for e in data.get("events", []) if e.get("clip") == clip and e["event"] == Marker.RECORDING_START]
         if shown == NO and not started:
             return ClipVerdict(clip, NOT_SHOWN, NO, ["not reached"], files, missing)
         reasons = ["session ended during this clip; no trial summary was written (hard stop)"]
@@ -137,7 +139,7 @@ def session_verdict(data: dict[str, Any]) -> tuple[str, list[ClipVerdict]]:
 def shown_clips(data: dict[str, Any]) -> list[tuple[str, str]]:
     """(clip, whole|partly) for every film that reached the screen, in the order shown."""
     order = list(data.get("order") or [])
-    seen = [e["clip"] for e in data.get("events", []) if e.get("event") == "clip_first_frame"]
+    seen = [e["clip"] for e in data.get("events", []) if e.get("event") == Marker.CLIP_FIRST_FRAME]
     seen += [t.get("clip") for t in data.get("trials", []) if (t.get("movie") or {}).get("frames_shown")]
     ordered = list(dict.fromkeys(seen))
     ordered.sort(key=lambda c: order.index(c) if c in order else len(order))
