@@ -244,3 +244,14 @@ def test_camera_settings_are_validated_read_back_and_stored(tmp_path):
         assert f.attrs[schema.ATTR_LIBREALSENSE] == rs.__version__
     assert stored["device"]["depth.laser_power"] == 150.0  # read back from the D435's recording
     assert stored["device"]["depth.depth_units"] == pytest.approx(0.001)
+
+
+def test_frames_overtaken_by_newer_ones_are_counted_late_not_written_twice(tmp_path):
+    cam = camera(240, Faults(seed=5, late_color=0.05, late_depth=0.03, late_ms=25.0, jitter_ms=0.3))
+    stats = record_trial(cam, tmp_path / "late.h5")
+    truth = cam.schedule.truth()
+    assert cam.schedule.overtaken("color").size > 0 and cam.schedule.overtaken("depth").size > 0
+    assert (stats.frames_written, stats.dropped_color, stats.dropped_depth) == \
+        (truth["rows"], truth["dropped_color"], truth["dropped_depth"])
+    assert stats.late_color > 0 and stats.late_depth > 0
+    assert "color frames distinct" not in failing(stats.path) and "missing frames" in failing(stats.path)

@@ -135,9 +135,12 @@ class FrameSchedule:
         """What a correct recorder finds: rows (instants both streams delivered) and, per stream,
         the frames between the first and last row not in the file (every cause together).
 
+        A frame that arrives after a newer frame of its stream (``late_ms`` over a frame period)
+        is lost too: a recorder cannot put it back in order without delaying every frame.
         Valid while colour/depth offset + jitter stay under half a frame.
         """
-        both = np.intersect1d(self.delivered["color"], self.delivered["depth"])
+        usable = {s: np.setdiff1d(self.delivered[s], self.overtaken(s)) for s in STREAMS}
+        both = np.intersect1d(usable["color"], usable["depth"])
         out = {"rows": int(both.size)}
         for stream in STREAMS:
             if both.size == 0:
@@ -152,6 +155,17 @@ class FrameSchedule:
         out["dropped"] = max(out["dropped_color"], out["dropped_depth"])
         out["missing_before_host"] = {s: int(self.n_frames - self.first - self.delivered[s].size) for s in STREAMS}
         return out
+
+    def overtaken(self, stream: str) -> np.ndarray:
+        """Indices of ``stream`` that arrive after a frame with a higher index (out of order)."""
+        newest, out = -1, []
+        for push in self.pushes:
+            if push.stream != stream:
+                continue
+            if push.index < newest:
+                out.append(push.index)
+            newest = max(newest, push.index)
+        return np.asarray(out, dtype=int)
 
     def duration_s(self) -> float:
         return self.pushes[-1].push_s if self.pushes else 0.0
