@@ -93,7 +93,10 @@ def test_fast_virtual_camera_with_drops_counts_exactly_and_fails_the_verdict(tmp
 @pytest.mark.slow
 def test_a_stall_is_marked_counted_and_fails_the_verdict(tmp_path):
     cam = camera(150, Faults(stall_s=0.8, stall_for_s=1.2), realtime=True)
-    stats = record_trial(cam, tmp_path / "stall.h5", stall_s=0.5)
+    ticks = []
+    stats = record_trial(cam, tmp_path / "stall.h5", stall_s=0.5, on_tick=ticks.append)
+    assert any(t.stalled and t.stalled_s >= 0.5 for t in ticks) and "camera stalled" in ticks[-1].warning + \
+        "".join(t.warning for t in ticks)  # what `station run` and `station record` show live
     with open_trial(stats.path) as f:
         events = [m["event"] for m in read_markers(f)]
     assert "camera_stalled" in events and "camera_resumed" in events
