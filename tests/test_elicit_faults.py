@@ -284,9 +284,9 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-def test_disk_full_mid_film(protocol, tmp_path, small_disk):
+def test_disk_full_mid_film(long_protocol, tmp_path, small_disk):
     sessions = small_disk / "sessions"
-    proc = PtySession(command(protocol, sessions, "--min-free-mb", "30"))
+    proc = PtySession(command(long_protocol, sessions, "--min-free-mb", "30"))
     wait_for_event(sessions, "clip_first_frame", "one", proc=proc)
     time.sleep(0.5)
     free = shutil.disk_usage(small_disk).free
@@ -298,7 +298,8 @@ def test_disk_full_mid_film(protocol, tmp_path, small_disk):
     folder = sessions / "P01" / "001"
     data = json.loads((folder / "session.json").read_text())
     trial = data["trials"][0]
-    assert trial["outcome"] == "recording_stopped" and "disk" in trial["stop_reason"]
+    assert trial["outcome"] == "recording_stopped" and "disk" in trial["stop_reason"], data["trials"]
+    assert 0 < trial["movie"]["frames_shown"] < trial["movie"]["frames_expected"]  # it stopped mid-film
     assert trial_frames(folder)["trial-01-one.h5"] == trial["camera"]["frames_written"] > 0
     assert data["status"] == "incomplete" and data["clips"][0]["outcome"] == "incomplete"
     assert data["clips"][1]["outcome"] == "not shown"  # the simulated experimenter chose E (end)
