@@ -258,3 +258,22 @@ def test_frames_overtaken_by_newer_ones_are_counted_late_not_written_twice(tmp_p
         (truth["rows"], truth["dropped_color"], truth["dropped_depth"])
     assert stats.late_color > 0 and stats.late_depth > 0
     assert "color frames distinct" not in failing(stats.path) and "missing frames" in failing(stats.path)
+
+
+def test_frame_cache_renders_ahead_identically_when_a_clip_is_too_long_to_hold():
+    from station.camera.framecache import FrameCache
+    from station.camera.virtual import SceneRenderer, d415_calibration
+
+    renderer = SceneRenderer(MovingSurface(*SMALL, n_frames=100), d415_calibration(*SMALL))
+    held = FrameCache(renderer, 100, SMALL[0] * SMALL[1] * 5, jobs=2)
+    streamed = FrameCache(renderer, 100, SMALL[0] * SMALL[1] * 5, jobs=2, compressed_budget=10_000, ahead_s=0.5)
+    try:
+        held.prepare(), streamed.prepare()
+        assert not held.streaming and streamed.streaming
+        assert len(streamed._frames) == 30 < len(held._frames) == 100  # a head start only
+        for i in (0, 29, 30, 61, 99):
+            for a, b in zip(held.get(i), streamed.get(i)):
+                np.testing.assert_array_equal(a, b)
+        assert len(streamed._frames) <= 3 * 30  # what was streamed is forgotten
+    finally:
+        held.close(), streamed.close()

@@ -24,6 +24,10 @@ Render = Callable[[int], tuple[np.ndarray, np.ndarray]]  # must pickle (sent to 
 
 #: Raw frames are kept while they fit this many bytes; beyond, frames are stored compressed.
 MEMORY_BUDGET = 1_500_000_000
+#: Compressed frames are kept while they fit this many bytes (LZ4 keeps ~45 % of a synthetic
+#: participant's frame); a longer clip is rendered ahead while it streams.
+COMPRESSED_BUDGET = 4_000_000_000
+COMPRESSED_RATIO = 0.45
 BATCH = 30
 
 _RENDER: Render | None = None  # the worker process's renderer (sent once, at its start)
@@ -65,9 +69,12 @@ class FrameCache:
     """Rendered (colour, depth) frames by index; see the module docstring."""
 
     def __init__(self, render: Render, n_frames: int | None, frame_bytes: int, *, jobs: int | None = None,
-                 memory_budget: int = MEMORY_BUDGET, ahead_s: float = 3.0, fps: int = 60):
+                 memory_budget: int = MEMORY_BUDGET, compressed_budget: int = COMPRESSED_BUDGET,
+                 ahead_s: float = 3.0, fps: int = 60):
         self.render, self.n_frames = render, n_frames
         self.compress = n_frames is None or n_frames * frame_bytes > memory_budget
+        #: Too long to hold even compressed (or endless): render ahead while streaming, forget behind.
+        self.streaming = n_frames is None or n_frames * frame_bytes * COMPRESSED_RATIO > compressed_budget
         self.jobs = jobs or max(1, os.cpu_count() or 1)
         self.ahead = max(BATCH, int(ahead_s * fps))
         self._frames: dict[int, tuple] = {}
@@ -99,7 +106,9 @@ class FrameCache:
 
     def prepare(self, upto: int | None = None) -> None:
         """Render frames [0, upto) now, on every core (default: the whole finite scene)."""
-        upto = self.n_frames if upto is None else (upto if self.n_frames is None else min(upto, self.n_frames))
+        if upto is None:
+            upto = self.ahead if self.streaming else self.n_frames  # a head start, or everything
+        upto = upto if self.n_frames is None else min(upto, self.n_frames)
         if not upto:
             return
         for start in range(0, upto, BATCH):
@@ -109,7 +118,7 @@ class FrameCache:
                 self._collect(start)
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Frame ``index``; renders ahead (one worker) for endless scenes."""
+        """Frame ``index``; while streaming an endless or very long scene, renders ahead (one worker)."""
         with self._lock:
             start = index - index % BATCH
             if index not in self._frames:
@@ -120,7 +129,7 @@ class FrameCache:
             for done in [s for s, f in self._futures.items() if f.done()]:
                 self._collect(done)
             item = self._frames[index]
-            if self.n_frames is None:  # endless: forget what has been streamed
+            if self.streaming:  # endless or very long: forget what has been streamed
                 for old in [k for k in self._frames if k < index - BATCH]:
                     del self._frames[old]
         color, depth = item
