@@ -30,3 +30,10 @@ def test_three_class_mapping_and_synonyms():
     assert classes.canonical_emotion("Scared ") == "fear"
     assert classes.canonical_emotion("glee", {"glee": "happiness"}) == "happiness"
     assert set(classes.TARGET_EMOTIONS) <= set(classes.EMOTIONS)
+
+
+def test_the_default_rules_speak_the_vocabulary():
+    rules = selection.load_rules()
+    assert set(rules.nonobjective) <= set(classes.EMOTIONS)
+    assert set(classes.EMOTION_SYNONYMS.values()) <= set(classes.EMOTIONS)
+    assert rules.others == classes.OTHERS and rules.objective_fallback == "VII"
