@@ -355,8 +355,10 @@ def read_markers(f: h5py.File) -> list[dict[str, Any]]:
 
 
 def read_counters(f: h5py.File) -> dict[str, int]:
-    values = f[schema.COUNTERS][...]
-    return {k: int(v) for k, v in zip(schema.COUNTERS_FIELDS, values)}
+    """/counters by name; the names stored with the dataset win (files of older schemas)."""
+    dataset = f[schema.COUNTERS]
+    names = json.loads(dataset.attrs["fields"]) if "fields" in dataset.attrs else schema.COUNTERS_FIELDS
+    return {k: int(v) for k, v in zip(names, dataset[...])}
 
 
 def read_ground_truth(f: h5py.File) -> list[dict]:
