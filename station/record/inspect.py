@@ -106,7 +106,10 @@ def _stream_verdicts(report: CheckReport, frames: np.ndarray) -> None:
                    "every row holds a new frame" if bad.size == 0 else
                    f"{bad.size} row(s) repeat or go back in frame number, first at row {int(bad[0]) + 1} "
                    f"(number {int(numbers[bad[0] + 1])} after {int(numbers[bad[0]])})")
-        domains = frames[f"{stream}_domain"]
+        names_ = frames.dtype.names
+        # schema 1 stored one (colour) domain per row; older files are still checked
+        domains = frames[f"{stream}_domain"] if f"{stream}_domain" in names_ else \
+            frames["domain"] if "domain" in names_ else np.zeros(len(frames), np.int8)
         changes = np.flatnonzero(np.diff(domains) != 0)
         names = [schema.DOMAINS[d] if 0 <= d < len(schema.DOMAINS) else "unknown" for d in domains[:1]]
         report.add(f"{stream} timestamp domain", changes.size == 0,
@@ -130,7 +133,8 @@ def _effective_fps(frames: np.ndarray) -> float:
     """Rows per second of the trial: device clock when one domain throughout, else host clock."""
     if len(frames) < 2:
         return 0.0
-    ts, domains = frames["color_timestamp_ms"], frames["color_domain"]
+    ts = frames["color_timestamp_ms"]
+    domains = frames["color_domain"] if "color_domain" in frames.dtype.names else np.zeros(len(frames), np.int8)
     if np.all(domains == domains[0]) and ts[-1] > ts[0]:
         return (len(frames) - 1) / ((ts[-1] - ts[0]) / 1000.0)
     host = frames["host_time"]
@@ -233,7 +237,8 @@ def _check_open(report: CheckReport, f: h5py.File, read_chunks: bool) -> None:
         if complete and counters.get("frames_written", n) == n:
             disagree = [f"dropped_{s} {counters.get(f'dropped_{s}')} vs {dropped[s]} in /frames"
                         for s in schema.STREAMS if counters.get(f"dropped_{s}", dropped[s]) != dropped[s]]
-            attr_disagree = [k for k in schema.COUNTERS_FIELDS if k in f.attrs and int(f.attrs[k]) != counters[k]]
+            attr_disagree = [k for k in schema.COUNTERS_FIELDS
+                             if k in f.attrs and k in counters and int(f.attrs[k]) != counters[k]]
             report.add("counters agree", not disagree and not attr_disagree,
                        "/counters, attributes and /frames agree" if not (disagree or attr_disagree) else
                        "; ".join(disagree + [f"attribute {k} {int(f.attrs[k])} vs /counters {counters[k]}"
