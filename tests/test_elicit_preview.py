@@ -66,3 +66,33 @@ def test_station_preview_window_and_snapshot(tmp_path, station_cli):
 
     img = cv2.imread(str(png))
     assert img is not None and img.shape[1] == 1280 and img.std() > 20  # a real picture, not a blank window
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("DISPLAY") or not __import__("shutil").which("xdotool"),
+                    reason="needs a display (xvfb-run -a) and xdotool to find the window")
+def test_station_run_preview_opens_the_experimenter_window_during_the_session(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "manifest.yaml").write_text(
+        "schema: 1\nclips:\n  - {id: one, file: clips/one.mp4, emotion: happiness, duration: 4.0, generated: demo}\n")
+    (tmp_path / "p.yaml").write_text(
+        "schema: 1\nname: view\nstimuli: manifest.yaml\nclips: [one]\norder: {policy: fixed}\n"
+        "instructions: {welcome: 'SPACE', end: 'Thanks.'}\nbaseline: {seconds: 0.5}\n"
+        "self_report: {after_each_clip: [emotion], at_end: []}\ndisplay: {size: [320, 240], fullscreen: false}\n"
+        "camera: {width: 424, height: 240, fps: 30}\nsound: false\n")
+    proc = subprocess.Popen([sys.executable, "-m", "station.cli", "run", "--participant", "P01", "--protocol",
+                             str(tmp_path / "p.yaml"), "--sessions", str(tmp_path / "s"), "--simulate-participant",
+                             "--no-live", "--preview"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    found = False
+    deadline = time.monotonic() + 90
+    while proc.poll() is None and time.monotonic() < deadline and not found:
+        found = subprocess.run(["xdotool", "search", "--name", "experimenter view"], capture_output=True).returncode == 0
+        time.sleep(0.3)
+    _, err = proc.communicate(timeout=120)
+    assert found, err.decode()[-2000:]
+    assert proc.returncode in (0, 3), err.decode()[-2000:]  # complete, or a film frame short of 98 %

@@ -65,6 +65,9 @@ def register(subparsers) -> None:
     p.add_argument("--recorder", choices=["process", "thread"], default="process",
                    help="run the camera recorder in a child process (HDF5 writing cannot delay display "
                         "flips; docs/benchmarks.md) or in a thread of this process")
+    p.add_argument("--preview", action="store_true",
+                   help="open the experimenter view (colour + face box and distance, depth, fps, drops) in a "
+                        "second window, drawn by the recorder process (see `station preview`)")
     p.add_argument("--camera-faults", default=None, metavar="SPEC",
                    help="virtual camera only: real-camera faults (station.camera.faults), e.g. "
                         "'stall_s=4,stall_for_s=3' or 'unplug_s=4' — to rehearse what a lab meets")
@@ -124,7 +127,7 @@ def run_cmd(args) -> int:
                               window_size=args.window, windowed=args.windowed, lsl=args.lsl,
                               order_row=args.order_row, live=not args.no_live, recorder_mode=args.recorder,
                               min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 1e6),
-                              camera_faults=args.camera_faults)
+                              camera_faults=args.camera_faults, preview=args.preview)
     except SessionEnded as err:
         print_error(str(err))
         return err.exit_code

@@ -167,7 +167,7 @@ def summary_table(session: Session) -> Table:
 
 
 def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free_bytes: int | None = None,
-                  background: bool = False, camera_faults: str | None = None) -> RecorderRole:
+                  background: bool = False, camera_faults: str | None = None, preview: bool = False) -> RecorderRole:
     """The recorder for ``camera``: a child process for a camera spec, else a thread here.
 
     With ``background`` a recorder that can (:class:`OpensInBackground`) is only started;
@@ -190,7 +190,7 @@ def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free
             from station.record.procrecorder import ProcessRecorder
 
             recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn,
-                                       camera_options=camera_options, **options)
+                                       camera_options=camera_options, preview=preview, **options)
         else:
             from station.record.recorder import Recorder
 
@@ -289,7 +289,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 simulate: str | None = None, window_size: tuple[int, int] | None = None,
                 windowed: bool = False, lsl: bool = False, order_row: int | None = None,
                 live: bool = True, recorder_mode: str = "process", min_free_bytes: int | None = None,
-                camera_faults: str | None = None) -> Session:
+                camera_faults: str | None = None, preview: bool = False) -> Session:
     """Run a protocol for one participant; returns the session, its verdict in
     ``data['status']`` / ``data['clips']`` and its exit code in ``data['exit_code']``.
 
@@ -316,7 +316,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     with interrupt_on_signals():
         try:
             open_rec = functools.partial(open_recorder, camera, protocol, recorder_mode, warn, min_free_bytes,
-                                         camera_faults=camera_faults)
+                                         camera_faults=camera_faults, preview=preview)
             markers = _open_devices(parts, session, protocol, camera, open_rec, sim, window_size, windowed, lsl)
 
             def reopen() -> RecorderRole:
