@@ -65,7 +65,8 @@ def test_complete_only_when_every_clip_is_whole_and_answered(tmp_path):
 @pytest.mark.parametrize("kw, words", [
     ({"shown": int(180 * FILM_SHOWN_MIN) - 1}, "film showed 175 of 180 frames"),
     ({"outcome": "aborted"}, "aborted"),
-    ({"dropped": 10}, "camera missed 10 of 410 frames"),
+    ({"dropped": 10}, "camera missed 10 of 410 frames"),  # journal counters before the file's verdict
+    ({"dropped": 3, "written": 397}, "camera missed 3 of 400 frames (more than 0.5 %"),
     ({"complete_file": False}, "not finalised"),
 ])
 def test_a_clip_not_recorded_whole_is_incomplete_with_the_reason(tmp_path, kw, words):
@@ -74,6 +75,29 @@ def test_a_clip_not_recorded_whole_is_incomplete_with_the_reason(tmp_path, kw, w
     assert status == "incomplete" and verdicts[0].outcome == "incomplete"
     assert any(words in r for r in verdicts[0].reasons), verdicts[0].reasons
     assert verdicts[1].outcome == "complete"
+
+
+@pytest.mark.parametrize("seed, whole", [(1, False), (6, True)])
+def test_the_clip_verdict_is_the_recorders_verdict_on_the_real_file(tmp_path, seed, whole):
+    """One rule: 3 of 399 frames missing (0.75 %) fails the recorder's 0.5 % limit, so the clip too."""
+    from station.camera.faults import Faults
+    from station.camera.scene import MovingSurface
+    from station.camera.virtual import VirtualD415
+    from station.elicit.verdict import RECORDER_VERDICT, stamp_recorder_verdicts
+    from station.record.recorder import record_trial
+    from swdev import SMALL
+
+    s = session_with(tmp_path, [], ["a", "b"])
+    for number, (clip, faults) in enumerate((("a", Faults(seed=seed, drop_color=0.008)), ("b", Faults())), 1):
+        cam = VirtualD415(MovingSurface(*SMALL, n_frames=400), realtime=False, faults=faults, queue_size=64)
+        stats = record_trial(cam, s.trial_path(number, clip))
+        s.add_trial(trial(clip, number, written=stats.frames_written, dropped=stats.dropped))
+    assert stamp_recorder_verdicts(s) == 2 and s.data["trials"][0][RECORDER_VERDICT]["ok"] is whole
+    status, (a, b) = session_verdict(s.data)
+    assert b.outcome == "complete" and (status == "complete") is whole
+    if not whole:
+        assert a.outcome == "incomplete" and any("missing frames: 0.75 %" in r and "limit 0.5 %" in r
+                                                 for r in a.reasons), a.reasons
 
 
 def test_a_retry_that_succeeds_makes_the_clip_complete(tmp_path):

@@ -31,6 +31,7 @@ from station.elicit.forms import FormScreen, validate_answers
 from station.elicit.preview import FaceWatch
 from station.elicit.protocol import Clip, Protocol
 from station.elicit.status import RunState
+from station.elicit.verdict import RECORDER_VERDICT, file_verdict
 from station.vocab.markers import Marker
 
 
@@ -492,6 +493,8 @@ class Runner:
             "display_trial": self.display.summary(trial_int),
             "movie": self.movie_stats,
         }
+        if info["file"]:  # closed by now: the recorder's own verdict, in the journal with the trial
+            info[RECORDER_VERDICT] = file_verdict(self.session.folder, info["file"])
         self.movie_stats = {}
         self.state.display_drops = info["display_clip"]["dropped"]
         self.session.add_trial(info)

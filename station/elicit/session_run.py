@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from station.camera import CameraError, open_camera
@@ -30,7 +31,7 @@ from station.elicit.protocol import Protocol, load_protocol
 from station.elicit.recording import OpensInBackground, RecorderRole
 from station.elicit.runner import Runner, SimulatedParticipant
 from station.elicit.status import RunState, live_status
-from station.elicit.verdict import COMPLETE, session_verdict
+from station.elicit.verdict import COMPLETE, RECORDER_VERDICT, session_verdict, stamp_recorder_verdicts
 from station.session import Session, create_session, now_iso
 from station.signals import Interrupted, interrupt_on_signals
 from station.vocab.markers import Marker
@@ -164,6 +165,22 @@ def summary_table(session: Session) -> Table:
                   str(disp.get("dropped", 0)), f"{mov.get('frames_shown', 0)}/{mov.get('frames_expected', 0)}",
                   v.get("outcome", "") + (f": {'; '.join(v['reasons'])}" if v.get("reasons") else ""))
     return t
+
+
+def print_trial_verdicts(session: Session) -> None:
+    """Each trial file's verdict with its reasons: the rule of ``station record`` / ``inspect --check``."""
+    for tr in session.data["trials"]:
+        v = tr.get(RECORDER_VERDICT)
+        name = tr.get("file") or f"trial {tr['number']} ({tr['clip']})"
+        if v is None:
+            console.print(f"[bold red]✗[/] trial verdict: {escape(name)}: no trial file")
+        elif v.get("ok"):
+            print_ok(f"trial verdict: {escape(name)} is whole")
+        else:
+            console.print(f"[bold red]✗[/] trial verdict: {escape(name)} is NOT whole — "
+                          + escape("; ".join(v.get("reasons", []))))
+        for warning in (v or {}).get("warnings", []):
+            print_warning(f"{name}: {warning}")
 
 
 def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free_bytes: int | None = None,
@@ -376,6 +393,8 @@ def _finish(session: Session, parts: dict, stop: str, *, fault: bool = False, ex
     _close_recorder(recorder)
     if recorder is not None and recorder.session_markers:
         session.update(save=False, markers_between_trials=recorder.session_markers)
+    if stamp_recorder_verdicts(session):  # trials journalled without one (a file closed late)
+        session.update(save=False, trials=session.data["trials"])
     status, verdicts = session_verdict(session.data)
     if exit_code is None:
         exit_code = EXIT_COMPLETE if status == COMPLETE else EXIT_FAULT if fault else EXIT_INCOMPLETE
@@ -383,6 +402,7 @@ def _finish(session: Session, parts: dict, stop: str, *, fault: bool = False, ex
                    exit_meaning=EXIT_CODES.get(exit_code, ""))
     session.close()
     console.print(summary_table(session))
+    print_trial_verdicts(session)
     (print_ok if status == COMPLETE else print_error)(
         f"session {status} ({stop}); exit code {exit_code}: {EXIT_CODES.get(exit_code, '')}. "
         f"Data in {session.folder}")

@@ -7,7 +7,10 @@ by ``station run`` (its status and exit code), ``station inspect SESSION_DIR`` a
 
 * one attempt's trial file was finalised with no early stop (disk, camera, recorder),
 * its film showed at least :data:`FILM_SHOWN_MIN` of the film's frames,
-* the camera missed no more than :data:`MAX_CAMERA_DROPPED_FRACTION` of the trial's frames,
+* its trial file passes the recorder's verdict (:func:`station.record.inspect.trial_verdict`,
+  the same rule as ``station record`` and ``station inspect --check``: frames missing beyond
+  ``schema.MAX_MISSING_FRACTION``, effective fps, repeated rows, clock changes, stalls, an
+  early stop, a file not closed cleanly), stored with the trial as ``recorder_verdict``,
 * and every form the protocol asks about it was answered.
 
 Everything else is ``incomplete`` with the reasons, or ``not shown``.  A film counts as
@@ -18,14 +21,16 @@ screen; ``partly`` when it was cut off.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from station.record import schema
 from station.vocab.markers import Marker
 
 #: A film that showed fewer of its frames than this is not a whole stimulus.
 FILM_SHOWN_MIN = 0.98
-#: Camera frames a trial may miss (dropped / expected) and still be called complete.
-MAX_CAMERA_DROPPED_FRACTION = 0.01
+#: Where a trial's recorder verdict is stored in the session's trial entry (journal and session.json).
+RECORDER_VERDICT = "recorder_verdict"
 
 COMPLETE, INCOMPLETE, NOT_SHOWN = "complete", "incomplete", "not shown"
 WHOLE, PARTLY, NO = "whole", "partly", "no"
@@ -68,10 +73,7 @@ def attempt_problems(trial: dict[str, Any]) -> list[str]:
         problems.append(f"trial file {trial['file']} not finalised")
     if cam.get("stop_reason") and cam["stop_reason"] not in (trial.get("stop_reason") or ""):
         problems.append(f"recording stopped early: {cam['stop_reason']}")
-    written, dropped = cam.get("frames_written", 0), cam.get("dropped", 0)
-    if written + dropped and dropped / (written + dropped) > MAX_CAMERA_DROPPED_FRACTION:
-        problems.append(f"camera missed {dropped} of {written + dropped} frames "
-                        f"(more than {100 * MAX_CAMERA_DROPPED_FRACTION:g} %)")
+    problems += recorder_problems(trial)
     frac = film_fraction(trial)
     movie = trial.get("movie") or {}
     if frac is None:
@@ -81,6 +83,56 @@ def attempt_problems(trial: dict[str, Any]) -> list[str]:
         problems.append(f"film showed {movie.get('frames_shown', 0)} of {movie.get('frames_expected')} frames "
                         f"({100 * frac:.0f} % < {100 * FILM_SHOWN_MIN:g} %)")
     return problems
+
+
+def recorder_problems(trial: dict[str, Any]) -> list[str]:
+    """The recorder's own verdict on the trial file (one rule for record, run and inspect).
+
+    Before the verdict is stamped (a journal from an older station, a session killed before
+    its end) the journal's counters are judged by the same threshold,
+    ``schema.MAX_MISSING_FRACTION``, so no second rule exists.
+    """
+    verdict = trial.get(RECORDER_VERDICT)
+    if verdict is not None:
+        return [] if verdict.get("ok") else [f"trial file: {r}" for r in verdict.get("reasons", [])] or \
+            ["trial file: the recorder's verdict failed"]
+    if trial.get("file") is None:
+        return []
+    cam = trial.get("camera") or {}
+    written, dropped = cam.get("frames_written", 0), cam.get("dropped", 0)
+    if written + dropped and dropped / (written + dropped) > schema.MAX_MISSING_FRACTION:
+        return [f"camera missed {dropped} of {written + dropped} frames "
+                f"(more than {100 * schema.MAX_MISSING_FRACTION:g} %; recorder verdict not yet read from the file)"]
+    return []
+
+
+def file_verdict(folder: str | Path, name: str, read_chunks: bool = False) -> dict[str, Any]:
+    """The recorder's verdict on ``folder/name`` as stored with the trial: ok, reasons, warnings.
+
+    ``read_chunks=False`` by default: reading the small tables takes milliseconds, while
+    decompressing every frame costs about 0.1 s per recorded second at 848x480@60
+    (``station inspect --check`` does that, docs/elicit.md).
+    """
+    from station.record.inspect import trial_verdict
+
+    path = Path(folder) / name
+    if not path.exists():
+        return {"ok": False, "reasons": [f"{name} is not in {folder}"], "warnings": [], "read_chunks": read_chunks}
+    v = trial_verdict(path, read_chunks=read_chunks)
+    return {"ok": v.ok, "reasons": list(v.reasons), "warnings": list(v.warnings), "read_chunks": read_chunks}
+
+
+def stamp_recorder_verdicts(session, read_chunks: bool = False) -> int:
+    """Give every trial entry with a file and no verdict yet its recorder verdict; how many were stamped.
+
+    The trial files are closed by then (end of trial, end of session, or after a crash).
+    """
+    stamped = 0
+    for trial in session.data.get("trials", []):
+        if trial.get("file") and RECORDER_VERDICT not in trial:
+            trial[RECORDER_VERDICT] = file_verdict(session.folder, trial["file"], read_chunks)
+            stamped += 1
+    return stamped
 
 
 def required_forms(data: dict[str, Any]) -> list[str]:
@@ -156,8 +208,9 @@ def restamp(session) -> tuple[str, list[ClipVerdict]]:
     A session whose journal still says it was running ended by a hard stop (SIGKILL, power
     cut): its stop reason says so.
     """
+    stamp_recorder_verdicts(session)
     status, verdicts = session_verdict(session.data)
-    fields: dict[str, Any] = {"status": status, "clips": [v.as_dict() for v in verdicts]}
+    fields: dict[str, Any] = {"status": status, "trials": session.data["trials"], "clips": [v.as_dict() for v in verdicts]}
     if session.data.get("status") in RUNNING_STATUSES:
         fields["stop_reason"] = ("hard stop: the session process ended without finalising "
                                  f"(journal status was {session.data.get('status')!r})")
