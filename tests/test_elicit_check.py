@@ -81,6 +81,12 @@ def test_check_camera_virtual_and_bad_camera(tmp_path, clip_file):
     p = make_protocol(tmp_path, clip_file)
     run_checks(p, camera="virtual", display=False, sessions_root=tmp_path)
     assert results(run_checks.last, "camera")[0].result == OK
+    assert "none set" in results(run_checks.last, "camera settings")[0].detail
+    p.write_text(p.read_text().replace("fps: 30}", "fps: 30, settings: {visual_preset: high_density, "
+                                                       "laser_power: 150}}"))
+    run_checks(p, camera="virtual", display=False, sessions_root=tmp_path)
+    shown = results(run_checks.last, "camera settings")[0].detail
+    assert "visual_preset=high_density, laser_power=150" in shown and "not applied: virtual D415" in shown
     assert not run_checks(p, camera="playback:/nonexistent.db3", display=False, sessions_root=tmp_path)
     assert results(run_checks.last, "camera")[0].result == FAIL
 

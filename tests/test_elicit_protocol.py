@@ -80,6 +80,15 @@ def test_bad_manifest_names_line_and_field(tmp_path, bad, line, words):
     ("baseline:\n  seconds: five\n", 5, ["baseline.seconds", "must be float"]),
     ("camera:\n  width: 800\n  height: 600\n", 4, ["camera", "800x600", "848x480"]),
     ("recrd: {}\n", 4, ["recrd", "not a known field"]),
+    ("camera:\n  settings:\n    visual_preset: face\n", 6, ["camera.settings.visual_preset", "'face'",
+                                                           "high_density"]),
+    ("camera:\n  settings:\n    laser_power: 500\n", 6, ["camera.settings.laser_power", "between 0 and 360"]),
+    ("camera:\n  settings:\n    lazer_power: 150\n", 6, ["camera.settings.lazer_power", "laser_power"]),
+    ("camera:\n  settings:\n    power_line: 55hz\n", 6, ["camera.settings.power_line", "'50hz'"]),
+    ("camera:\n  settings:\n    advanced_json: face.json\n", 6, ["camera.settings.advanced_json", "face.json",
+                                                                  "does not exist"]),
+    ("camera:\n  settings:\n    color_exposure: 150\n    color_auto_exposure: true\n", 7,
+     ["color_auto_exposure", "manual exposure"]),
     ("keys:\n  continue: escape\n", 4, ["keys", "must differ"]),
 ])
 def test_bad_protocol_names_line_and_field(tmp_path, extra, line, words):
@@ -122,3 +131,12 @@ def test_defaults_and_all_clips(tmp_path):
     assert [c.id for c in proto.clips] == ["a", "b"]
     assert proto.self_report.emotions == REPORT_EMOTIONS
     assert proto.keys.abort == ("escape",) and proto.record.baseline and not proto.record.rest
+
+
+def test_camera_settings_from_the_protocol(tmp_path):
+    p = write(tmp_path, protocol="camera:\n  settings:\n    visual_preset: high_density\n    laser_power: 150\n"
+                                  "    emitter: on\n    power_line: off\n    depth_units: 0.0001\n")
+    settings = load_protocol(p).camera.settings
+    assert settings.requested() == {"visual_preset": "high_density", "laser_power": 150.0, "emitter": True,
+                                    "power_line": "off", "depth_units": 0.0001}
+    assert load_protocol(write(tmp_path)).camera.settings.requested() == {}

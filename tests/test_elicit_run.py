@@ -35,7 +35,7 @@ rest: {{mode: {rest_mode}, seconds: 0.3, max_seconds: 5}}
 self_report: {{after_each_clip: [emotion, intensity, movements], at_end: [movements]}}
 record: {{baseline: true, clip: true, rest: false, after_clip_seconds: 0.3}}
 display: {{size: [320, 240], fullscreen: false}}
-camera: {{width: 424, height: 240, fps: 30}}
+camera: {{width: 424, height: 240, fps: 30, settings: {{visual_preset: high_density, laser_power: 150}}}}
 """
 
 
@@ -74,7 +74,11 @@ def test_run_end_to_end(tiny, tmp_path):
     one, two = data["clips"]
     assert two["outcome"] == "incomplete" and two["shown"] == "partly" and "aborted" in two["reasons"][0]
     movie = data["trials"][0]["movie"]
-    assert (one["outcome"] == "complete") == (movie["frames_shown"] >= 0.98 * movie["frames_expected"]), one
+    whole_file = data["trials"][0]["recorder_verdict"]["ok"]  # the recorder's verdict on the file, one rule
+    assert (one["outcome"] == "complete") == (movie["frames_shown"] >= 0.98 * movie["frames_expected"]
+                                              and whole_file), one
+    assert ("trial verdict: trial-01-one.h5 is whole" in proc.stderr) == whole_file, proc.stderr[-3000:]
+    assert "trial verdict: trial-02-two.h5 is NOT whole — ended on request" in proc.stderr  # aborted
     assert data["participant"] == {"id": "P01", "age": 30, "sex": None}
     assert data["order"] == ["one", "two"] and data["protocol"]["as_written"]["name"] == "tiny"
     assert data["device"]["serial"] == "VIRTUAL-D415-0001" and data["software"]["psychopy"]
@@ -119,6 +123,8 @@ def test_run_end_to_end(tiny, tmp_path):
         assert host[0] <= times["clip_first_frame"] and host[-1] >= times["clip_last_frame"]
         assert f.attrs["clip"] == "one" and bool(f.attrs["simulated_participant"])
         assert f.attrs["clip_file"] == "clips/one.mp4"  # relative to the protocol: no home-directory names
+        settings = json.loads(f.attrs["camera_settings"])  # the protocol's camera.settings, stored per trial
+        assert settings["requested"] == {"visual_preset": "high_density", "laser_power": 150.0}
     assert "session saved" in proc.stderr
 
 

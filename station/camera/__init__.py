@@ -28,7 +28,8 @@ def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int
     ``faults`` (:class:`station.camera.faults.Faults`) makes the virtual camera misbehave like
     a real one; ``prerender_s`` renders that many seconds of it before streaming starts (so
     streaming costs the host what a real camera costs).  ``settings``
-    (:class:`station.camera.settings.CameraSettings`) are applied to a live D415.
+    (:class:`station.camera.settings.CameraSettings`) are applied to a live D415 (the virtual
+    one stores them as requested, not applied).
     """
     check_choice((width, height), D415_RESOLUTIONS, "resolution (width, height)")
     check_choice(fps, D415_FPS, "fps")
@@ -41,7 +42,7 @@ def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int
 
             scene = SyntheticParticipant(subject, seed, width=width, height=height)
         frames = int(round(prerender_s * fps)) + fps if prerender_s else None
-        return VirtualD415(scene, realtime=realtime, fps=fps, faults=faults, prerender_frames=frames)
+        return VirtualD415(scene, realtime=realtime, fps=fps, faults=faults, prerender_frames=frames, settings=settings)
     if kind == "realsense":
         from station.camera.realsense import LiveD415
 

@@ -153,11 +153,14 @@ class VirtualD415:
         faults: Faults | None = None,
         prerender_frames: int | None = None,
         render_jobs: int | None = None,
+        settings=None,
     ):
         self.scene = scene or MovingSurface()
         self.realtime, self.fps = realtime, fps
         self.record_to = Path(record_to) if record_to else None
         self.faults = faults or Faults()
+        #: A protocol's camera settings: not applied (no sensor), but stored as requested in every trial.
+        self.settings = settings
         self.description = (f"virtual D415 ({self.scene.name}{', real time' if realtime else ', fast'}"
                             + ("" if self.faults.clean else ", with faults") + ")")
         height, width = self.scene.render(0)[1].shape
@@ -378,6 +381,11 @@ class VirtualD415:
     def trial_attrs(self) -> dict[str, object]:
         """What the recorder stores about this camera in every trial."""
         out: dict[str, object] = {"virtual_faults": json.dumps(dataclasses.asdict(self.faults))}
+        if self.settings is not None:
+            from station.camera.settings import settings_json
+
+            out["camera_settings"] = settings_json({"requested_by": "station", "applied": False,
+                                                     "why": "virtual D415: no sensor options"}, self.settings)
         if self.metadata is not None:
             out["frame_metadata"] = bool(self.metadata)
         return out

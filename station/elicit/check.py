@@ -209,11 +209,40 @@ def check_display(protocol) -> Check:
     return Check("display", f"screen {n}", WARN, f"{detail}, smaller than the protocol's window {w}x{h}")
 
 
-def check_camera(protocol, spec: str) -> Check:
+def describe_settings(settings) -> str:
+    """The protocol's ``camera.settings`` in one line ('camera defaults' when none is set)."""
+    requested = settings.requested()
+    return ", ".join(f"{k}={v}" for k, v in requested.items()) if requested else "none set: the camera's own values"
+
+
+def check_camera_settings(protocol, attrs: dict | None = None) -> Check:
+    """What ``camera.settings`` asks for and, once a camera is opened, what it reports back.
+
+    A live D415 applies them at start; the read-back values are what every trial stores.
+    """
+    import json
+
+    detail = describe_settings(protocol.camera.settings)
+    stored = (attrs or {}).get("camera_settings")
+    if stored:
+        device = json.loads(stored).get("device", {})
+        if device.get("applied") is False:
+            detail += f" (not applied: {device.get('why', 'no sensor options')}; stored as requested)"
+        else:
+            shown = {k: v for k, v in device.items() if k != "requested_by"}
+            detail += "; device reports " + (", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                      for k, v in shown.items()) or "no options")
+    return Check("camera settings", "protocol camera.settings", OK, detail)
+
+
+def check_camera(protocol, spec: str, found: dict | None = None) -> Check:
+    """Open the camera at the protocol's mode and settings and read one frame; ``found`` gets
+    the camera's trial attributes (settings read back) for :func:`check_camera_settings`."""
     from station.camera import open_camera
 
     try:
-        source = open_camera(spec, width=protocol.camera.width, height=protocol.camera.height, fps=protocol.camera.fps)
+        source = open_camera(spec, width=protocol.camera.width, height=protocol.camera.height, fps=protocol.camera.fps,
+                             settings=protocol.camera.settings)
         calib = source.start()
     except Exception as err:
         return Check("camera", spec, FAIL, f"cannot open: {err}")
@@ -225,6 +254,8 @@ def check_camera(protocol, spec: str) -> Check:
         if frame is None:
             return Check("camera", spec, FAIL, "opened but delivered no frame within 5 s")
         dev = calib.device
+        if found is not None:
+            found.update(getattr(source, "trial_attrs", dict)())
         return Check("camera", spec, OK, f"{dev.get('name', '?')} serial {dev.get('serial', '?')} "
                                          f"{protocol.camera.width}x{protocol.camera.height}@{protocol.camera.fps}")
     except Exception as err:
@@ -295,8 +326,10 @@ def collect_checks(protocol_path: str | Path, camera: str | None = "virtual", di
         checks += check_clips(protocol)
         if display:
             checks.append(check_display(protocol))
+        attrs: dict = {}
         if camera:
-            checks.append(check_camera(protocol, camera))
+            checks.append(check_camera(protocol, camera, attrs))
+        checks.append(check_camera_settings(protocol, attrs))
         ok, why = audio_output()
         checks.append(Check("sound", "output", OK if ok else WARN if protocol.sound else OK,
                             why + ("" if ok or not protocol.sound else "; films would play muted")))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from station.camera.settings import POWER_LINE, VISUAL_PRESETS, CameraSettings
 from station.checks import StationError
 from station.elicit.yamlmarks import Located, load_located
 from station.vocab.classes import REPORT_EMOTIONS, TARGET_EMOTIONS
@@ -202,6 +203,8 @@ class CameraMode:
     width: int
     height: int
     fps: int
+    #: How the D415 is configured (``camera.settings``): applied at start, read back, stored per trial.
+    settings: CameraSettings = field(default_factory=CameraSettings)
 
 
 @dataclass(frozen=True)
@@ -406,15 +409,66 @@ def _read_display(loc: Located) -> Display:
 def _read_camera(loc: Located) -> CameraMode:
     from station.camera.base import D415_FPS, D415_RESOLUTIONS
 
-    _section(loc, "camera", ("width", "height", "fps"))
+    _section(loc, "camera", ("width", "height", "fps", "settings"))
     camera = CameraMode(_get(loc, ("camera", "width"), int, 848), _get(loc, ("camera", "height"), int, 480),
-                        _get(loc, ("camera", "fps"), int, 60))
+                        _get(loc, ("camera", "fps"), int, 60), _read_camera_settings(loc))
     if (camera.width, camera.height) not in D415_RESOLUTIONS:
         raise loc.error(("camera",), f"resolution {camera.width}x{camera.height} is not a D415 mode; allowed: "
                                      f"{', '.join(f'{w}x{h}' for w, h in D415_RESOLUTIONS)}.")
     if camera.fps not in D415_FPS:
         raise loc.error(("camera", "fps"), f"must be one of {D415_FPS}, got {camera.fps}.")
     return camera
+
+
+#: ``camera.settings`` fields: (types, allowed, minimum, maximum); units as in librealsense.
+CAMERA_SETTING_FIELDS = {
+    "visual_preset": (str, VISUAL_PRESETS, None, None),
+    "advanced_json": (str, None, None, None),
+    "laser_power": (float, None, 0, 360),
+    "emitter": (bool, None, None, None),
+    "color_exposure": (float, None, 1, 10000),
+    "color_gain": (float, None, 0, 128),
+    "color_auto_exposure": (bool, None, None, None),
+    "power_line": (str, tuple(POWER_LINE), None, None),
+    "depth_units": (float, None, 1e-6, 0.01),
+}
+
+
+def _read_camera_settings(loc: Located) -> CameraSettings:
+    """``camera.settings``: the D415's preset, laser, emitter, colour exposure, power line, depth units.
+
+    YAML reads an unquoted ``off`` as false, so ``power_line: off`` means 'off'.  An advanced
+    JSON path is relative to the protocol.
+    """
+    section = (loc.data.get("camera") or {}).get("settings") or {}
+    _no_unknown(loc, ("camera", "settings"), section, tuple(CAMERA_SETTING_FIELDS))
+    if section.get("power_line") is False:
+        section = {**section, "power_line": "off"}
+    values = {}
+    for name, (types, allowed, lo, hi) in CAMERA_SETTING_FIELDS.items():
+        path = ("camera", "settings", name)
+        if name == "power_line" and name in section:
+            value = section[name]
+            if value not in POWER_LINE:
+                raise loc.error(path, f"must be one of {', '.join(map(repr, POWER_LINE))}, got {value!r}.")
+            values[name] = value
+            continue
+        values[name] = _get(loc, path, types, None, allowed=allowed, minimum=lo, maximum=hi)
+    if values["advanced_json"] is not None:
+        json_path = Path(values["advanced_json"])
+        json_path = json_path if json_path.is_absolute() else (loc.file.parent / json_path).resolve()
+        if not json_path.is_file():
+            raise loc.error(("camera", "settings", "advanced_json"),
+                            f"names {str(json_path)!r}, which does not exist (a realsense-viewer JSON export).")
+        values["advanced_json"] = str(json_path)
+    manual = [n for n in ("color_exposure", "color_gain") if values[n] is not None]
+    if manual and values["color_auto_exposure"] is True:
+        raise loc.error(("camera", "settings", "color_auto_exposure"),
+                        f"is true while {' and '.join(manual)} set a manual exposure; remove one of them.")
+    try:
+        return CameraSettings(**values)
+    except StationError as err:
+        raise loc.error(("camera", "settings"), str(err)) from None
 
 
 def _pair(loc: Located, path: tuple, default):

@@ -192,7 +192,7 @@ def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free
     """
     cam = protocol.camera
     options = {} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}
-    camera_options = {}
+    camera_options: dict = {"settings": cam.settings}  # applied at start, read back, stored per trial
     if camera_faults:
         from station.camera.faults import Faults
 
