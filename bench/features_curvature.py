@@ -37,7 +37,7 @@ def score(ob: S.Observation, params: CurvatureParams) -> tuple[float, float, flo
             float(np.median(tau)), 100 * np.mean(si0 == -1))
 
 
-def table(params: CurvatureParams, chains=("station", "spatial a=0.75", "no-spatial", "none"), seeds=(0, 1)) -> None:
+def table(params: CurvatureParams, chains=("station", "spatial a=0.5", "no-spatial", "none"), seeds=(0, 1)) -> None:
     print("| set | surface | noise (mm, raw) | filters | points | correct (HK and SI) % | HK % | SI % | "
           "tau (1/mm) | truly flat % | filtered error sd / offset (mm) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

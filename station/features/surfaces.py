@@ -160,10 +160,11 @@ class Observation:
 
 
 #: Filter chains of :func:`observe`: the station's (spatial -> temporal -> hole filling, as
-#: ``station process`` runs them), the same with the spatial filter's smooth_alpha at 0.75
-#: (librealsense default 0.5), without the spatial filter, or none (raw z16).
-FILTER_CHAINS = {"station": {}, "spatial a=0.75": {"smooth_alpha": 0.75}, "no-spatial": {"spatial": False},
-                 "none": None}
+#: ``station process`` runs them, spatial smooth_alpha ``face3d.SPATIAL_SMOOTH_ALPHA`` = 0.75),
+#: the same with the spatial filter explicitly at 0.75 or at librealsense's default 0.5,
+#: without the spatial filter, or none (raw z16).
+FILTER_CHAINS = {"station": {}, "spatial a=0.75": {"smooth_alpha": 0.75}, "spatial a=0.5": {"smooth_alpha": 0.5},
+                 "no-spatial": {"spatial": False}, "none": None}
 
 
 def _filter(raw: np.ndarray, calibration: Calibration, chain: dict) -> np.ndarray:
