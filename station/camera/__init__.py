@@ -20,14 +20,16 @@ CAMERA_KINDS = ("virtual", "realsense", "realsense:SERIAL", "playback:FILE")
 
 def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int = FPS,
                 realtime: bool = True, scene=None, subject: int = 1, seed: int = 0, faults=None,
-                settings=None, prerender_s: float | None = None) -> CameraSource:
+                settings=None, prerender_s: float | None = None, takes: bool = False) -> CameraSource:
     """Build the source named by ``spec`` ('virtual', 'realsense[:SERIAL]' or 'playback:FILE').
 
     Nothing is opened yet: call ``start()`` (the recorder does).  ``subject`` and ``seed`` pick
     the synthetic participant the virtual D415 films; ``scene`` replaces it altogether.
     ``faults`` (:class:`station.camera.faults.Faults`) makes the virtual camera misbehave like
     a real one; ``prerender_s`` renders that many seconds of it before streaming starts (so
-    streaming costs the host what a real camera costs).  ``settings``
+    streaming costs the host what a real camera costs); ``takes`` streams the endless virtual
+    participant as takes rendered before each trial (``station run``, see
+    :mod:`station.camera.virtual`).  ``settings``
     (:class:`station.camera.settings.CameraSettings`) are applied to a live D415 (the virtual
     one stores them as requested, not applied).
     """
@@ -42,7 +44,8 @@ def open_camera(spec: str, *, width: int = WIDTH, height: int = HEIGHT, fps: int
 
             scene = SyntheticParticipant(subject, seed, width=width, height=height)
         frames = int(round(prerender_s * fps)) + fps if prerender_s else None
-        return VirtualD415(scene, realtime=realtime, fps=fps, faults=faults, prerender_frames=frames, settings=settings)
+        return VirtualD415(scene, realtime=realtime, fps=fps, faults=faults, prerender_frames=frames, settings=settings,
+                           takes=takes)
     if kind == "realsense":
         from station.camera.realsense import LiveD415
 

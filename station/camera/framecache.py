@@ -65,13 +65,26 @@ def _render_batch(indices: list[int], compress: bool) -> list:
     return out
 
 
+def render_pool(render: Render, jobs: int) -> cf.ProcessPoolExecutor:
+    """Worker processes holding ``render``: one pool can serve many caches (a session's takes)."""
+    # spawn, not fork: the parent runs librealsense and recorder threads, whose locks a fork copies
+    return cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker, initargs=(render, os.getpid()))
+
+
 class FrameCache:
-    """Rendered (colour, depth) frames by index; see the module docstring."""
+    """Rendered (colour, depth) frames by index; see the module docstring.
+
+    ``offset`` shifts the scene: entry ``i`` holds scene frame ``offset + i`` (a take of an
+    endless participant).  ``pool`` is a :func:`render_pool` shared with other caches (kept
+    open by :meth:`close`).
+    """
 
     def __init__(self, render: Render, n_frames: int | None, frame_bytes: int, *, jobs: int | None = None,
                  memory_budget: int = MEMORY_BUDGET, compressed_budget: int = COMPRESSED_BUDGET,
-                 ahead_s: float = 3.0, fps: int = 60):
-        self.render, self.n_frames = render, n_frames
+                 ahead_s: float = 3.0, fps: int = 60, offset: int = 0,
+                 pool: cf.ProcessPoolExecutor | None = None):
+        self.render, self.n_frames, self.offset = render, n_frames, offset
         self.compress = n_frames is None or n_frames * frame_bytes > memory_budget
         #: Too long to hold even compressed (or endless): render ahead while streaming, forget behind.
         self.streaming = n_frames is None or n_frames * frame_bytes * COMPRESSED_RATIO > compressed_budget
@@ -79,15 +92,14 @@ class FrameCache:
         self.ahead = max(BATCH, int(ahead_s * fps))
         self._frames: dict[int, tuple] = {}
         self._futures: dict[int, cf.Future] = {}  # batch start -> future
-        self._pool: cf.ProcessPoolExecutor | None = None
+        self._pool: cf.ProcessPoolExecutor | None = pool
+        self._shared_pool = pool is not None
         self._lock = threading.Lock()
         self.rendered = 0
 
     def _executor(self, workers: int) -> cf.ProcessPoolExecutor:
-        # spawn, not fork: the parent runs librealsense and recorder threads, whose locks a fork copies
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(self.render, os.getpid()))
+            self._pool = render_pool(self.render, workers)
         return self._pool
 
     def _submit(self, start: int, workers: int) -> None:
@@ -96,7 +108,8 @@ class FrameCache:
         stop = start + BATCH if self.n_frames is None else min(start + BATCH, self.n_frames)
         if stop <= start:
             return
-        self._futures[start] = self._executor(workers).submit(_render_batch, list(range(start, stop)), self.compress)
+        self._futures[start] = self._executor(workers).submit(
+            _render_batch, list(range(start + self.offset, stop + self.offset)), self.compress)
 
     def _collect(self, start: int) -> None:
         future = self._futures.pop(start)
@@ -136,6 +149,11 @@ class FrameCache:
         return (_decompress(color), _decompress(depth)) if self.compress else (color, depth)
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._shared_pool:  # others use the workers: only forget what this cache asked for
+            for future in self._futures.values():
+                future.cancel()
+            self._futures.clear()
+            self._frames.clear()
+        elif self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._pool = None

@@ -10,6 +10,12 @@ hostile as the camera when asked:
 * frames are rendered *ahead* of streaming (:mod:`station.camera.framecache`: all of a finite
   scene before the clip, on every core; an endless scene by one worker process ahead of the
   stream), so streaming only copies frames into librealsense;
+* with ``takes=True`` (``station run``) an endless participant is streamed as *takes*: a
+  session announces each trial's length (:meth:`VirtualD415.prepare_take`, during the forms
+  and rests before it), its frames are rendered by worker processes then, and from
+  :meth:`~VirtualD415.start_take` (the trial's start) to :meth:`~VirtualD415.end_take` they
+  stream from memory; between trials the camera loops a pre-rendered second of the
+  participant (forward and back).  Streaming during a film then renders nothing;
 * a producer thread pushes them on the device's 60 fps clock whether or not anyone reads, with
   the numbers, timestamps, domains and delivery times of a :class:`~station.camera.faults.FrameSchedule`
   (drops, late frames, stalls, clock start and wrap, domain switch, unplug, no metadata);
@@ -29,6 +35,7 @@ import collections
 import dataclasses
 import gc
 import json
+import os
 import queue
 import threading
 import time
@@ -41,7 +48,7 @@ import pyrealsense2 as rs
 from station.camera.base import (FPS, HEIGHT, WIDTH, Calibration, CameraError, EndOfStream, Extrinsics, Frameset,
                                  Intrinsics)
 from station.camera.faults import Faults, FramePush, FrameSchedule
-from station.camera.framecache import FrameCache
+from station.camera.framecache import FrameCache, render_pool
 from station.camera.pairing import FramePairer
 from station.camera.realsense import has_metadata
 from station.camera.realsense import stream_times as stream_times_of
@@ -49,6 +56,29 @@ from station.camera.softdevice import SoftDevice, build_software_device
 from station.camera.scene import MovingSurface, Scene
 
 DEPTH_UNITS_M = 0.001
+#: Frames of the loop streamed between takes (played forward then back: no jump).
+IDLE_FRAMES = 60
+
+
+class _Take:
+    """One trial's frames, rendered ahead into a cache; ``first`` is the stream index it starts at."""
+
+    def __init__(self, cache: FrameCache, n: int, offset: int):
+        self.cache, self.n, self.offset = cache, n, offset
+        self.first: int | None = None
+        self.overrun = 0  # frames streamed after the take ran out (idle loop shown instead)
+        self.error = ""
+        self.thread = threading.Thread(target=self._render, name="take-render", daemon=True)
+        self.started = time.perf_counter()
+        self.render_s = 0.0
+        self.thread.start()
+
+    def _render(self) -> None:
+        try:
+            self.cache.prepare()
+        except Exception as err:  # noqa: BLE001 - reported when the take starts
+            self.error = f"{type(err).__name__}: {err}"
+        self.render_s = time.perf_counter() - self.started
 VIRTUAL_SERIAL = "VIRTUAL-D415-0001"
 
 
@@ -154,6 +184,7 @@ class VirtualD415:
         prerender_frames: int | None = None,
         render_jobs: int | None = None,
         settings=None,
+        takes: bool = False,
     ):
         self.scene = scene or MovingSurface()
         self.realtime, self.fps = realtime, fps
@@ -175,6 +206,14 @@ class VirtualD415:
         self._recorder = None
         self.prerender_frames, self.render_jobs = prerender_frames, render_jobs
         self.cache: FrameCache | None = None
+        #: Takes (see the module docstring): only for an endless scene in real time.
+        self.takes = takes and realtime and self.scene.n_frames is None
+        self._pool = None
+        self._idle: FrameCache | None = None
+        self._pending: _Take | None = None
+        self._take: _Take | None = None
+        self._scene_next = IDLE_FRAMES  # scene frames [0, IDLE_FRAMES) are the idle loop
+        self.take_log: list[dict] = []
         self.pairer = FramePairer(fps)
         self._ready: collections.deque[Frameset] = collections.deque()
         self.frames_pushed = 0
@@ -188,7 +227,73 @@ class VirtualD415:
         return self._renderer(index)
 
     def _frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.takes:
+            return self._take_frame(index)
         return self.cache.get(index) if self.cache is not None else self._render(index)
+
+    def _take_frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        take = self._take
+        if take is not None:
+            if take.first is None:
+                take.first = index
+            k = index - take.first
+            if 0 <= k < take.n:
+                return take.cache.get(k)
+            take.overrun += k >= take.n
+        period = 2 * IDLE_FRAMES - 2
+        j = index % period
+        return self._idle.get(j if j < IDLE_FRAMES else period - j)
+
+    # -- takes (station run) --------------------------------------------------------------
+    def _frame_bytes(self) -> int:
+        return self.calibration.color_intrinsics.width * self.calibration.color_intrinsics.height * 5
+
+    def prepare_take(self, seconds: float) -> None:
+        """Render the next ``seconds`` of the participant now, in worker processes, without waiting.
+
+        Called by the session before a trial (during forms, rests, instructions); the take
+        streams from :meth:`start_take`.  A no-op unless this camera streams takes.
+        """
+        if not self.takes or self._pool is None:
+            return
+        if self._pending is not None:
+            self._discard(self._pending)
+        n = max(1, int(round(seconds * self.fps)))
+        cache = FrameCache(self._renderer, n, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
+                           pool=self._pool, jobs=self.render_jobs)
+        self._pending = _Take(cache, n, self._scene_next)
+        self._scene_next += n
+
+    def start_take(self) -> dict | None:
+        """Stream the prepared take from the next frame on (waits until it is rendered)."""
+        take, self._pending = self._pending, None
+        if take is None:
+            return None
+        waited = time.perf_counter()
+        take.thread.join()
+        waited = time.perf_counter() - waited
+        if take.error:
+            raise CameraError(f"virtual D415: rendering the participant ahead failed: {take.error}")
+        self._take = take
+        info = {"frames": take.n, "scene_offset": take.offset, "render_s": round(take.render_s, 2),
+                "waited_s": round(waited, 2), "compressed": take.cache.compress, "streaming": take.cache.streaming}
+        self.take_log.append(info)
+        return info
+
+    def end_take(self) -> dict | None:
+        """Back to the idle loop; the take's memory is freed.  Returns the take's log entry
+        (``overrun_frames``: frames streamed after it ran out, the idle loop instead)."""
+        take, self._take = self._take, None
+        if take is None:
+            return None
+        self.take_log[-1]["overrun_frames"] = take.overrun
+        self._discard(take)
+        return self.take_log[-1]
+
+    @staticmethod
+    def _discard(take: _Take) -> None:
+        take.thread.join()
+        take.cache.close()
 
     def _schedule_length(self) -> int:
         """Frames the schedule covers: the scene, or what was asked to be pre-rendered, or an hour."""
@@ -204,8 +309,12 @@ class VirtualD415:
             self.record_to.parent.mkdir(parents=True, exist_ok=True)
         self._recorder = self._soft.start(self._syncer, str(self.record_to) if self.record_to else None)
         self.schedule = FrameSchedule(self.faults, self.fps, self._schedule_length(), first=1)
-        if self.realtime:
-            frame_bytes = self.calibration.color_intrinsics.width * self.calibration.color_intrinsics.height * 5
+        if self.takes:
+            self._pool = render_pool(self._renderer, self.render_jobs or max(1, os.cpu_count() or 1))
+            self._idle = FrameCache(self._renderer, IDLE_FRAMES, self._frame_bytes(), fps=self.fps, pool=self._pool)
+            self._idle.prepare()  # the loop streamed between takes, before streaming starts
+        elif self.realtime:
+            frame_bytes = self._frame_bytes()
             self.cache = FrameCache(self._renderer, self.scene.n_frames or self.prerender_frames, frame_bytes,
                                     jobs=self.render_jobs, fps=self.fps)
             self.cache.prepare()  # the whole clip, before it streams
@@ -257,7 +366,7 @@ class VirtualD415:
         unplug = self.faults.unplug_s
         # only an endless scene's render-ahead worker can fall behind; a late push of a
         # pre-rendered frame is a frame buffered on the way, as USB buffers a real camera's
-        too_late = 0.25 if self.cache is not None and self.cache.n_frames is None else float("inf")
+        too_late = 0.25 if self.takes or self.cache is not None and self.cache.n_frames is None else float("inf")
         for push in pushes:
             if self._stop.is_set():
                 break
@@ -407,6 +516,13 @@ class VirtualD415:
         gc.collect()
         if self.cache is not None:
             self.cache.close()
+        for take in (self._pending, self._take):
+            if take is not None:
+                self._discard(take)
+        self._pending = self._take = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def __repr__(self) -> str:
         return f"<VirtualD415 {self.description} serial={self.calibration.device['serial']}>"

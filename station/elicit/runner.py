@@ -173,6 +173,7 @@ class Runner:
         self.face_watch = FaceWatch()  # face_lost / face_moved during a film
         self._face_t: float | None = None
         self._forms: dict[tuple[str, ...], FormScreen] = {}
+        self._prepared: tuple[int, str] | None = None  # (trial number before it, clip) whose take is ready
         from psychopy import visual
 
         win = display.win
@@ -386,6 +387,31 @@ class Runner:
                         display_before, outcome)
         return outcome
 
+    def take_seconds(self, clip: Clip) -> float:
+        """How long the trial of ``clip`` records: baseline, film, blank (and rest), with margin
+        for pauses and start-up.  A film without a manifest duration is measured (the probe of
+        `station check`, cached)."""
+        p = self.p
+        film = clip.duration
+        if film is None:
+            from station.elicit.check import probe_clip_cached
+
+            try:
+                film = probe_clip_cached(clip.path).duration
+            except StationError:
+                film = 180.0  # the paper's longest film
+        rest = (p.rest.max_seconds or p.rest.seconds) if p.record.rest else 0.0
+        baseline = p.baseline.seconds if p.record.baseline else 0.0
+        return 1.1 * (baseline + film + p.record.after_clip_seconds + rest) + 3.0
+
+    def _prepare(self, clip: Clip | None) -> None:
+        """Let the camera get ``clip``'s trial ready now, while the participant reads or answers:
+        the virtual D415 renders its participant ahead (a real camera has nothing to do)."""
+        prepare = getattr(self.recorder, "prepare_take", None)
+        if clip is not None and prepare is not None and self._prepared != (self.trial_number, clip.id):
+            prepare(self.take_seconds(clip))
+            self._prepared = (self.trial_number, clip.id)
+
     def _begin_trial(self, path: Path, attrs: dict, clip: Clip) -> None:
         if self.recorder is None:
             raise CameraLost("no recorder is running")
@@ -597,6 +623,8 @@ class Runner:
     def _run(self) -> str:
         p = self.p
         self.state.clip_count = len(self.order)
+        if self.order:
+            self._prepare(p.manifest.clips[self.order[0]])  # rendered while the welcome is read
         self.display.on_flip(Marker.INSTRUCTIONS_START)
         self.screen("instructions", p.instructions.welcome, keys=(self.keys.continue_,), min_seconds=0.5)
         self.markers.emit(Marker.INSTRUCTIONS_END, t=self.display.last_flip)
@@ -605,9 +633,13 @@ class Runner:
         try:
             while position < len(self.order):
                 clip = p.manifest.clips[self.order[position]]
+                self._prepare(clip)  # (already done unless a fault changed the plan)
                 self.trial_number += 1
                 outcome = self.clip_trial(self.trial_number, clip, position + 1)
                 choice = self.after_fault(clip) if outcome in FAULT_KINDS else "next"
+                if choice != "end":  # the next trial renders during the forms and the rest
+                    upcoming = position if choice == "retry" else position + 1
+                    self._prepare(p.manifest.clips[self.order[upcoming]] if upcoming < len(self.order) else None)
                 if choice == "retry":
                     continue
                 shown = clip in self.watched

@@ -193,6 +193,8 @@ def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free
     cam = protocol.camera
     options = {} if min_free_bytes is None else {"min_free_bytes": min_free_bytes}
     camera_options: dict = {"settings": cam.settings}  # applied at start, read back, stored per trial
+    if camera == "virtual":  # each trial's participant rendered before it starts, as a D415 costs nothing
+        camera_options["takes"] = True
     if camera_faults:
         from station.camera.faults import Faults
 

@@ -82,6 +82,9 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
             if op == "mark":
                 rec.mark(*args)
                 continue
+            if op == "prepare":  # no reply: the camera renders the next take in the background
+                rec.prepare_take(*args)
+                continue
             if op == "begin":
                 path = rec.begin_trial(Path(args[0]), args[1])
                 trials[0] += 1
@@ -306,6 +309,10 @@ class ProcessRecorder:
     def end_trial(self, reason: str = ""):
         self._in_trial = False
         return self._call("end", reason, what="finish the trial")
+
+    def prepare_take(self, seconds: float) -> None:
+        """The child's camera gets the next trial's ``seconds`` ready (see Recorder.prepare_take)."""
+        self._cmd.put(("prepare", (float(seconds),), 0))
 
     def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
         self._cmd.put(("mark", (event, clip, detail, time.perf_counter() if t is None else t), 0))

@@ -21,6 +21,7 @@ frames come back; meanwhile the recorder asks the source to recover.  Markers fr
 from __future__ import annotations
 
 import collections
+import json
 import queue
 import threading
 import time
@@ -282,7 +283,10 @@ class Recorder:
         check_writable_dir(path.parent, "trial folder")
         self._disk_path = path.parent
         self._check_disk(first=True)
+        take = getattr(self.source, "start_take", lambda: None)()  # a virtual take rendered ahead
         source_attrs = getattr(self.source, "trial_attrs", lambda: {})()
+        if take:
+            source_attrs = {**source_attrs, "virtual_take": json.dumps(take)}
         writer = TrialWriter(path, self.calibration, self.storage, {**base_trial_attrs(), **source_attrs, **(attrs or {})},
                              ground_truth)
         trial = _Trial(writer, self.queue_size)
@@ -309,7 +313,16 @@ class Recorder:
                 continue
         self._writer_thread.join()
         self._trial = None
+        take = getattr(self.source, "end_take", lambda: None)()
+        if take and take.get("overrun_frames"):
+            self._warn(f"the virtual participant's take ran out {take['overrun_frames']} frames before the trial "
+                       "ended (it looped its idle second instead); the trial was longer than planned")
         return trial.stats
+
+    def prepare_take(self, seconds: float) -> None:
+        """Ask the camera to get the next trial's ``seconds`` ready (the virtual D415 renders them
+        ahead, without waiting); a real camera has nothing to prepare."""
+        getattr(self.source, "prepare_take", lambda s: None)(seconds)
 
     def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
         """Add a marker (thread-safe); ``t`` defaults to now on ``time.perf_counter()``."""
