@@ -58,6 +58,9 @@ from station.camera.scene import MovingSurface, Scene
 DEPTH_UNITS_M = 0.001
 #: Frames of the loop streamed between takes (played forward then back: no jump).
 IDLE_FRAMES = 60
+#: A take is kept raw (a copy per frame while streaming, no decompression) up to this many
+#: bytes: ~24 s at 848x480; longer takes are kept LZ4-compressed (framecache budgets).
+TAKE_MEMORY_BUDGET = 3_000_000_000
 
 
 class _Take:
@@ -260,7 +263,7 @@ class VirtualD415:
             self._discard(self._pending)
         n = max(1, int(round(seconds * self.fps)))
         cache = FrameCache(self._renderer, n, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
-                           pool=self._pool, jobs=self.render_jobs)
+                           pool=self._pool, jobs=self.render_jobs, memory_budget=TAKE_MEMORY_BUDGET)
         self._pending = _Take(cache, n, self._scene_next)
         self._scene_next += n
 

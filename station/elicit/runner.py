@@ -402,7 +402,7 @@ class Runner:
                 film = 180.0  # the paper's longest film
         rest = (p.rest.max_seconds or p.rest.seconds) if p.record.rest else 0.0
         baseline = p.baseline.seconds if p.record.baseline else 0.0
-        return 1.1 * (baseline + film + p.record.after_clip_seconds + rest) + 3.0
+        return 1.05 * (baseline + film + p.record.after_clip_seconds + rest) + 2.0
 
     def _prepare(self, clip: Clip | None) -> None:
         """Let the camera get ``clip``'s trial ready now, while the participant reads or answers:
