@@ -62,20 +62,11 @@ class ReplaySource:
 
 
 def render(n: int):
-    from station.camera.virtual import VirtualD415
-    from station.synth.participant import SyntheticParticipant
+    """``n`` framesets of the virtual participant, as bench/record.py renders them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from record import render as render_frames  # bench/record.py
 
-    cam = VirtualD415(SyntheticParticipant(1, 0), realtime=False)
-    cal = cam.start()
-    frames = []
-    try:
-        while len(frames) < n:
-            fs = cam.read(2.0)
-            if fs is not None:
-                frames.append(fs)
-    finally:
-        cam.stop()
-    return cal, frames
+    return render_frames(n)
 
 
 def child(seconds: float, frames: int, out: Path) -> dict:

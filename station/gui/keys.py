@@ -10,7 +10,8 @@ Kept free of Qt so ``station --help`` does not load the toolkit.
 from __future__ import annotations
 
 #: (keys, action, description).  Key names are Qt's (``Key_<name>``) or single characters.
-CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = [
+#: Moving through a trial: the same keys in the coding tool and the viewer.
+NAVIGATION_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("Right", "d"), "step+1", "next frame"),
     (("Left", "a"), "step-1", "previous frame"),
     (("Up", "w"), "step+10", "10 frames forward"),
@@ -20,6 +21,9 @@ CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("Home", "End"), "ends", "first / last frame"),
     (("Space",), "play", "play / pause at the rate shown"),
     (("1", "2", "3", "4", "5"), "rate", "rate x1, x1/2, x1/4, x1/8, x1/16"),
+]
+
+CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = NAVIGATION_KEYS + [
     (("o", "k", "f"), "mark", "mark onset / apex / offset at this frame"),
     (("n", "p"), "candidate", "next / previous spotted candidate"),
     (("c",), "take", "take onset/apex/offset from the candidate under the cursor"),
@@ -40,16 +44,7 @@ CODING_KEYS: list[tuple[tuple[str, ...], str, str]] = [
     (("Ctrl+Q",), "quit", "quit (everything is already saved)"),
 ]
 
-VIEWER_KEYS: list[tuple[tuple[str, ...], str, str]] = [
-    (("Right", "d"), "step+1", "next frame"),
-    (("Left", "a"), "step-1", "previous frame"),
-    (("Up", "w"), "step+10", "10 frames forward"),
-    (("Down", "s"), "step-10", "10 frames back"),
-    (("PgDown",), "second+1", "1 s forward"),
-    (("PgUp",), "second-1", "1 s back"),
-    (("Home", "End"), "ends", "first / last frame"),
-    (("Space",), "play", "play / pause at the rate shown"),
-    (("1", "2", "3", "4", "5"), "rate", "rate x1, x1/2, x1/4, x1/8, x1/16"),
+VIEWER_KEYS: list[tuple[tuple[str, ...], str, str]] = NAVIGATION_KEYS + [
     (("m", "b"), "marker", "next / previous marker or dropped frame"),
     (("c",), "cloud", "point cloud of this frame in an open3d window"),
     (("[", "]"), "range", "set the start / end of the export range"),
