@@ -81,7 +81,7 @@ def attempt_problems(trial: dict[str, Any]) -> list[str]:
             problems.append("film frames not measured")
     elif frac < FILM_SHOWN_MIN:
         problems.append(f"film showed {movie.get('frames_shown', 0)} of {movie.get('frames_expected')} frames "
-                        f"({100 * frac:.0f} % < {100 * FILM_SHOWN_MIN:g} %)")
+                        f"({100 * frac:.1f} % < {100 * FILM_SHOWN_MIN:g} %)")
     return problems
 
 
