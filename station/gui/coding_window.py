@@ -33,7 +33,7 @@ from station.gui.candidates import candidates_file, load_candidates
 from station.gui.curves import MotionCurve, SpotThread
 from station.gui.keys import CODING_KEYS, RATE_TEXT, RATES, key_html, parse_rate
 from station.gui.media import TrialMedia
-from station.gui.widgets import FrameView, Timeline, TimelineModel
+from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, stacked, status_label
 from station.process.coding import CodingStore
 from station.vocab.facs import format_aus, parse_aus
 
@@ -112,26 +112,20 @@ class CodingWindow(QMainWindow):
         views = QSplitter(Qt.Orientation.Horizontal)
         views.addWidget(self.color_view)
         views.addWidget(self.depth_view)
-        self.status = QLabel()
-        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status = status_label()
         self.timeline = Timeline(self.model)
         self.timeline.seek.connect(self.seek)
         self.timeline.mark_moved.connect(self._mark_dragged)
         self.timeline.range_marked.connect(self._range_dragged)
         self.timeline.movement_clicked.connect(self.select)
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.addWidget(views, 1)
-        lv.addWidget(self.status)
-        lv.addWidget(self.timeline)
+        left = stacked(views, self.status, self.timeline)
 
         side = QWidget()
         side.setMinimumWidth(300)
         side.setMaximumWidth(380)
         sv = QVBoxLayout(side)
         self.identity_label = QLabel(
-            f"<b>{ident['participant'] or 'participant ?'}</b> session {ident['session'] or '?'} "
-            f"trial {ident['trial'] or '?'}<br>{self.media.name}<br><small>id {ident['trial_id'] or '(none)'}</small>")
+            f"{identity_html(ident, self.media.name)}<br><small>id {ident['trial_id'] or '(none)'}</small>")
         self.identity_label.setWordWrap(True)
         sv.addWidget(self.identity_label)
         self.marks_label = QLabel()

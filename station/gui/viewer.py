@@ -22,7 +22,7 @@ from station.checks import StationError
 from station.gui.app import app
 from station.gui.keys import RATE_TEXT, RATES, VIEWER_KEYS, key_html, parse_rate
 from station.gui.media import TrialMedia
-from station.gui.widgets import FrameView, Timeline, TimelineModel
+from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, stacked, status_label
 from station.record import schema
 
 
@@ -59,21 +59,15 @@ class ViewerWindow(QMainWindow):
         views = QSplitter(Qt.Orientation.Horizontal)
         views.addWidget(self.color_view)
         views.addWidget(self.depth_view)
-        self.status = QLabel()
-        self.status.setTextFormat(Qt.TextFormat.RichText)
+        self.status = status_label()
         self.timeline = Timeline(self.model)
         self.timeline.seek.connect(self.seek)
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.addWidget(views, 1)
-        lv.addWidget(self.status)
-        lv.addWidget(self.timeline)
+        left = stacked(views, self.status, self.timeline)
         side = QWidget()
         side.setMaximumWidth(340)
         sv = QVBoxLayout(side)
         drops = self.media.drops()
-        sv.addWidget(QLabel(f"<b>{ident['participant'] or 'participant ?'}</b> session {ident['session'] or '?'} "
-                            f"trial {ident['trial'] or '?'}<br>{self.media.name}<br>{self.media.n} frames, "
+        sv.addWidget(QLabel(f"{identity_html(ident, self.media.name)}<br>{self.media.n} frames, "
                             f"{self.media.time_s(self.media.n - 1):.1f} s, "
                             f"<span style='color:#e33'>{sum(g for _, g in drops)} frame(s) dropped in "
                             f"{len(drops)} gap(s)</span>"))

@@ -16,12 +16,34 @@ from dataclasses import dataclass, field
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
-from PyQt6.QtWidgets import QSizePolicy, QWidget
+from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 SPAN_COLORS = {"clip": QColor(70, 110, 200), "film": QColor(70, 110, 200), "baseline": QColor(120, 120, 120),
                "rest": QColor(60, 140, 90), "instructions": QColor(140, 110, 60)}
 CANDIDATE_COLORS = {"micro": QColor(255, 150, 30), "macro": QColor(200, 90, 200), "blink": QColor(90, 170, 230)}
 MARK_COLORS = {"onset": QColor(80, 230, 120), "apex": QColor(255, 230, 60), "offset": QColor(240, 90, 90)}
+
+
+def stacked(*widgets: QWidget, stretch_first: bool = True) -> QWidget:
+    """A column of ``widgets`` (the frame views above the status line and the timeline)."""
+    column = QWidget()
+    layout = QVBoxLayout(column)
+    for i, widget in enumerate(widgets):
+        layout.addWidget(widget, 1 if (i == 0 and stretch_first) else 0)
+    return column
+
+
+def status_label() -> QLabel:
+    """The rich-text status line under the frame views."""
+    label = QLabel()
+    label.setTextFormat(Qt.TextFormat.RichText)
+    return label
+
+
+def identity_html(ident: dict, name: str) -> str:
+    """Participant, session and trial of a trial file, as the side panels head them."""
+    return (f"<b>{ident['participant'] or 'participant ?'}</b> session {ident['session'] or '?'} "
+            f"trial {ident['trial'] or '?'}<br>{name}")
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
