@@ -33,7 +33,7 @@ from station.gui.candidates import candidates_file, load_candidates
 from station.gui.curves import MotionCurve, SpotThread
 from station.gui.keys import CODING_KEYS, RATE_TEXT, RATES, key_html, parse_rate
 from station.gui.media import TrialMedia
-from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, stacked, status_label
+from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, set_central, stacked, status_label
 from station.process.coding import CodingStore
 from station.vocab.facs import format_aus, parse_aus
 
@@ -161,18 +161,10 @@ class CodingWindow(QMainWindow):
         self.message_label.setWordWrap(True)
         sv.addWidget(self.message_label)
 
-        central = QWidget()
-        h = QHBoxLayout(central)
-        h.addWidget(left, 1)
-        h.addWidget(side)
-        self.setCentralWidget(central)
-        self.help = QLabel(central)
-        self.help.setTextFormat(Qt.TextFormat.RichText)
-        self.help.setText("<h3>station code - keys</h3>" + key_html(CODING_KEYS)
-                          + "<p>Mouse: click/drag the timeline to seek; drag an onset/apex/offset line to move it; "
-                          "drag in the lowest lane to mark onset..offset (apex at the curve's peak); click a "
-                          "saved movement to edit it; wheel zooms the timeline.</p>")
-        self.help.setStyleSheet("QLabel { background: rgba(0,0,0,215); color: white; padding: 14px; }")
+        self.help = set_central(self, left, side, "<h3>station code - keys</h3>" + key_html(CODING_KEYS)
+                                + "<p>Mouse: click/drag the timeline to seek; drag an onset/apex/offset line to "
+                                "move it; drag in the lowest lane to mark onset..offset (apex at the curve's peak); "
+                                "click a saved movement to edit it; wheel zooms the timeline.</p>")
         self.help.setWordWrap(True)
         self.help.hide()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)

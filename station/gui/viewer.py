@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QKeySequence, QShortcut
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from station.checks import StationError
 from station.gui.app import app
 from station.gui.keys import RATE_TEXT, RATES, VIEWER_KEYS, key_html, parse_rate
 from station.gui.media import TrialMedia
-from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, stacked, status_label
+from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, set_central, stacked, status_label
 from station.record import schema
 
 
@@ -85,14 +85,7 @@ class ViewerWindow(QMainWindow):
         self.message_label = QLabel("h or F1: keys")
         self.message_label.setWordWrap(True)
         sv.addWidget(self.message_label)
-        central = QWidget()
-        h = QHBoxLayout(central)
-        h.addWidget(left, 1)
-        h.addWidget(side)
-        self.setCentralWidget(central)
-        self.help = QLabel(central)
-        self.help.setText("<h3>station view - keys</h3>" + key_html(VIEWER_KEYS))
-        self.help.setStyleSheet("QLabel { background: rgba(0,0,0,215); color: white; padding: 14px; }")
+        self.help = set_central(self, left, side, "<h3>station view - keys</h3>" + key_html(VIEWER_KEYS))
         self.help.hide()
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         QShortcut(QKeySequence("Ctrl+Q"), self).activated.connect(self.close)

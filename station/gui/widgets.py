@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen
-from PyQt6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QSizePolicy, QVBoxLayout, QWidget
 
 SPAN_COLORS = {"clip": QColor(70, 110, 200), "film": QColor(70, 110, 200), "baseline": QColor(120, 120, 120),
                "rest": QColor(60, 140, 90), "instructions": QColor(140, 110, 60)}
@@ -44,6 +44,20 @@ def identity_html(ident: dict, name: str) -> str:
     """Participant, session and trial of a trial file, as the side panels head them."""
     return (f"<b>{ident['participant'] or 'participant ?'}</b> session {ident['session'] or '?'} "
             f"trial {ident['trial'] or '?'}<br>{name}")
+
+
+def set_central(window: QMainWindow, left: QWidget, side: QWidget, help_html: str) -> QLabel:
+    """Frames and timeline on the left, the side panel on the right; returns the hidden help overlay."""
+    central = QWidget()
+    row = QHBoxLayout(central)
+    row.addWidget(left, 1)
+    row.addWidget(side)
+    window.setCentralWidget(central)
+    overlay = QLabel(central)
+    overlay.setTextFormat(Qt.TextFormat.RichText)
+    overlay.setText(help_html)
+    overlay.setStyleSheet("QLabel { background: rgba(0,0,0,215); color: white; padding: 14px; }")
+    return overlay
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
