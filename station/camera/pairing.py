@@ -14,10 +14,16 @@ cannot become a row is counted, per stream:
 ``repeated``  a frame number already seen (a stale copy; not a loss)
 ``late``      a frame older than one already seen (arrived out of order; lost)
 ``gaps``      frame numbers never seen at all (lost before the host: USB, firmware, SDK)
-``unpaired``  seen, but no partner within half a frame (lost in pairing)
+``unpaired``  seen, but no partner within half a frame (lost in pairing), or still waiting
+              for one when the source (or the trial) ended: :meth:`FramePairer.finish`
 
 Counts since the previous pair ride on the next pair (:attr:`Frameset.events`), so the
-recorder can attribute them to a trial exactly.  The 32-bit microsecond hardware clock wraps
+recorder can attribute them to a trial exactly.  Counts after the last pair ride on no pair:
+:meth:`FramePairer.finish` hands them over (with every frame still pending counted as
+unpaired) when the source ends, and :meth:`FramePairer.start_window` hands over (to be
+discarded) what accumulated before a trial began; see ``schema.DELIVERED`` for the counters
+the recorder makes of frames at a trial's ends.  :attr:`FramePairer.delivered` counts every
+distinct frame taken in, per stream, independently of these events.  The 32-bit microsecond hardware clock wraps
 every 71.6 minutes of camera uptime; such wraps are unwrapped here (and counted) so stored
 timestamps always increase.
 """
@@ -60,6 +66,9 @@ class FramePairer:
         self._arrivals = 0
         self._missing_numbers: dict[str, set[int]] = {s: set() for s in STREAMS}
         self.events: collections.Counter[str] = collections.Counter()
+        #: Distinct frames offered since the pairer was made, per stream (new and late ones;
+        #: stale repeats excluded): what librealsense delivered, whatever became of it.
+        self.delivered: collections.Counter[str] = collections.Counter()
 
     # -- frames in ----------------------------------------------------------------------------
     def offer(self, stream: str, number: int, take: Callable[[], tuple[StreamTimes, np.ndarray]],
@@ -76,6 +85,7 @@ class FramePairer:
                 self._missing_numbers[stream].discard(number)
                 self.events[f"gaps_{stream}"] -= 1
                 self.events[f"late_{stream}"] += 1
+                self.delivered[stream] += 1
             else:
                 self.events[f"repeated_{stream}"] += 1
             return False
@@ -94,6 +104,7 @@ class FramePairer:
             self.metadata = True
         times, pixels = take()
         times = self._unwrap(stream, times)
+        self.delivered[stream] += 1
         self._arrivals += 1
         self._pending[stream].append(_Pending(times, pixels, self._arrivals))
         return True
@@ -141,6 +152,30 @@ class FramePairer:
 
     def pending(self) -> dict[str, int]:
         return {s: len(q) for s, q in self._pending.items()}
+
+    # -- the ends of a source and of a trial --------------------------------------------------
+    def finish(self) -> dict[str, int]:
+        """No more frames will come (the source ended, or the trial did): every frame still
+        waiting for a partner is counted ``unpaired_<stream>`` and let go.  Returns (and
+        forgets) the counts no pair carried: those since the last pair, these included.
+
+        Without this, frames after the last pair -- or all of them when no pair was ever made
+        (librealsense's D435 bag) -- would be counted nowhere.
+        """
+        for stream in STREAMS:
+            queue = self._pending[stream]
+            if queue:
+                self.events[f"unpaired_{stream}"] += len(queue)
+                queue.clear()
+        return self.start_window()
+
+    def start_window(self) -> dict[str, int]:
+        """Start counting afresh (a trial begins): returns and forgets the counts since the last
+        pair, which belong to the time before.  Frames still pending stay: whatever becomes of
+        them (a pair, or unpaired) is counted in the new window."""
+        out = {k: v for k, v in self.events.items() if v}
+        self.events.clear()
+        return out
 
 
 def merge_events(into: dict[str, int], events: dict[str, int]) -> None:

@@ -65,6 +65,8 @@ class TrialStats:
     stalled_ms: int = 0
     clock_wraps: int = 0
     lost_at_stop: int = 0
+    unpaired_ends_color: int = 0  # delivered, never paired, before the first / after the last row
+    unpaired_ends_depth: int = 0
     bytes_written: int = 0
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
@@ -88,9 +90,18 @@ class TrialStats:
         """Capture instants without a row (the larger of the two streams' losses)."""
         return max(self.dropped_color, self.dropped_depth)
 
+    @property
+    def delivered_color(self) -> int:
+        """Colour frames librealsense delivered during the trial (``schema.delivered_per_stream``)."""
+        return schema.delivered_per_stream(vars(self), "color")
+
+    @property
+    def delivered_depth(self) -> int:
+        return schema.delivered_per_stream(vars(self), "depth")
+
     def add_events(self, events: dict[str, int]) -> None:
         for key, value in events.items():
-            if hasattr(self, key) and key in schema.COUNTERS_FIELDS:
+            if key in self.__dataclass_fields__ and key in schema.COUNTERS_FIELDS:
                 setattr(self, key, getattr(self, key) + int(value))
 
     def counters(self) -> dict[str, int]:
@@ -128,6 +139,8 @@ class _Trial:
         self.markers: list[np.ndarray] = []
         self.markers_lock = threading.Lock()
         self.rows = 0  # framesets handed to the writer; the first one's counts precede the trial
+        self.window_started = False  # the camera's pairing counts since the trial began (capture thread)
+        self.tail: dict[str, int] = {}  # counts after the last pair, set when the source ends
         self.finished = threading.Event()
         self.markers_closed = False  # set (under markers_lock) once the last markers were written
 
@@ -196,6 +209,10 @@ class Recorder:
     def _capture_loop(self) -> None:
         self._last_frame_at = time.perf_counter()
         while not self._stop.is_set():
+            trial = self._trial  # a frameset belongs to the trial open when its read began
+            if trial is not None and not trial.window_started:
+                trial.window_started = True  # counts from before the trial are not the trial's
+                getattr(getattr(self.source, "pairer", None), "start_window", dict)()
             try:
                 fs = self.source.read(timeout_s=min(0.5, self.stall_s / 2))
             except EndOfStream:
@@ -214,7 +231,6 @@ class Recorder:
             self._arrivals.append(now)
             while now - self._arrivals[0] >= 1.0:
                 self._arrivals.popleft()
-            trial = self._trial
             if trial is None:
                 self._carry = {}
                 continue
@@ -263,10 +279,16 @@ class Recorder:
     def _finish_source(self, error: str) -> None:
         self.error = error
         self.mark(Marker.CAMERA_LOST if error else Marker.SOURCE_ENDED, detail=error[:250])
+        pairer = getattr(self.source, "pairer", None)
+        tail = dict(pairer.finish()) if pairer is not None else {}  # frames still pending: unpaired
+        for key, value in self._carry.items():  # framesets the queue could not take, after the last row
+            tail[key] = tail.get(key, 0) + value
+        self._carry = {}
         self.ended.set()
         trial = self._trial
         if trial is not None:
             trial.stats.stop_reason = trial.stats.stop_reason or error or "end of source"
+            trial.tail = tail  # after the last row: the writer counts it (schema.ends_counts)
             trial.queue.put(None)
 
     # -- trials -----------------------------------------------------------------------------
@@ -400,10 +422,11 @@ class Recorder:
                 if not self._check_disk():
                     stats.stop_reason = "disk almost full"
                     stats.lost_at_stop += 1  # this frame, and those queued behind it (below)
+                    stats.add_events(schema.ends_counts(fs.events))
                     break
                 writer.append(fs)
-                if trial.rows:  # the first row's counts are about frames before the trial
-                    stats.add_events(fs.events)
+                # the first row's counts are about frames before it: outside the rows' span
+                stats.add_events(fs.events if trial.rows else schema.ends_counts(fs.events))
                 trial.rows += 1
                 stats.frames_written = writer.frames_written
                 frame_bytes = frame_bytes or fs.color.nbytes + fs.depth.nbytes
@@ -413,6 +436,7 @@ class Recorder:
                     last_flush = time.perf_counter()
             if not ended_on_request:
                 self._drain(trial, count=True)  # stopped early: what is queued will not be written
+            stats.add_events(schema.ends_counts(trial.tail))  # after the last row (end of source)
             self._flush(trial, last=True)
         except Exception as err:  # noqa: BLE001 - disk full (h5py raises RuntimeError or OSError), I/O error...
             reason = "disk full" if "No space left" in str(err) or getattr(err, "errno", 0) == 28 else str(err)
@@ -456,6 +480,7 @@ class Recorder:
                 count = False
             elif count:
                 trial.stats.lost_at_stop += 1
+                trial.stats.add_events(schema.ends_counts(fs.events))
 
 
 def base_trial_attrs() -> dict[str, Any]:

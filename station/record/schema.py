@@ -74,9 +74,27 @@ COUNTERS_FIELDS = (
     "stalls", "stalled_ms",
     "clock_wraps",
     "lost_at_stop",  # pairs queued when the trial stopped early (disk full...): after the last row
+    "delivered_color", "delivered_depth",
+    "unpaired_ends_color", "unpaired_ends_depth",
 )
 #: Counter values that are causes of ``dropped_s`` (see above).
 DROP_CAUSES = ("gaps", "unpaired", "late")
+#: Frames at the ends of a trial (issue #11 follow-up).  ``delivered_s`` counts every distinct
+#: frame of s that librealsense handed to the station while the trial was open (stale repeats
+#: excluded), whatever became of it; ``unpaired_ends_s`` counts those never paired into a row
+#: that came *before the first row* or *after the last row* (every one of them in a trial with
+#: 0 rows): no partner within half a frame, late, or still waiting for a partner when the
+#: source or the trial ended.  They lie outside the span ``dropped_s`` covers, so /frames cannot
+#: show them and they are not drops; what the file holds against what arrived is
+#:
+#:     not_written_s = delivered_s - frames_written
+#:                   = (dropped_s - gaps_s) + unpaired_ends_s + lost_at_stop
+#:
+#: (``dropped_s - gaps_s``: frames that reached the host between the first and last row but are
+#: not in the file; ``lost_at_stop``: pairs after the last row the writer could not take).
+DELIVERED, UNPAIRED_ENDS = "delivered", "unpaired_ends"
+#: Counters of schema 2 files written before the ends were counted lack these names.
+ENDS_FIELDS = tuple(f"{name}_{s}" for name in (DELIVERED, UNPAIRED_ENDS) for s in STREAMS)
 
 #: Verdict thresholds (issue #11): a trial passes only if it is whole by these measures.
 MAX_MISSING_FRACTION = 0.005
@@ -91,6 +109,33 @@ ATTR_VERDICT = "verdict"  # JSON written at close: {"ok": bool, "reasons": [...]
 def dropped_per_stream(first: int, last: int, rows: int) -> int:
     """Frames of one stream the camera produced from frame ``first`` to ``last`` not among ``rows``."""
     return 0 if rows == 0 else int(last - first + 1 - rows)
+
+
+def not_written_per_stream(dropped: int, gaps: int, unpaired_ends: int, lost_at_stop: int) -> int:
+    """Frames of one stream delivered during the trial that are not in the file (see
+    ``DELIVERED``): ``(dropped - gaps) + unpaired_ends + lost_at_stop``, ``dropped`` as
+    :func:`dropped_per_stream` computes it from /frames."""
+    return int(dropped - gaps + unpaired_ends + lost_at_stop)
+
+
+def delivered_per_stream(counts, stream: str) -> int:
+    """``delivered_s`` from a trial's other counters (a mapping of ``COUNTERS_FIELDS`` names):
+    every fate a delivered frame can have, summed -- written, lost in the writer's queue or at
+    an early stop, unpaired or late between the rows, or never paired at the trial's ends."""
+    return int(counts["frames_written"] + counts["dropped_queue"] + counts["lost_at_stop"]
+               + counts[f"unpaired_{stream}"] + counts[f"late_{stream}"] + counts[f"{UNPAIRED_ENDS}_{stream}"])
+
+
+def ends_counts(events) -> dict[str, int]:
+    """The counters a batch of pairing events adds when it lies outside the trial's rows (before
+    the first row, after the last, or in a trial with no row): its frames never paired (no
+    partner, late) are ``unpaired_ends_s``; pairs the writer's queue could not take there are
+    ``lost_at_stop``.  Gaps there are not counted: how many of them fell inside the trial is
+    unknowable, and they are outside the span ``dropped_s`` covers."""
+    out = {f"{UNPAIRED_ENDS}_{s}": int(events.get(f"unpaired_{s}", 0)) + int(events.get(f"late_{s}", 0))
+           for s in STREAMS}
+    out["lost_at_stop"] = int(events.get("dropped_queue", 0))
+    return {k: v for k, v in out.items() if v}
 
 
 # == Readers, trial identity, ground truth and file names (owner: trialfile) =================
