@@ -140,7 +140,9 @@ class _Trial:
         self.markers_lock = threading.Lock()
         self.rows = 0  # framesets handed to the writer; the first one's counts precede the trial
         self.window_started = False  # the camera's pairing counts since the trial began (capture thread)
-        self.tail: dict[str, int] = {}  # counts after the last pair, set when the source ends
+        self.tail: dict[str, int] = {}  # counts after the last pair, set when the source or the trial ends
+        self.closing = threading.Event()  # end_trial asks the capture thread to cut the tail
+        self.tail_cut = threading.Event()  # ... and it did: nothing more is queued for this trial
         self.finished = threading.Event()
         self.markers_closed = False  # set (under markers_lock) once the last markers were written
 
@@ -210,6 +212,11 @@ class Recorder:
         self._last_frame_at = time.perf_counter()
         while not self._stop.is_set():
             trial = self._trial  # a frameset belongs to the trial open when its read began
+            if trial is not None and trial.closing.is_set():
+                if not trial.tail_cut.is_set():
+                    trial.tail = self._cut_tail()
+                    trial.tail_cut.set()
+                trial = None  # frames from now on come after the trial
             if trial is not None and not trial.window_started:
                 trial.window_started = True  # counts from before the trial are not the trial's
                 getattr(getattr(self.source, "pairer", None), "start_window", dict)()
@@ -276,19 +283,27 @@ class Recorder:
         self._warn(f"camera resumed after a {lasted:.1f} s stall; the trial is flagged.")
         self._stalled_since = None
 
+    def _cut_tail(self) -> dict[str, int]:
+        """Counts after the last pair (capture thread): frames still pending become unpaired, plus
+        the framesets the queue could not take; the writer adds them as ``schema.ends_counts``."""
+        pairer = getattr(self.source, "pairer", None)
+        tail = dict(pairer.finish()) if pairer is not None else {}
+        for key, value in self._carry.items():
+            tail[key] = tail.get(key, 0) + value
+        self._carry = {}
+        return tail
+
     def _finish_source(self, error: str) -> None:
         self.error = error
         self.mark(Marker.CAMERA_LOST if error else Marker.SOURCE_ENDED, detail=error[:250])
-        pairer = getattr(self.source, "pairer", None)
-        tail = dict(pairer.finish()) if pairer is not None else {}  # frames still pending: unpaired
-        for key, value in self._carry.items():  # framesets the queue could not take, after the last row
-            tail[key] = tail.get(key, 0) + value
-        self._carry = {}
+        tail = self._cut_tail()  # frames still pending when the source ended: unpaired, counted
         self.ended.set()
         trial = self._trial
         if trial is not None:
             trial.stats.stop_reason = trial.stats.stop_reason or error or "end of source"
-            trial.tail = tail  # after the last row: the writer counts it (schema.ends_counts)
+            if not trial.tail_cut.is_set():  # after the last row: the writer counts it (schema.ends_counts)
+                trial.tail = tail
+                trial.tail_cut.set()
             trial.queue.put(None)
 
     # -- trials -----------------------------------------------------------------------------
@@ -327,6 +342,9 @@ class Recorder:
         if trial is None:
             raise StationError("no trial is being recorded.")
         trial.stats.stop_reason = trial.stats.stop_reason or reason
+        trial.closing.set()  # the capture thread counts what is still pending (one loop, <= 0.5 s)
+        if self._capture is not None and self._capture.is_alive() and not self.ended.is_set():
+            trial.tail_cut.wait(timeout=max(1.0, self.stall_s))
         while not trial.finished.is_set():  # the writer may have stopped by itself (disk full)
             try:
                 trial.queue.put(None, timeout=0.1)
