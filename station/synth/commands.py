@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--resolution", type=_resolution, default=(848, 480), metavar="WxH",
                    help="colour and depth size, a D415 mode (default 848x480, the paper's; station demo uses "
                         "424x240: a quarter of the bytes and of the processing)")
+    d.add_argument("--jobs", type=int, default=-1,
+                   help="worker processes writing subjects in parallel (default -1: every core; 1: this process only); "
+                        "the files hold the same frames whatever the number")
     d.set_defaults(func=run_dataset)
 
     v = verbs.add_parser("preview", help="PNG contact sheet of one synthetic micro-expression",
@@ -105,7 +108,13 @@ def run_dataset(args: argparse.Namespace) -> int:
     if free_bytes(out) < need * 1.1:
         raise StationError(f"--out {str(out)!r}: {n_trials} trials of {n_frames} frames need about "
                            f"{format_bytes(need)}, only {format_bytes(free_bytes(out))} free there.")
-    console.print(f"{n_trials} trials, {n_frames} frames at {width}x{height}, about {format_bytes(need)}")
+    jobs = getattr(args, "jobs", -1)
+    if jobs == 0 or jobs < -1:
+        raise StationError(f"--jobs must be a positive number of worker processes or -1 (every core), got {jobs}.")
+    from station.parallel import n_workers
+
+    console.print(f"{n_trials} trials, {n_frames} frames at {width}x{height}, about {format_bytes(need)}, "
+                  f"{min(n_workers(jobs), n_trials)} worker process(es)")
     t0 = time.perf_counter()
     with Progress(TextColumn("[bold]synth dataset[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                   TimeRemainingColumn(), console=console, transient=False) as bar:
@@ -115,7 +124,7 @@ def run_dataset(args: argparse.Namespace) -> int:
             bar.update(task, advance=1, description=f"{plan.relpath}: {frames} frames, {format_bytes(size)}")
 
         manifest = make_dataset(out, args.subjects, args.samples, args.seed, Storage(args.compression), advance,
-                                width=width, height=height)
+                                width=width, height=height, jobs=jobs)
     print_ok(f"{len(manifest['trials'])} trials, {manifest['frames']} frames, {args.samples} micro-expressions "
              f"from {args.subjects} subjects: {format_bytes(manifest['bytes'])} in {str(out)!r} "
              f"({time.perf_counter() - t0:.0f} s)")

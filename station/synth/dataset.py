@@ -33,7 +33,7 @@ from station.checks import StationError, check_positive, check_writable_dir
 from station.dataset import subject_folder
 from station.record import schema
 from station.record.writer import Storage, TrialWriter, open_trial, write_ground_truth, writing_path
-from station.synth.events import TimingRules, plan_timeline
+from station.synth.events import Timeline, TimingRules, plan_timeline
 from station.synth.participant import SyntheticParticipant
 
 MICRO_PER_TRIAL = 6
@@ -81,9 +81,17 @@ def plan_dataset(subjects: int, samples: int, seed: int) -> list[TrialPlan]:
     return plans
 
 
-def trial_scene(plan: TrialPlan, seed: int, width: int = 848, height: int = 480) -> SyntheticParticipant:
-    """The participant scene of one planned trial (appearance from (seed, subject), events per trial)."""
-    scene = SyntheticParticipant(plan.subject, seed, events=[], n_frames=1, width=width, height=height)
+def trial_scene(plan: TrialPlan, seed: int, width: int = 848, height: int = 480,
+                base: SyntheticParticipant | None = None) -> SyntheticParticipant:
+    """The participant scene of one planned trial (appearance from (seed, subject), events per trial).
+
+    ``base``: a scene of the same subject, seed and size (another trial's), whose preparation
+    is reused; only the time line is new.
+    """
+    if base is not None and (base.subject, base.seed, base.width, base.height) == (plan.subject, seed, width, height):
+        scene = base.with_timeline(Timeline([], 1))
+    else:
+        scene = SyntheticParticipant(plan.subject, seed, events=[], n_frames=1, width=width, height=height)
     rng = np.random.default_rng([seed, plan.subject, plan.trial, 606])  # same draws as planned_frames
     events, n_frames = plan_timeline(list(plan.kinds), plan.subject, scene.look.gain, rng, start=6, tail=6,
                                      rules=DATASET_TIMING)
@@ -112,6 +120,7 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
     camera = VirtualD415(scene, realtime=False, fps=60)
     calib = camera.start()
     numbers: list[int] = []
+    landmarks: list[np.ndarray] = []
     try:
         events = [e.as_dict() for e in scene.events()]
         writer = TrialWriter(path, calib, storage, attrs={**synthetic_attrs(scene, path, trial), **(attrs or {})},
@@ -126,14 +135,17 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
                     continue
                 writer.append(fs)
                 numbers.append(fs.color_times.number)
-                if len(numbers) % 60 == 0:
-                    writer.flush()
+                # now, while the scene still holds this frame's motion field (no second pass)
+                landmarks.append(scene.landmarks(numbers[-1]))
+                # No periodic flush: a synthetic trial cut short is deleted and regenerated
+                # identically (see _finished_frames), so flushing would buy nothing (~0.5 ms a frame).
         except BaseException:
             writer.abandon()
             raise
     finally:
         camera.stop()
-    writer.set_ground_truth_landmarks(numbers, true_landmarks(scene, numbers))
+    writer.set_ground_truth_landmarks(numbers, np.stack(landmarks).astype(np.float32) if landmarks
+                                      else np.zeros((0, 68, 2), np.float32))
     writer.close()
     return len(numbers)
 
@@ -209,30 +221,74 @@ def _finished_frames(path: Path) -> int | None:
     return None
 
 
+def _write_subject_trials(plans: list[TrialPlan], out: Path, seed: int, storage: Storage, width: int, height: int,
+                          single_thread: bool = False) -> list[tuple[TrialPlan, int]]:
+    """Render and write the given trials of one subject; ``[(plan, frames)]`` (a worker's task).
+
+    One subject per task: its trials share the participant's preparation (photo placement,
+    morph, depth surface, AU fields), which only the time line distinguishes.
+    ``single_thread``: OpenCV on one thread, for worker processes that already fill the cores.
+    """
+    if single_thread:
+        import cv2
+
+        cv2.setNumThreads(1)
+    done = []
+    base: SyntheticParticipant | None = None
+    for plan in plans:
+        path = out / plan.relpath
+        writing_path(path).unlink(missing_ok=True)  # synthetic: regenerated identically
+        scene = trial_scene(plan, seed, width, height, base=base)
+        base = base or scene
+        done.append((plan, record_scene(scene, path, storage, trial=plan.trial)))
+    return done
+
+
 def make_dataset(out: Path, subjects: int, samples: int, seed: int = 0, storage: Storage = Storage("zstd"),
-                 progress=None, width: int = 848, height: int = 480) -> dict:
+                 progress=None, width: int = 848, height: int = 480, jobs: int = 1) -> dict:
     """Write the whole database under ``out``; returns the manifest (also saved as manifest.json).
 
     An interrupted run is resumed by running it again: finished trials are kept (the same seed
     would give the same content), a half-written one is regenerated.
+
+    ``jobs`` worker processes (``-1``: every core; :func:`station.parallel.parallel_map`) each
+    write whole subjects, longest first so that the last ones to finish are short: every
+    trial is a pure function of (plan, seed), so the files hold the same frames and ground
+    truth whatever ``jobs`` is.  ``progress(plan, frames, bytes)`` hears of each trial.
     """
+    from station.parallel import n_workers, parallel_map
+
     out = check_writable_dir(out, "synthetic dataset folder")
     plans = plan_dataset(subjects, samples, seed)
-    trials, total_bytes = [], 0
+    frames_of: dict[str, int] = {}
+    todo: dict[int, list[TrialPlan]] = {}
     for plan in plans:
         path = out / plan.relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         frames = _finished_frames(path)
         if frames is None:  # not written yet, or left half-written by an interrupted run
-            writing_path(path).unlink(missing_ok=True)  # synthetic: regenerated identically
-            scene = trial_scene(plan, seed, width, height)
-            frames = record_scene(scene, path, storage, trial=plan.trial)
-        size = path.stat().st_size
+            todo.setdefault(plan.subject, []).append(plan)
+        else:
+            frames_of[plan.relpath] = frames
+            if progress is not None:
+                progress(plan, frames, path.stat().st_size)
+    tasks = sorted(todo.values(), key=lambda ps: -sum(planned_frames(p, seed) for p in ps))
+    workers = min(n_workers(jobs), len(tasks))
+
+    def finished(done: list[tuple[TrialPlan, int]]) -> None:
+        for plan, frames in done:
+            frames_of[plan.relpath] = frames
+            if progress is not None:
+                progress(plan, frames, (out / plan.relpath).stat().st_size)
+
+    parallel_map(_write_subject_trials, tasks, jobs=workers, progress=finished,
+                 args=(out, seed, storage, width, height, workers > 1))
+    trials, total_bytes = [], 0
+    for plan in plans:
+        size = (out / plan.relpath).stat().st_size
         total_bytes += size
-        trials.append({"file": plan.relpath, "subject": plan.subject, "trial": plan.trial, "frames": frames,
-                       "micro": plan.kinds.count("micro"), "bytes": size})
-        if progress is not None:
-            progress(plan, frames, size)
+        trials.append({"file": plan.relpath, "subject": plan.subject, "trial": plan.trial,
+                       "frames": frames_of[plan.relpath], "micro": plan.kinds.count("micro"), "bytes": size})
     manifest = {"subjects": subjects, "samples": samples, "seed": seed, "compression": storage.compression,
                 "resolution": [width, height],
                 "trials": trials, "frames": sum(t["frames"] for t in trials), "bytes": total_bytes}

@@ -56,7 +56,31 @@ class SyntheticParticipant:
         self._planned_blocks: set[int] = set()
         self.noise = D415Noise((height, width), self.fx, seed * 1000 + subject) if noise else None
         self.head_motion = head_motion
+        #: Per-frame results reused within a frame (see :meth:`_memo`).
+        self._recent: dict[tuple, object] = {}
         self._prepare()
+
+    def __getstate__(self) -> dict:
+        """Pickled for render worker processes: without the per-frame memo (megabytes of fields)."""
+        state = self.__dict__.copy()
+        state["_recent"] = {}
+        return state
+
+    def with_timeline(self, timeline: Timeline) -> "SyntheticParticipant":
+        """The same participant performing another (finite) time line, without preparing it again.
+
+        Appearance, morph, head pose, depth surface and AU fields are shared (read-only); the
+        sensor noise keeps its seeded pool but recomputes its static part, as a new scene would.
+        """
+        import copy
+
+        twin = copy.copy(self)
+        twin.timeline, twin.n_frames, twin.endless = timeline, timeline.n_frames, False
+        twin._planned_blocks, twin._recent = set(), {}
+        if self.noise is not None:
+            twin.noise = copy.copy(self.noise)
+            twin.noise.__dict__.pop("_static", None)
+        return twin
 
     # -- per-subject precomputation --------------------------------------------------------
     def _prepare(self) -> None:
@@ -192,8 +216,32 @@ class SyntheticParticipant:
         m[:, 2] += (x, y)
         return m
 
+    def _memo(self, what: str, index: int, compute):
+        """``compute(index)``, reused for the same frame: rendering a frame needs its motion
+        field for the warp, for the landmarks of the mouth gap and for the ground-truth
+        landmarks the dataset writer stores, and each costs a pass over the head box.
+
+        Keyed by the time line too (a caller may replace its events), only the last few
+        frames are kept; results are shared, so callers must not modify them in place.
+        """
+        events = self.timeline.events
+        key = (what, index, id(events), len(events), self.head_motion)
+        if key in self._recent:
+            return self._recent[key]
+        value = compute(index)
+        if len(self._recent) >= 12:
+            del self._recent[next(iter(self._recent))]  # oldest first (dicts keep insertion order)
+        self._recent[key] = value
+        return value
+
     def motion(self, index: int) -> np.ndarray | None:
-        """Forward (dx px, dy px, dz mm) over the head box: expressions plus head motion."""
+        """Forward (dx px, dy px, dz mm) over the head box: expressions plus head motion.
+
+        The array is shared with later calls for the same frame: do not modify it.
+        """
+        return self._memo("motion", index, self._compute_motion)
+
+    def _compute_motion(self, index: int) -> np.ndarray | None:
         field = self.displacement(index)
         if not self.head_motion:
             return field
@@ -208,6 +256,9 @@ class SyntheticParticipant:
 
     def landmarks(self, index: int) -> np.ndarray:
         """True (68, 2) float32 landmark positions in color pixels at frame ``index``."""
+        return self._memo("landmarks", index, self._compute_landmarks).copy()
+
+    def _compute_landmarks(self, index: int) -> np.ndarray:
         lm = self.landmarks0
         closure = self.blink(index)
         if closure:
