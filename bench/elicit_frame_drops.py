@@ -185,19 +185,26 @@ class NoRecording:
         pass
 
 
-def session_condition(record: bool, sessions: Path, k: int) -> dict:
+def session_condition(record: bool, sessions: Path, k: int, priority: str = "background") -> dict:
     """One demo session (simulated participant) with or without recording; summed over its films."""
+    import os
+
     from station.elicit.session_run import run_session
 
-    session = run_session(ROOT / "protocols" / "demo.yaml", f"bench{k:02d}{'r' if record else 'n'}",
+    tag = f"bench{k:02d}{('r' + priority[0]) if record else 'n'}"
+    load0 = os.getloadavg()[0]
+    session = run_session(ROOT / "protocols" / "demo.yaml", tag,
                           camera="virtual" if record else NoRecording(), sessions_root=sessions, simulate="",
-                          live=False, windowed=True)
+                          live=False, windowed=True, recorder_priority=priority)
     trials = session.data["trials"]
     out = {"flips": sum(t["display_clip"]["flips"] for t in trials),
            "dropped": sum(t["display_clip"]["dropped"] for t in trials),
            "movie_frames": sum(t["movie"].get("frames_shown", 0) for t in trials),
            "movie_expected": sum(t["movie"].get("frames_expected", 0) for t in trials),
-           "status": session.data["status"]}
+           "status": session.data["status"],
+           "verdicts": [c.get("outcome") for c in session.data.get("clips", [])],
+           "begin_wait_s": [t.get("begin_wait_s", 0.0) for t in trials],
+           "load": (round(load0, 2), round(os.getloadavg()[0], 2))}
     if record:
         cams = [t["camera"] for t in trials]
         cams = [c for c in cams if c]
@@ -207,32 +214,52 @@ def session_condition(record: bool, sessions: Path, k: int) -> dict:
 
 
 def main_session(args) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-session-"))
-    rows: dict[bool, list[dict]] = {False: [], True: []}
-    for r in range(args.repeats):
-        for record in (False, True):
-            res = session_condition(record, tmp, r)
-            rows[record].append(res)
-            print(f"repeat {r} {'recording' if record else 'none':9s} {res}", file=sys.stderr)
+    import os
 
-    def mean(record, key):
-        vals = [x[key] for x in rows[record] if key in x]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-session-"))
+    conditions = ["none"] + [p for p in args.priorities.split(",") if p]
+    rows: dict[str, list[dict]] = {c: [] for c in conditions}
+    load_start = os.getloadavg()
+    for r in range(args.repeats):
+        order = conditions if r % 2 == 0 else [conditions[0]] + conditions[:0:-1]  # alternate the recording variants
+        for cond in order:
+            res = session_condition(cond != "none", tmp, r, cond if cond != "none" else "background")
+            rows[cond].append(res)
+            print(f"repeat {r} {cond:10s} {res}", file=sys.stderr)
+    load_end = os.getloadavg()
+
+    def mean(cond, key):
+        vals = [x[key] for x in rows[cond] if key in x]
         return statistics.mean(vals) if vals else float("nan")
 
+    def median(cond, key):
+        vals = [x[key] for x in rows[cond] if key in x]
+        return statistics.median(vals) if vals else float("nan")
+
     print(f"\ndemo session (protocols/demo.yaml: 3 films of 6 s, camera 848x480@60, virtual D415), "
-          f"{args.repeats} repeats interleaved\n")
-    print("| session | display flips in films | dropped display frames | film frames shown / expected | "
-          "camera frames written | camera frames missing (dropped) | status |")
-    print("|---|---|---|---|---|---|---|")
-    for record, name in ((False, "no recording"), (True, "recording (child process)")):
-        cam = (f"{mean(record, 'cam_written'):.0f} | {mean(record, 'cam_dropped'):.1f}" if record else "— | —")
-        statuses = ", ".join(sorted({x["status"] for x in rows[record]})) if record else "— (nothing recorded)"
-        print(f"| {name} | {mean(record, 'flips'):.0f} | {mean(record, 'dropped'):.1f} | "
-              f"{mean(record, 'movie_frames'):.0f} / {mean(record, 'movie_expected'):.0f} | {cam} | {statuses} |")
-    base, rec = mean(False, "dropped"), mean(True, "dropped")
-    flips = mean(False, "flips")
-    print(f"\ndisplay drops with recording vs without: {rec:.1f} vs {base:.1f} "
-          f"({100 * (rec - base) / flips:+.2f} % of the films' flips; ratio (drops+1) {(rec + 1) / (base + 1):.2f})")
+          f"{args.repeats} repeats interleaved; load average (1/5/15 min) at the start "
+          f"{'/'.join(f'{x:.2f}' for x in load_start)}, at the end {'/'.join(f'{x:.2f}' for x in load_end)}\n")
+    print("| session | display flips in films | dropped display frames (mean; median) | film frames shown / expected | "
+          "camera frames written | camera frames missing (dropped) | wait before each trial, s (mean; max) | "
+          "verdicts |")
+    print("|---|---|---|---|---|---|---|---|")
+    names = {"none": "no recording", "background": "recording (child process, background priority)",
+             "normal": "recording (child process, every thread at the session's priority)"}
+    for cond in conditions:
+        record = cond != "none"
+        cam = (f"{mean(cond, 'cam_written'):.0f} | {mean(cond, 'cam_dropped'):.1f}" if record else "— | —")
+        waits = [w for x in rows[cond] for w in x["begin_wait_s"]]
+        wait = f"{statistics.mean(waits):.2f}; {max(waits):.2f}" if record and waits else "—"
+        verdicts = sorted({v for x in rows[cond] for v in x["verdicts"]})
+        print(f"| {names.get(cond, cond)} | {mean(cond, 'flips'):.0f} | {mean(cond, 'dropped'):.1f}; "
+              f"{median(cond, 'dropped'):.0f} | {mean(cond, 'movie_frames'):.0f} / {mean(cond, 'movie_expected'):.0f} | "
+              f"{cam} | {wait} | {', '.join(verdicts)} |")
+    base, flips = mean("none", "dropped"), mean("none", "flips")
+    for cond in conditions[1:]:
+        rec = mean(cond, "dropped")
+        print(f"\ndisplay drops, recording ({cond}) vs without: {rec:.1f} vs {base:.1f} "
+              f"({100 * (rec - base) / flips:+.2f} % of the films' flips; ratio (drops+1) {(rec + 1) / (base + 1):.2f}; "
+              f"ratio of medians {(median(cond, 'dropped') + 1) / (median('none', 'dropped') + 1):.2f})")
     return 0
 
 
@@ -243,6 +270,9 @@ def main(argv=None) -> int:
     ap.add_argument("--mode", default="848x480@60", help="camera mode WxH@FPS (paper: 848x480@60)")
     ap.add_argument("--window", default="800x600")
     ap.add_argument("--session", action="store_true", help="whole demo sessions with and without recording")
+    ap.add_argument("--priorities", default="background",
+                    help="--session: recording variants to interleave with the reference, comma-separated: "
+                         "background (station run's default), normal (every recorder thread at the session's priority)")
     args = ap.parse_args(argv)
     if args.session:
         return main_session(args)

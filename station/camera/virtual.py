@@ -82,6 +82,28 @@ class _Take:
         except Exception as err:  # noqa: BLE001 - reported when the take starts
             self.error = f"{type(err).__name__}: {err}"
         self.render_s = time.perf_counter() - self.started
+
+
+class _LowPriorityRender:
+    """A renderer that first moves its worker process to the lowest priority
+    (:func:`station.record.priority.lower_process`): a take is needed only when its trial
+    starts, so rendering it must take as little CPU time as it can from the participant's
+    display and the recorder."""
+
+    lowered = False  # per worker process
+
+    def __init__(self, render):
+        self.render = render
+
+    def __call__(self, index: int):
+        if not _LowPriorityRender.lowered:
+            from station.record.priority import lower_process
+
+            lower_process()
+            _LowPriorityRender.lowered = True
+        return self.render(index)
+
+
 VIRTUAL_SERIAL = "VIRTUAL-D415-0001"
 
 
@@ -217,6 +239,8 @@ class VirtualD415:
         self._take: _Take | None = None
         self._scene_next = IDLE_FRAMES  # scene frames [0, IDLE_FRAMES) are the idle loop
         self.take_log: list[dict] = []
+        #: 'low': takes render in lowest-priority worker processes (station run's recorder child sets it)
+        self.render_priority = "normal"
         self.pairer = FramePairer(fps)
         self._ready: collections.deque[Frameset] = collections.deque()
         self.frames_pushed = 0
@@ -262,8 +286,11 @@ class VirtualD415:
         if self._pending is not None:
             self._discard(self._pending)
         n = max(1, int(round(seconds * self.fps)))
+        # the take still streaming (the next one renders during it) shares the memory budget
+        streaming = self._take.n * self._frame_bytes() if self._take is not None and not self._take.cache.compress else 0
         cache = FrameCache(self._renderer, n, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
-                           pool=self._pool, jobs=self.render_jobs, memory_budget=TAKE_MEMORY_BUDGET)
+                           pool=self._pool, jobs=self.render_jobs,
+                           memory_budget=max(0, TAKE_MEMORY_BUDGET - streaming))
         self._pending = _Take(cache, n, self._scene_next)
         self._scene_next += n
 
@@ -313,7 +340,8 @@ class VirtualD415:
         self._recorder = self._soft.start(self._syncer, str(self.record_to) if self.record_to else None)
         self.schedule = FrameSchedule(self.faults, self.fps, self._schedule_length(), first=1)
         if self.takes:
-            self._pool = render_pool(self._renderer, self.render_jobs or max(1, os.cpu_count() or 1))
+            render = _LowPriorityRender(self._renderer) if self.render_priority == "low" else self._renderer
+            self._pool = render_pool(render, self.render_jobs or max(1, os.cpu_count() or 1))
             self._idle = FrameCache(self._renderer, IDLE_FRAMES, self._frame_bytes(), fps=self.fps, pool=self._pool)
             self._idle.prepare()  # the loop streamed between takes, before streaming starts
         elif self.realtime:

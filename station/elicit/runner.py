@@ -148,6 +148,24 @@ class SimulatedParticipant:
                 "movements": "(simulated participant) slight brow movement, suppressed smile"}
 
 
+def take_seconds(protocol: Protocol, clip: Clip) -> float:
+    """How long the trial of ``clip`` records: baseline, film, blank (and rest), with margin
+    for pauses and start-up.  A film without a manifest duration is measured (the probe of
+    `station check`, cached)."""
+    p = protocol
+    film = clip.duration
+    if film is None:
+        from station.elicit.check import probe_clip_cached
+
+        try:
+            film = probe_clip_cached(clip.path).duration
+        except StationError:
+            film = 180.0  # the paper's longest film
+    rest = (p.rest.max_seconds or p.rest.seconds) if p.record.rest else 0.0
+    baseline = p.baseline.seconds if p.record.baseline else 0.0
+    return 1.05 * (baseline + film + p.record.after_clip_seconds + rest) + 2.0
+
+
 class Runner:
     """Runs one protocol for one participant; see the module docstring.
 
@@ -174,6 +192,8 @@ class Runner:
         self._face_t: float | None = None
         self._forms: dict[tuple[str, ...], FormScreen] = {}
         self._prepared: tuple[int, str] | None = None  # (trial number before it, clip) whose take is ready
+        self._next_clip: Clip | None = None  # the film after the current trial (its take renders during it)
+        self._begin_wait = 0.0  # seconds begin_trial waited (the virtual D415 finishing a take)
         from psychopy import visual
 
         win = display.win
@@ -388,41 +408,39 @@ class Runner:
         return outcome
 
     def take_seconds(self, clip: Clip) -> float:
-        """How long the trial of ``clip`` records: baseline, film, blank (and rest), with margin
-        for pauses and start-up.  A film without a manifest duration is measured (the probe of
-        `station check`, cached)."""
-        p = self.p
-        film = clip.duration
-        if film is None:
-            from station.elicit.check import probe_clip_cached
-
-            try:
-                film = probe_clip_cached(clip.path).duration
-            except StationError:
-                film = 180.0  # the paper's longest film
-        rest = (p.rest.max_seconds or p.rest.seconds) if p.record.rest else 0.0
-        baseline = p.baseline.seconds if p.record.baseline else 0.0
-        return 1.05 * (baseline + film + p.record.after_clip_seconds + rest) + 2.0
+        """How long the trial of ``clip`` records (:func:`take_seconds`)."""
+        return take_seconds(self.p, clip)
 
     def _prepare(self, clip: Clip | None) -> None:
-        """Let the camera get ``clip``'s trial ready now, while the participant reads or answers:
-        the virtual D415 renders its participant ahead (a real camera has nothing to do)."""
+        """Let the camera get ``clip``'s trial ready now: the virtual D415 renders its participant
+        ahead, in idle-priority workers, from the start of the trial before it (a real camera
+        has nothing to do).  ``clip`` is the film of trial ``trial_number + 1``."""
         prepare = getattr(self.recorder, "prepare_take", None)
         if clip is not None and prepare is not None and self._prepared != (self.trial_number, clip.id):
             prepare(self.take_seconds(clip))
             self._prepared = (self.trial_number, clip.id)
 
+    def prepared_first(self, clip_id: str) -> None:
+        """The first trial's take was announced before the window opened (:func:`take_seconds`)."""
+        self._prepared = (self.trial_number, clip_id)
+
     def _begin_trial(self, path: Path, attrs: dict, clip: Clip) -> None:
         if self.recorder is None:
             raise CameraLost("no recorder is running")
+        waited = time.perf_counter()
         try:
             self.recorder.begin_trial(path, attrs)
         except CameraError as err:
             raise CameraLost(str(err), Marker.RECORDER_DIED if "recorder process" in str(err) else Marker.CAMERA_LOST) from err
         except StationError as err:  # e.g. the disk is below the recorder's minimum
             raise RecordingFault(Marker.RECORDING_STOPPED, str(err)) from err
+        self._begin_wait = time.perf_counter() - waited
         self.trial_open = True
         self.markers.emit(Marker.RECORDING_START, clip.id, path.name)
+        # the next trial's take renders from now on, during this one (idle priority: see
+        # station.record.priority), so that trial waits for nothing
+        if self._next_clip is not None and self._next_clip.id != clip.id:
+            self._prepare(self._next_clip)
 
     def play(self, movie, clip: Clip) -> str:
         """Play the film; first/last frame markers are the flips that showed them.
@@ -518,10 +536,12 @@ class Runner:
             "display_clip": self.display.summary(clip_int),
             "display_trial": self.display.summary(trial_int),
             "movie": self.movie_stats,
+            "begin_wait_s": round(self._begin_wait, 3),
         }
         if info["file"]:  # closed by now: the recorder's own verdict, in the journal with the trial
             info[RECORDER_VERDICT] = file_verdict(self.session.folder, info["file"])
         self.movie_stats = {}
+        self._begin_wait = 0.0
         self.state.display_drops = info["display_clip"]["dropped"]
         self.session.add_trial(info)
         self._save_frames()
@@ -567,6 +587,7 @@ class Runner:
             print_warning("the recorder cannot be restarted in this run; the session ends.")
             return "end"
         try:
+            self._prepared = None  # the new camera has no take announced yet
             self.recorder = self.reopen()
             self.markers.recorder = self.recorder
         except Exception as err:  # noqa: BLE001 - any failure to reopen ends the session cleanly
@@ -634,6 +655,8 @@ class Runner:
             while position < len(self.order):
                 clip = p.manifest.clips[self.order[position]]
                 self._prepare(clip)  # (already done unless a fault changed the plan)
+                following = position + 1
+                self._next_clip = p.manifest.clips[self.order[following]] if following < len(self.order) else None
                 self.trial_number += 1
                 outcome = self.clip_trial(self.trial_number, clip, position + 1)
                 choice = self.after_fault(clip) if outcome in FAULT_KINDS else "next"

@@ -184,7 +184,8 @@ def print_trial_verdicts(session: Session) -> None:
 
 
 def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free_bytes: int | None = None,
-                  background: bool = False, camera_faults: str | None = None, preview: bool = False) -> RecorderRole:
+                  background: bool = False, camera_faults: str | None = None, preview: bool = False,
+                  priority: str = "background") -> RecorderRole:
     """The recorder for ``camera``: a child process for a camera spec, else a thread here.
 
     With ``background`` a recorder that can (:class:`OpensInBackground`) is only started;
@@ -209,7 +210,7 @@ def open_recorder(camera, protocol: Protocol, recorder_mode: str, warn, min_free
             from station.record.procrecorder import ProcessRecorder
 
             recorder = ProcessRecorder(camera, cam.width, cam.height, cam.fps, on_warning=warn,
-                                       camera_options=camera_options, preview=preview, **options)
+                                       camera_options=camera_options, preview=preview, priority=priority, **options)
         else:
             from station.record.recorder import Recorder
 
@@ -277,6 +278,7 @@ def _open_devices(parts: dict, session: Session, protocol: Protocol, camera, ope
                   lsl) -> Markers:
     """Recorder (its camera opens in the background), markers, participant window; seating check."""
     parts["recorder"] = recorder = open_rec(background=True)
+    parts["first_take"] = _announce_first_take(recorder, protocol, session.data["order"])
     markers = Markers(recorder, session, open_lsl(lsl), simulated=sim is not None)
     parts["display"] = display = Display(
         window_size or protocol.display.size, fullscreen=protocol.display.fullscreen and not windowed,
@@ -287,6 +289,18 @@ def _open_devices(parts: dict, session: Session, protocol: Protocol, camera, ope
     _seating_check(session, recorder)
     markers.emit(Marker.SESSION_START, detail=f"protocol={protocol.name} simulated={sim is not None}")
     return markers
+
+
+def _announce_first_take(recorder, protocol: Protocol, order: list[str]) -> str | None:
+    """The first trial's length, told to the camera before the window opens: the virtual D415
+    renders that take while the window opens and the welcome is read.  Returns its clip id."""
+    prepare = getattr(recorder, "prepare_take", None)
+    if prepare is None or not order:
+        return None
+    from station.elicit.runner import take_seconds
+
+    prepare(take_seconds(protocol, protocol.manifest.clips[order[0]]))
+    return order[0]
 
 
 def _seating_check(session: Session, recorder, wait_s: float = 3.0) -> None:
@@ -308,7 +322,8 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
                 simulate: str | None = None, window_size: tuple[int, int] | None = None,
                 windowed: bool = False, lsl: bool = False, order_row: int | None = None,
                 live: bool = True, recorder_mode: str = "process", min_free_bytes: int | None = None,
-                camera_faults: str | None = None, preview: bool = False) -> Session:
+                camera_faults: str | None = None, preview: bool = False,
+                recorder_priority: str = "background") -> Session:
     """Run a protocol for one participant; returns the session, its verdict in
     ``data['status']`` / ``data['clips']`` and its exit code in ``data['exit_code']``.
 
@@ -317,11 +332,15 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     child process (default: HDF5 writing then cannot delay display flips, see
     docs/benchmarks.md), 'thread' in this process.  A terminal signal (Ctrl-C, SIGTERM,
     SIGHUP) finalises everything and re-raises as :class:`station.signals.Interrupted`; a
-    closed window raises :class:`SessionEnded`.
+    closed window raises :class:`SessionEnded`.  ``recorder_priority`` 'background' (default)
+    runs the recorder child's writing, face check and take rendering below the display
+    (:mod:`station.record.priority`); 'normal' leaves every thread at the session's priority.
     """
     from station.checks import check_choice
+    from station.record.priority import PRIORITIES
 
     check_choice(recorder_mode, ("process", "thread"), "recorder mode")
+    check_choice(recorder_priority, PRIORITIES, "recorder priority")
     protocol = load_protocol(protocol_path)
     sim = SimulatedParticipant.from_script(simulate) if simulate is not None else None
     participant, age, sex = ask_participant_info(participant, age, sex, sim is not None)
@@ -335,7 +354,7 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
     with interrupt_on_signals():
         try:
             open_rec = functools.partial(open_recorder, camera, protocol, recorder_mode, warn, min_free_bytes,
-                                         camera_faults=camera_faults, preview=preview)
+                                         camera_faults=camera_faults, preview=preview, priority=recorder_priority)
             markers = _open_devices(parts, session, protocol, camera, open_rec, sim, window_size, windowed, lsl)
 
             def reopen() -> RecorderRole:
@@ -347,6 +366,8 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
             runner = parts["runner"] = Runner(protocol, session.data["order"], session, parts["recorder"],
                                               parts["display"], markers, state, sim, sound,
                                               reopen=reopen if isinstance(camera, str) else None)
+            if parts.get("first_take"):
+                runner.prepared_first(parts["first_take"])
             with live_status(state, lambda: runner.recorder, enabled=live):
                 stop = runner.run()
             markers.emit(Marker.SESSION_END, detail=stop)

@@ -39,8 +39,12 @@ PARENT_CHECK_S = 1.0  # how often an idle child checks that the session process 
 
 def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events,
                 options: dict[str, Any] | None = None, camera_options: dict[str, Any] | None = None,
-                preview: bool = False) -> None:
-    """Child process: open the camera, then obey commands until 'close'."""
+                preview: bool = False, priority: str = "background") -> None:
+    """Child process: open the camera, then obey commands until 'close'.
+
+    ``priority`` 'background': writing and the face check run below capture and the display,
+    take rendering at the lowest priority (:mod:`station.record.priority`).
+    """
     from station.signals import ignore_terminal_signals
 
     ignore_terminal_signals()  # the session stops us (see the module docstring)
@@ -49,10 +53,15 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
     # multiprocessing refuses to a daemonic process unless told otherwise
     mp.current_process()._config["daemon"] = False
     from station.camera import open_camera
+    from station.record.priority import ThreadPriorities
     from station.record.recorder import Recorder
 
+    priorities = ThreadPriorities() if priority == "background" else None
     try:
-        source = LatestFrame(open_camera(spec, width=width, height=height, fps=fps, **(camera_options or {})))
+        camera = open_camera(spec, width=width, height=height, fps=fps, **(camera_options or {}))
+        if priorities is not None and hasattr(camera, "render_priority"):
+            camera.render_priority = "low"  # the virtual D415's take workers
+        source = LatestFrame(camera)
         rec = Recorder(source, on_warning=lambda m: events.put(("warning", m)), **(options or {}))
         rec.open()
     except BaseException as err:  # report, never hang the parent
@@ -64,6 +73,8 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
 
     def publish() -> None:
         while not stop.wait(STATUS_PERIOD_S):
+            if priorities is not None:
+                priorities.apply()  # a new trial's writer and lz4 threads
             begun = trials[0]  # read before the status: a status is never labelled with a newer trial
             events.put(("status", (rec.status(), rec.ended.is_set(), rec.error, begun)))
 
@@ -87,6 +98,8 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
                 continue
             if op == "begin":
                 path = rec.begin_trial(Path(args[0]), args[1])
+                if priorities is not None:
+                    priorities.apply()
                 trials[0] += 1
                 reply.put((rid, "ok", path))
             elif op == "end":
@@ -190,9 +203,15 @@ class ProcessRecorder:
 
     def __init__(self, camera: str, width: int, height: int, fps: int,
                  on_warning: Callable[[str], None] | None = None, camera_options: dict[str, Any] | None = None,
-                 preview: bool = False, **recorder_options: Any):
+                 preview: bool = False, priority: str = "background", **recorder_options: Any):
         """``recorder_options`` go to the child's Recorder (e.g. ``min_free_bytes``), ``camera_options``
-        to its :func:`~station.camera.open_camera` (e.g. the virtual camera's ``faults``)."""
+        to its :func:`~station.camera.open_camera` (e.g. the virtual camera's ``faults``).
+        ``priority`` 'background' lowers the child's writing, face check and take rendering below
+        capture and the display (:mod:`station.record.priority`); 'normal' changes nothing."""
+        from station.checks import check_choice
+        from station.record.priority import PRIORITIES
+
+        self.priority = check_choice(priority, PRIORITIES, "recorder priority")
         self.spec, self.mode, self.options = camera, (width, height, fps), recorder_options
         self.camera_options = camera_options or {}
         self.preview = preview  # the child draws the experimenter view in its own window
@@ -223,7 +242,8 @@ class ProcessRecorder:
         ctx = mp.get_context("spawn")  # no fork of a process holding an OpenGL context
         self._cmd, self._reply, self._events = ctx.Queue(), ctx.Queue(), ctx.Queue()
         self._proc = ctx.Process(target=_child_main, args=(self.spec, *self.mode, self._cmd, self._reply, self._events,
-                                                           self.options, self.camera_options, self.preview),
+                                                           self.options, self.camera_options, self.preview,
+                                                           self.priority),
                                  name="station-recorder", daemon=True)
         with signals_blocked():  # inherited: the terminal's signals never reach the child
             self._proc.start()
