@@ -209,7 +209,12 @@ def report_stats(stats: TrialStats) -> None:
         ("not delivered", f"{stats.gaps_color}/{stats.gaps_depth}"),
         ("unpaired", f"{stats.unpaired_color}/{stats.unpaired_depth}"),
         ("late", f"{stats.late_color}/{stats.late_depth}"), ("queue", stats.dropped_queue)))
-    line = (f"{stats.frames_written} frames written, {stats.dropped} missing (colour/depth: {causes}; "
+    line = (f"{stats.delivered_color + stats.delivered_depth} frames delivered (colour {stats.delivered_color}, "
+            f"depth {stats.delivered_depth}), {stats.frames_written} written per stream; not written: colour "
+            f"{stats.delivered_color - stats.frames_written}, depth {stats.delivered_depth - stats.frames_written} "
+            f"(unpaired at the ends {stats.unpaired_ends_color}/{stats.unpaired_ends_depth}"
+            + (f", lost at stop {stats.lost_at_stop}" if stats.lost_at_stop else "") + "); "
+            f"{stats.dropped} missing between the first and last row (colour/depth: {causes}; "
             f"stale repeats refused {stats.repeated_color}/{stats.repeated_depth}"
             + (f"; stalls {stats.stalls}" if stats.stalls else "") + f") -> {where}"
             + ("" if stats.complete else " (not finalised: readable up to the last flush)"))
@@ -240,6 +245,11 @@ def run_inspect(args: argparse.Namespace) -> int:
         table.add_row("frames", f"{s.frames}  ({s.duration_s:.2f} s, effective {s.effective_fps:.2f} fps, "
                                 f"nominal {s.nominal_fps})")
         c = s.counters
+        if s.delivered("color") is not None:
+            table.add_row("delivered", f"colour {s.delivered('color')}, depth {s.delivered('depth')}; not written: "
+                                       f"colour {s.not_written('color')}, depth {s.not_written('depth')} (unpaired "
+                                       f"before the first / after the last row {c.get('unpaired_ends_color', 0)}/"
+                                       f"{c.get('unpaired_ends_depth', 0)}, lost at stop {c.get('lost_at_stop', 0)})")
         table.add_row("missing", f"{s.dropped}  (colour {c.get('dropped_color', 0)}, depth {c.get('dropped_depth', 0)}: "
                                  f"not delivered {c.get('gaps_color', 0)}/{c.get('gaps_depth', 0)}, unpaired "
                                  f"{c.get('unpaired_color', 0)}/{c.get('unpaired_depth', 0)}, late "

@@ -42,6 +42,17 @@ class TrialSummary:
         """Capture instants without a row (see ``schema.COUNTERS_FIELDS``)."""
         return int(self.counters.get("dropped", 0))
 
+    def delivered(self, stream: str) -> int | None:
+        """Frames of ``stream`` librealsense delivered during the trial (``schema.DELIVERED``);
+        None for a file recorded before they were counted."""
+        value = self.counters.get(f"{schema.DELIVERED}_{stream}")
+        return None if value is None else int(value)
+
+    def not_written(self, stream: str) -> int | None:
+        """Frames of ``stream`` delivered during the trial that are not in the file."""
+        delivered = self.delivered(stream)
+        return None if delivered is None else delivered - self.frames
+
 
 @dataclass
 class CheckReport:
@@ -150,6 +161,51 @@ def dropped_from_frames(frames: np.ndarray) -> dict[str, int]:
     return out
 
 
+def _has_ends(counters: dict[str, int]) -> bool:
+    return all(k in counters for k in schema.ENDS_FIELDS)
+
+
+def delivered_text(counters: dict[str, int], rows: int) -> str:
+    """``3 frames delivered (colour 1, depth 2), 0 written; not written: colour 1, depth 2``."""
+    got = {s: int(counters.get(f"{schema.DELIVERED}_{s}", 0)) for s in schema.STREAMS}
+    return (f"{sum(got.values())} frames delivered (colour {got['color']}, depth {got['depth']}), {rows} written "
+            f"per stream; not written: colour {got['color'] - rows}, depth {got['depth'] - rows}")
+
+
+def _counters_agree(report: CheckReport, f: h5py.File, counters: dict[str, int], dropped: dict[str, int]) -> None:
+    """One source of truth: /counters against /frames and against the attributes.
+
+    Per stream s, from /frames alone: ``dropped_s = last - first + 1 - rows`` (0 with no row)
+    must equal the stored ``dropped_s``.  Frames never paired before the first or after the
+    last row cannot be seen in /frames, so the frames delivered but not written are checked
+    through the counters that say where they went (``schema.DELIVERED``)::
+
+        delivered_s - frames_written == (dropped_s - gaps_s) + unpaired_ends_s + lost_at_stop
+
+    with ``dropped_s`` from /frames.  Files recorded before the ends were counted (no
+    ``delivered_s``) get the first check only, as before.
+    """
+    disagree = [f"dropped_{s} {counters.get(f'dropped_{s}')} vs {dropped[s]} in /frames"
+                for s in schema.STREAMS if counters.get(f"dropped_{s}", dropped[s]) != dropped[s]]
+    if _has_ends(counters):
+        rows = counters.get("frames_written", 0)
+        for s in schema.STREAMS:
+            stored = counters[f"{schema.DELIVERED}_{s}"] - rows
+            derived = schema.not_written_per_stream(dropped[s], counters.get(f"gaps_{s}", 0),
+                                                    counters[f"{schema.UNPAIRED_ENDS}_{s}"],
+                                                    counters.get("lost_at_stop", 0))
+            if stored != derived:
+                disagree.append(f"{s}: {counters[f'{schema.DELIVERED}_{s}']} delivered - {rows} written = {stored} "
+                                f"not written, but /frames and the counters account for {derived} ((dropped - gaps) "
+                                "+ unpaired at the ends + lost at stop)")
+    attr_disagree = [k for k in schema.COUNTERS_FIELDS
+                     if k in f.attrs and k in counters and int(f.attrs[k]) != counters[k]]
+    report.add("counters agree", not disagree and not attr_disagree,
+               "/counters, attributes and /frames agree" if not (disagree or attr_disagree) else
+               "; ".join(disagree + [f"attribute {k} {int(f.attrs[k])} vs /counters {counters[k]}"
+                                     for k in attr_disagree]))
+
+
 def _read_every_chunk(report: CheckReport, f: h5py.File, n: int) -> None:
     """Decompress every stored frame: a flipped byte or a truncated file shows here, not in shapes."""
     for name in (schema.COLOR, schema.DEPTH, schema.VERTICES):
@@ -175,7 +231,7 @@ def check(path: str | Path, read_chunks: bool = True) -> CheckReport:
     frames missing beyond ``schema.MAX_MISSING_FRACTION``, effective fps under
     ``schema.MIN_FPS_FRACTION`` of nominal, a timestamp domain change or a backward step,
     colour/depth more than half a frame apart, a stall, counters that disagree with the frame
-    table or the attributes, a chunk that cannot be decompressed (``read_chunks``), an early
+    table or the attributes (the formulas are in :func:`_counters_agree`), a chunk that cannot be decompressed (``read_chunks``), an early
     stop, and a file not closed cleanly.
     """
     report = CheckReport(Path(path))
@@ -206,9 +262,12 @@ def _check_open(report: CheckReport, f: h5py.File, read_chunks: bool) -> None:
     n = len(frames)
     if n == 0:
         lost = {k: v for k, v in counters.items() if v and k != "frames_written"}
-        report.add("frames", False, "0 frames in the file" + (f" (camera counts: {lost})" if lost else "") +
-                   (": colour and depth never came within half a frame of each other"
-                    if counters.get("unpaired_color", 0) or counters.get("unpaired_depth", 0) else ""))
+        unpaired = any(counters.get(f"{cause}_{s}", 0) for cause in ("unpaired", schema.UNPAIRED_ENDS)
+                       for s in schema.STREAMS)
+        counts = f": {delivered_text(counters, 0)}" if _has_ends(counters) else \
+            (f" (camera counts: {lost})" if lost else "")
+        report.add("frames", False, "0 frames in the file" + counts +
+                   (" -- colour and depth never came within half a frame of each other" if unpaired else ""))
     else:
         report.add("frames", True, f"{n} rows")
     fps = float(f.attrs.get("fps", 0)) or 60.0
@@ -233,16 +292,9 @@ def _check_open(report: CheckReport, f: h5py.File, read_chunks: bool) -> None:
         host = frames["host_time"]
         report.add("host clock increases", bool(np.all(np.diff(host) >= 0)),
                    f"{int(np.sum(np.diff(host) < 0))} backward step(s)")
-        complete = bool(f.attrs.get("complete", False))
-        if complete and counters.get("frames_written", n) == n:
-            disagree = [f"dropped_{s} {counters.get(f'dropped_{s}')} vs {dropped[s]} in /frames"
-                        for s in schema.STREAMS if counters.get(f"dropped_{s}", dropped[s]) != dropped[s]]
-            attr_disagree = [k for k in schema.COUNTERS_FIELDS
-                             if k in f.attrs and k in counters and int(f.attrs[k]) != counters[k]]
-            report.add("counters agree", not disagree and not attr_disagree,
-                       "/counters, attributes and /frames agree" if not (disagree or attr_disagree) else
-                       "; ".join(disagree + [f"attribute {k} {int(f.attrs[k])} vs /counters {counters[k]}"
-                                             for k in attr_disagree]))
+    complete = bool(f.attrs.get("complete", False))
+    if complete and counters.get("frames_written", n) == n:
+        _counters_agree(report, f, counters, dropped_from_frames(frames))
     markers = read_markers(f)
     stalls = [m for m in markers if m["event"] == Marker.CAMERA_STALLED]
     report.add("no stall", not stalls and not counters.get("stalls", 0),
