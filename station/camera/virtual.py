@@ -306,7 +306,8 @@ class VirtualD415:
             raise CameraError(f"virtual D415: rendering the participant ahead failed: {take.error}")
         self._take = take
         info = {"frames": take.n, "scene_offset": take.offset, "render_s": round(take.render_s, 2),
-                "waited_s": round(waited, 2), "compressed": take.cache.compress, "streaming": take.cache.streaming}
+                "waited_s": round(waited, 2), "compressed": take.cache.compress, "streaming": take.cache.streaming,
+                "announced_s": round(time.perf_counter() - take.started, 2)}  # prepare_take to the trial's start
         self.take_log.append(info)
         return info
 
