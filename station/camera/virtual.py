@@ -85,22 +85,21 @@ class _Take:
 
 
 class _LowPriorityRender:
-    """A renderer that first moves its worker process to the lowest priority
-    (:func:`station.record.priority.lower_process`): a take is needed only when its trial
-    starts, so rendering it must take as little CPU time as it can from the participant's
-    display and the recorder."""
-
-    lowered = False  # per worker process
+    """A renderer whose worker process moves itself to the lowest priority when it receives it
+    (:func:`station.record.priority.lower_process`, at the worker's start): a take is needed
+    only when its trial starts, so rendering it must take as little CPU time as it can from
+    the participant's display and the recorder."""
 
     def __init__(self, render):
         self.render = render
 
-    def __call__(self, index: int):
-        if not _LowPriorityRender.lowered:
-            from station.record.priority import lower_process
+    def __setstate__(self, state: dict) -> None:  # unpickled = arrived in a render worker
+        from station.record.priority import lower_process
 
-            lower_process()
-            _LowPriorityRender.lowered = True
+        self.__dict__.update(state)
+        lower_process()
+
+    def __call__(self, index: int):
         return self.render(index)
 
 
