@@ -19,6 +19,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from station.evaluate import libsvm
+
 DEFAULT_C_GRID = (0.01, 0.1, 1.0)
 
 # scikit-learn 1.9 deprecates SVC(probability=True) (removal planned for 1.11); it is still LIBSVM's
@@ -102,6 +104,13 @@ def inner_cv(y: np.ndarray, groups: np.ndarray | None, *, grouped: bool, n_split
                            random_state=seed)
 
 
+def inner_splits_of(y: np.ndarray, groups: np.ndarray | None, *, grouped: bool, seed: int = 0
+                    ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, test) index pairs of :func:`inner_cv` on labels ``y`` (and ``groups`` if grouped)."""
+    cv = inner_cv(y, groups, grouped=grouped, seed=seed)
+    return list(cv.split(np.zeros((len(y), 1)), y, groups if grouped else None))
+
+
 def select_and_fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, grouped: bool, kernel: str = "linear",
                    c_grid: tuple[float, ...] = DEFAULT_C_GRID, seed: int = 0) -> tuple[Pipeline, float]:
     """Choose C by GridSearchCV on (X, y) only, then fit the probabilistic SVM with it.
@@ -134,7 +143,7 @@ def aligned_proba(model, X: np.ndarray, classes: np.ndarray) -> np.ndarray:
 class FittedSVM:
     """A scaler + probabilistic SVC fitted on one training set (what ``lean_select_and_fit`` returns)."""
 
-    def __init__(self, scaler: StandardScaler, train_scaled: np.ndarray, svc: SVC, kernel: str, gamma: float):
+    def __init__(self, scaler, train_scaled: np.ndarray, svc, kernel: str, gamma: float):
         self.scaler, self.train_scaled, self.svc, self.kernel, self.gamma = scaler, train_scaled, svc, kernel, gamma
         self.classes_ = svc.classes_
 
@@ -143,8 +152,16 @@ class FittedSVM:
         return self.svc.predict_proba(kernel_matrix(test, self.train_scaled, self.kernel, self.gamma))
 
 
+def _precomputed_svc(kernel: np.ndarray, y: np.ndarray, C: float, *, probability: bool, seed: int):
+    """``SVC(kernel="precomputed", ...).fit(kernel, y)``, through LIBSVM directly when possible (libsvm.py:
+    the same fit, without SVC's per-call validation); both have ``predict``, ``predict_proba``, ``classes_``."""
+    if libsvm.available():
+        return libsvm.fit(kernel, y, C, probability=probability, seed=seed)
+    return _fit_svc(SVC(C=C, kernel="precomputed", probability=probability, random_state=seed), kernel, y)
+
+
 def _scaled_split(X: np.ndarray, train: np.ndarray, test: np.ndarray, kernel: str, gamma: float | str):
-    scaler = StandardScaler().fit(X[train])
+    scaler = libsvm.Standardizer.fit(X[train])  # StandardScaler's arithmetic, bit for bit
     a = scaler.transform(X[train])
     g = resolve_gamma(gamma, a)
     k_test = kernel_matrix(scaler.transform(X[test]), a, kernel, g) if len(test) else None
@@ -153,23 +170,27 @@ def _scaled_split(X: np.ndarray, train: np.ndarray, test: np.ndarray, kernel: st
 
 def lean_select_and_fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, grouped: bool, kernel: str = "linear",
                         c_grid: tuple[float, ...] = DEFAULT_C_GRID, seed: int = 0, n_classes: int | None = None,
-                        inner_oof: bool = False, gamma: float | str = "scale"
+                        inner_oof: bool = False, gamma: float | str = "scale",
+                        inner_splits: list[tuple[np.ndarray, np.ndarray]] | None = None
                         ) -> tuple[FittedSVM, float, np.ndarray | None]:
     """What :func:`select_and_fit` does, ~10x faster on small folds; optionally inner OOF probabilities.
 
-    Same inner splits, same scaling (StandardScaler on each inner training part), same kernel,
-    same SVC settings and the same choice rule as GridSearchCV (best mean inner accuracy, first
-    on ties, 0 for a split that cannot be fitted), so the chosen C and the probabilities are the
-    same (tests/test_evaluate_classifiers.py).  Each inner split's kernel matrix is computed once
-    for all C values, and GridSearchCV's per-fit validation and cloning are skipped: for the
-    ~10^4 small fits of a baseline that bookkeeping dominated the run time.  With ``inner_oof``,
-    the inner splits also give out-of-fold probabilities of (X, y) with the chosen C.
+    Same inner splits, same scaling (StandardScaler's arithmetic on each inner training part),
+    same kernel, same LIBSVM settings and the same choice rule as GridSearchCV (best mean inner
+    accuracy, first on ties, 0 for a split that cannot be fitted), so the chosen C and the
+    probabilities are the same (tests/test_evaluate_classifiers.py).  Each inner split's kernel
+    matrix is computed once for all C values, and GridSearchCV's cloning and scikit-learn's
+    per-fit validation are skipped (LIBSVM is called directly, libsvm.py): for the ~10^5 small
+    fits of a baseline that bookkeeping dominated the run time.  With ``inner_oof``, the inner
+    splits also give out-of-fold probabilities of (X, y) with the chosen C.  ``inner_splits``:
+    the splits of :func:`inner_splits_of` (they depend on labels and groups only, so a fold computes
+    them once for all its features).
     """
-    cv = inner_cv(y, groups, grouped=grouped, seed=seed)
+    splits = inner_splits if inner_splits is not None else inner_splits_of(y, groups, grouped=grouped, seed=seed)
     n_classes = int(y.max()) + 1 if n_classes is None else n_classes
     split_data = []
     scores: list[list[float]] = [[] for _ in c_grid]
-    for train, test in cv.split(X, y, groups if grouped else None):
+    for train, test in splits:
         data = _scaled_split(X, train, test, kernel, gamma)
         split_data.append((train, test, data))
         _, _, _, k_tr, k_te = data
@@ -177,12 +198,12 @@ def lean_select_and_fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, gro
             if len(np.unique(y[train])) < 2:
                 scores[ci].append(0.0)
                 continue
-            svc = _fit_svc(SVC(C=c, kernel="precomputed", random_state=seed), k_tr, y[train])
+            svc = _precomputed_svc(k_tr, y[train], c, probability=False, seed=seed)
             scores[ci].append(float(np.mean(svc.predict(k_te) == y[test])))
     best_c = float(c_grid[int(np.argmax([np.mean(sc) for sc in scores]))])
     everything = np.arange(len(y))
     scaler, a, g, k_all, _ = _scaled_split(X, everything, everything[:0], kernel, gamma)
-    svc = _fit_svc(SVC(C=best_c, kernel="precomputed", probability=True, random_state=seed), k_all, y)
+    svc = _precomputed_svc(k_all, y, best_c, probability=True, seed=seed)
     model = FittedSVM(scaler, a, svc, kernel, g)
     oof = None
     if inner_oof:
@@ -191,7 +212,7 @@ def lean_select_and_fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, gro
             if len(np.unique(y[train])) < 2:
                 oof[test] = 1.0 / n_classes
                 continue
-            inner = _fit_svc(SVC(C=best_c, kernel="precomputed", probability=True, random_state=seed), k_tr, y[train])
+            inner = _precomputed_svc(k_tr, y[train], best_c, probability=True, seed=seed)
             proba = inner.predict_proba(k_te)
             for j, c in enumerate(inner.classes_):
                 oof[test, int(c)] = proba[:, j]

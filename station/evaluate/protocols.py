@@ -27,8 +27,8 @@ from sklearn.model_selection import LeaveOneGroupOut, RepeatedStratifiedKFold
 import sklearn
 from threadpoolctl import ThreadpoolController
 
-from station.evaluate.classifiers import (DEFAULT_C_GRID, aligned_proba, inner_cv, lean_select_and_fit,
-                                         select_and_fit)
+from station.evaluate.classifiers import (DEFAULT_C_GRID, aligned_proba, inner_cv, inner_splits_of,
+                                         lean_select_and_fit, select_and_fit)
 from station.parallel import parallel_map
 
 PROTOCOLS = ("loso", "kfold")
@@ -133,6 +133,7 @@ def run_fold(features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
     """
     grouped = protocol == "loso"
     proba, inner, chosen = {}, {}, {}
+    splits_inner = None
     for name, X in features.items():
         if not np.isfinite(X).all():
             raise ValueError(f"feature {name!r} has NaN or infinite values")
@@ -151,9 +152,11 @@ def run_fold(features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
                     inner[name] = _inner_oof(X[train], y[train], groups[train], n_classes, grouped=grouped, c=c,
                                              kernel=kernel, seed=seed)
             else:
+                if splits_inner is None:  # the same for every feature of this fold
+                    splits_inner = inner_splits_of(y[train], groups[train], grouped=grouped, seed=seed)
                 model, c, oof = lean_select_and_fit(X[train], y[train], groups[train], grouped=grouped,
                                                     kernel=kernel, c_grid=c_grid, seed=seed, n_classes=n_classes,
-                                                    inner_oof=nested)
+                                                    inner_oof=nested, inner_splits=splits_inner)
                 if nested:
                     inner[name] = oof
             proba[name] = aligned_proba(model, X[test], np.arange(n_classes))
