@@ -231,8 +231,8 @@ def check(path: str | Path, read_chunks: bool = True) -> CheckReport:
     frames missing beyond ``schema.MAX_MISSING_FRACTION``, effective fps under
     ``schema.MIN_FPS_FRACTION`` of nominal, a timestamp domain change or a backward step,
     colour/depth more than half a frame apart, a stall, counters that disagree with the frame
-    table or the attributes (the formulas are in :func:`_counters_agree`), a chunk that cannot be decompressed (``read_chunks``), an early
-    stop, and a file not closed cleanly.
+    table or the attributes (the formulas are in :func:`_counters_agree`), a chunk that cannot
+    be decompressed (``read_chunks``), an early stop, and a file not closed cleanly.
     """
     report = CheckReport(Path(path))
     try:
