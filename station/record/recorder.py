@@ -11,7 +11,9 @@ between trials are not recorded.  Every frame the camera produced between a tria
 last row is either written or counted, by cause (see ``schema.COUNTERS_FIELDS``): the counts a
 frameset carries (:attr:`Frameset.events`) are added when it is written, so they count exactly
 the frames inside the trial; a frameset the queue cannot take hands its counts, plus itself,
-to the next one.  A camera that stays connected but sends nothing for ``stall_s`` gets a
+to the next one.  Frames delivered while the trial is open but never paired into a row --
+before its first row, after its last, or all of them when it has none -- are counted too
+(``unpaired_ends_s``; ``schema.DELIVERED`` gives the formulas).  A camera that stays connected but sends nothing for ``stall_s`` gets a
 ``camera_stalled`` marker, a warning and a flag in the trial, and ``camera_resumed`` when
 frames come back; meanwhile the recorder asks the source to recover.  Markers from any thread
 (:meth:`Recorder.mark`) carry ``time.perf_counter()`` timestamps: the clock of each frame's
