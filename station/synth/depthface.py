@@ -139,27 +139,35 @@ class D415Noise:
         """
         h, w = self.shape
         oy, ox = self._offset(index)
+        noise = self._noise[oy:oy + h, ox:ox + w]
+        random_holes = self._random_holes[oy:oy + h, ox:ox + w]
         if box is None or getattr(self, "_static", None) is None or self._static[0] != box:
             valid = z > 0
             disparity = self.f_b / np.where(valid, z, np.float32(1.0))
             holes = self._steep(z) | ~valid
             holes[:, :self.band] = True
+            holes |= random_holes
             if box is not None:
-                self._static = (box, disparity.astype(np.float32), holes)
+                # (the first frame's random holes stay in the static part: the generator has
+                # always done so, and the dataset's frames are kept bit for bit)
+                self._static = (box, disparity.astype(np.float32), holes.copy())
+            disparity = disparity.astype(np.float32, copy=False)
+            disparity += noise
         else:
-            disparity, holes = self._static[1].copy(), self._static[2].copy()
+            # The static part plus this frame's noise in one pass each (no copies first), then
+            # the head box, computed as the full frame would be: the same numbers bit for bit.
+            disparity = np.add(self._static[1], noise)
+            holes = np.bitwise_or(self._static[2], random_holes)
             x, y, bw, bh = box
             zb = z[y:y + bh, x:x + bw]
             valid = zb > 0
-            disparity[y:y + bh, x:x + bw] = self.f_b / np.where(valid, zb, np.float32(1.0))
-            holes[y:y + bh, x:x + bw] = self._steep(zb) | ~valid
+            inside = (self.f_b / np.where(valid, zb, np.float32(1.0))).astype(np.float32, copy=False)
+            np.add(inside, noise[y:y + bh, x:x + bw], out=disparity[y:y + bh, x:x + bw])
+            np.bitwise_or(self._steep(zb) | ~valid, random_holes[y:y + bh, x:x + bw], out=holes[y:y + bh, x:x + bw])
             if x < self.band:
                 holes[:, :self.band] = True
-        disparity = disparity.astype(np.float32, copy=False)
-        disparity += self._noise[oy:oy + h, ox:ox + w]
         disparity *= np.float32(1 / SUBPIXEL_STEP)
         np.rint(disparity, out=disparity)
         out = np.divide(np.float32(self.f_b / SUBPIXEL_STEP), disparity, out=disparity)
-        holes |= self._random_holes[oy:oy + h, ox:ox + w]
-        out[holes] = 0.0
+        np.copyto(out, np.float32(0.0), where=holes)
         return out
