@@ -35,18 +35,32 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from station.features.neighbourhoods import CellGrid, radius_balls
+
 SI_NAMES = ("cup", "trough", "rut", "saddle rut", "saddle", "saddle ridge", "ridge", "dome", "cap")
 HK_NAMES = ("peak", "none", "pit", "ridge", "flat", "valley", "saddle ridge", "minimal", "saddle valley")
 
 
 @dataclass(frozen=True)
 class Curvatures:
-    """Per query point: principal curvatures (1/mm), unit normals towards the viewer."""
+    """Per query point: principal curvatures (1/mm), unit normals towards the viewer.
+
+    ``sigma``: the fitted normal curvature's standard deviation under white depth noise of the
+    ``noise_mm`` given to :func:`principal_curvatures` (1/mm; the earlier flat threshold's base).
+    ``hessian_cov``: (Q, 3, 3) least-squares covariance of the fitted second derivatives
+    (fxx, fxy, fyy) per unit depth noise variance (mm^-4 per mm^2): multiply by sigma^2 (mm^2)
+    for their covariance in mm^-2.  ``residual``: RMS of the fit residual (mm); ``count``: the
+    number of points fitted.
+    """
 
     kmax: np.ndarray
     kmin: np.ndarray
     normals: np.ndarray
-    sigma: np.ndarray | None = None  # curvature noise of the fit (1/mm), see principal_curvatures
+    sigma: np.ndarray | None = None
+    hessian_cov: np.ndarray | None = None
+    residual: np.ndarray | None = None
+    count: np.ndarray | None = None
+    hessian: np.ndarray | None = None  # (Q, 3) fitted fxx, fxy, fyy of the tangent-frame patch (1/mm)
 
     @property
     def mean(self) -> np.ndarray:
@@ -57,97 +71,131 @@ class Curvatures:
         return self.kmax * self.kmin
 
 
-def _cubic_design(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    one = np.ones_like(x)
-    return np.stack([one, x, y, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y, y ** 3], axis=-1)
-
-
 #: At most this many neighbours enter one radius fit (an even subsample of the ball): the noise
 #: estimate ``sigma`` uses the points actually fitted, so the flat threshold stays consistent.
 MAX_FIT_POINTS = 1200
 
-
-def _neighbourhoods(tree: cKDTree, points: np.ndarray, queries: np.ndarray, k: int,
-                    radius: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """(Q, M) neighbour indices and a (Q, M) mask: the k nearest, or every point within ``radius``.
-
-    A radius neighbourhood with fewer than 10 points (a hole, the crop edge) falls back to the 10
-    nearest points so every query gets a determined fit.
-    """
-    if radius is None:
-        _, idx = tree.query(queries, k=k)
-        return idx, np.ones(idx.shape, bool)
-    groups = [g if len(g) <= MAX_FIT_POINTS else sorted(g)[::-(-len(g) // MAX_FIT_POINTS)]
-              for g in tree.query_ball_point(queries, r=radius)]
-    sizes = np.array([len(g) for g in groups])
-    width = max(10, int(sizes.max()) if len(sizes) else 10)
-    idx = np.zeros((len(queries), width), np.int64)
-    mask = np.zeros((len(queries), width), bool)
-    small = np.flatnonzero(sizes < 10)
-    if len(small):
-        _, near = tree.query(queries[small], k=min(10, len(points)))
-    for q, g in enumerate(groups):
-        if sizes[q] >= 10:
-            idx[q, :sizes[q]] = g
-            mask[q, :sizes[q]] = True
-    for j, q in enumerate(small):
-        idx[q, :near.shape[1]] = near[j]
-        mask[q, :near.shape[1]] = True
-    return idx, mask
+# The cubic's 10 monomials x^a y^b in the column order of the module docstring, and where the
+# normal equations find them among the moments sum(x^a y^b) (a + b <= 6) and sum(z x^a y^b).
+_EXP_X = np.array([0, 1, 0, 2, 1, 0, 3, 2, 1, 0])
+_EXP_Y = np.array([0, 0, 1, 0, 1, 2, 0, 1, 2, 3])
+_ATA_AT = (_EXP_X[:, None] + _EXP_X[None, :], _EXP_Y[:, None] + _EXP_Y[None, :])
+_HESSIAN_J = np.diag([2.0, 1.0, 2.0])  # (c3, c4, c5) -> (fxx, fxy, fyy)
 
 
 def principal_curvatures(points: np.ndarray, queries: np.ndarray | None = None, *, k: int = 24,
                          radius: float | None = None, noise_mm: float | np.ndarray = 0.0,
                          viewpoint: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                         tree: cKDTree | None = None, chunk: int = 256) -> Curvatures:
+                         tree: cKDTree | None = None, chunk: int = 128) -> Curvatures:
     """Principal curvatures at ``queries`` (default: every point) of the surface ``points``.
 
     ``points`` (N, 3) and ``queries`` (Q, 3) in the same unit (mm).  Neighbourhood: every point
-    within ``radius`` mm (the station default; see :class:`CurvatureParams`), or, with
-    ``radius=None``, the ``k`` nearest (at least 10, the number of cubic coefficients).  With
-    ``noise_mm`` > 0 (scalar or one per query) the result also carries ``sigma``: the standard
-    deviation of the fitted normal curvature that white depth noise of that RMS would cause with
-    this neighbourhood (least-squares covariance of the second-order coefficients), from which
-    the flat threshold is derived (:func:`flat_threshold`).  Pass a prebuilt ``tree`` of ``points``
-    to reuse it across calls.
+    within ``radius`` mm (the station default; see :class:`CurvatureParams`; balls of more than
+    :data:`MAX_FIT_POINTS` points are evenly subsampled in index order), or, with
+    ``radius=None``, the ``k`` nearest (at least 10, the number of cubic coefficients).  A radius
+    ball with fewer than 10 points falls back to the 10 nearest.  With ``noise_mm`` > 0 (scalar
+    or one per query) the result's ``sigma`` is the standard deviation of the fitted normal
+    curvature that white depth noise of that RMS would cause (see :class:`Curvatures`).  Pass a
+    prebuilt ``tree`` of ``points`` to reuse it (k-nearest path and the fallback).
+
+    Speed: the neighbourhoods come from a cell grid as padded arrays
+    (:mod:`station.features.neighbourhoods`), and each chunk of queries is fitted at once from
+    its normal equations, built as moment sums by one batched matrix product (no per-query
+    Python); the result equals the per-query least-squares fit to rounding (tests).
     """
     points = np.asarray(points, dtype=np.float64)
     queries = points if queries is None else np.asarray(queries, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be (N, 3), got shape {points.shape}")
     if len(points) < 10:
         raise ValueError(f"curvature needs at least 10 points, got {len(points)}")
-    k = int(min(max(k, 10), len(points)))
-    tree = tree if tree is not None else cKDTree(points)
     noise = np.broadcast_to(np.asarray(noise_mm, dtype=np.float64), (len(queries),))
-    parts = [_fit(points, queries[i:i + chunk], tree, k, radius, noise[i:i + chunk], viewpoint)
-             for i in range(0, len(queries), chunk)] or [_fit(points, queries, tree, k, radius, noise, viewpoint)]
-    return Curvatures(*(np.concatenate([p[j] for p in parts]) for j in range(4)))
+    out = {name: np.empty((len(queries),) + shape) for name, shape in
+           (("kmax", ()), ("kmin", ()), ("normals", (3,)), ("sigma", ()), ("hessian_cov", (3, 3)),
+            ("residual", ()), ("count", ()), ("hessian", (3,)))}
+    if radius is None:
+        k = int(min(max(k, 10), len(points)))
+        tree = tree if tree is not None else cKDTree(points)
+        for i in range(0, len(queries), chunk):
+            sel = np.arange(i, min(i + chunk, len(queries)))
+            _store(out, sel, _fit_knn(points, queries[sel], tree, k, noise[sel], viewpoint))
+    else:
+        grid = CellGrid(points, cell=float(radius) / 2.0)
+        order = np.lexsort(grid.cell_of(queries).T[::-1])  # queries of a cell together: shared candidates
+        for i in range(0, len(queries), chunk):
+            sel = order[i:i + chunk]
+            balls = radius_balls(grid, queries[sel], float(radius), cap=MAX_FIT_POINTS)
+            few = balls.count < 10
+            dense = np.flatnonzero(~few)
+            for j in range(0, len(dense), 32):  # the fit in sub-chunks that stay in cache
+                part = dense[j:j + 32]
+                width = int(balls.count[part].max())
+                res = _fit_offsets(balls.offsets[:, part, :width], balls.count[part], balls.d2max[part],
+                                   queries[sel[part]], noise[sel[part]], viewpoint)
+                _store(out, sel[part], res)
+            if few.any():  # a hole or the crop edge: the 10 nearest points
+                tree = tree if tree is not None else cKDTree(points)
+                rows = sel[few]
+                _store(out, rows, _fit_knn(points, queries[rows], tree, 10, noise[rows], viewpoint))
+    return Curvatures(out["kmax"], out["kmin"], out["normals"], out["sigma"], out["hessian_cov"],
+                      out["residual"], out["count"], out["hessian"])
 
 
-def _fit(points, queries, tree, k, radius, noise_mm, viewpoint):
-    idx, mask = _neighbourhoods(tree, points, queries, k, radius)
-    wts = mask.astype(np.float64)
-    count = wts.sum(1)
-    nbrs = (points[idx] - queries[:, None, :]) * wts[..., None]  # (Q, M, 3), centred on the query
-    scale = np.sqrt((nbrs ** 2).sum(-1)).max(axis=1)  # conditioning: fit in units of the patch size
+def _store(out: dict, rows: np.ndarray, res: tuple) -> None:
+    for name, value in zip(("kmax", "kmin", "normals", "sigma", "hessian_cov", "residual", "count", "hessian"), res):
+        out[name][rows] = value
+
+
+def _fit_knn(points, queries, tree, k, noise, viewpoint):
+    dist, idx = tree.query(queries, k=k)
+    offsets = np.stack([points[idx, c] - queries[:, None, c] for c in range(3)])
+    d2max = np.max(offsets[0] ** 2 + offsets[1] ** 2 + offsets[2] ** 2, axis=1)
+    return _fit_offsets(offsets, np.full(len(queries), k), d2max, queries, noise, viewpoint)
+
+
+def _fit_offsets(offsets: np.ndarray, count: np.ndarray, d2max: np.ndarray, queries: np.ndarray,
+                 noise_mm: np.ndarray, viewpoint) -> tuple:
+    """Batched cubic fits of Q neighbourhoods: ``offsets`` (3, Q, M) neighbour minus query, 0-padded.
+
+    Same estimator as the per-query recipe of the module docstring, in units of each patch's
+    size (conditioning): PCA normal from the neighbours' scatter, then the normal equations
+    ``A^T A c = A^T z`` of the cubic in the tangent frame.  Their entries are moments
+    ``sum x^a y^b`` (a + b <= 6) and ``sum z x^a y^b`` (a + b <= 3), all of which come out of one
+    batched product ``[x^0..x^6, z x^0..z x^3] @ [y^0..y^6]^T`` (padding rows are 0 and add
+    only to the count, which is set exactly).
+    """
+    q_n, m = offsets.shape[1], offsets.shape[2]
+    cnt = count.astype(np.float64)
+    scale = np.sqrt(d2max)
     scale[scale == 0] = 1.0
-    nbrs = nbrs / scale[:, None, None]
-
-    mean = nbrs.sum(axis=1, keepdims=True) / count[:, None, None]
-    centred = (nbrs - mean) * wts[..., None]
-    cov = np.matmul(centred.transpose(0, 2, 1), centred)
-    _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues: column 0 is the normal
+    p = offsets / scale[None, :, None]
+    pq = p.transpose(1, 0, 2)  # (Q, 3, M)
+    mean = p.sum(axis=2).T / cnt[:, None]
+    scatter = np.matmul(pq, pq.transpose(0, 2, 1)) - cnt[:, None, None] * mean[:, :, None] * mean[:, None, :]
+    _, vecs = np.linalg.eigh(scatter)  # ascending eigenvalues: column 0 is the normal
     normal = vecs[:, :, 0]
     to_view = np.asarray(viewpoint, dtype=np.float64)[None] - queries
     normal = normal * np.where((normal * to_view).sum(-1) < 0, -1.0, 1.0)[:, None]
     u = vecs[:, :, 2]
-    v = np.cross(normal, u)
-
-    frame = np.stack([u, v, normal], axis=-1)  # (Q, 3, 3): columns u, v, n
-    local = np.matmul(nbrs, frame)  # (Q, M, 3) tangent-frame coordinates
-    x, y, z = local[..., 0], local[..., 1], local[..., 2]
-    design = _cubic_design(x, y) * wts[..., None]  # (Q, M, 10), padding rows zero
-    ata = np.matmul(design.transpose(0, 2, 1), design) + 1e-9 * np.eye(10)[None]
-    atz = np.matmul(design.transpose(0, 2, 1), (z * wts)[..., None])[..., 0]
+    frame = np.stack([u, np.cross(normal, u), normal], axis=1)  # rows u, v, n
+    local = np.matmul(frame, pq)  # (Q, 3, M) tangent-frame coordinates x, y, z
+    x, y, z = local[:, 0], local[:, 1], local[:, 2]
+    basis = np.empty((q_n, 18, m))
+    basis[:, 0] = 1.0
+    basis[:, 1] = x
+    for e in range(2, 7):
+        np.multiply(basis[:, e - 1], x, out=basis[:, e])
+    basis[:, 7] = z
+    for e in range(8, 11):
+        np.multiply(basis[:, e - 1], x, out=basis[:, e])
+    basis[:, 11] = 1.0
+    basis[:, 12] = y
+    for e in range(13, 18):
+        np.multiply(basis[:, e - 1], y, out=basis[:, e])
+    moments = np.matmul(basis[:, :11], basis[:, 11:].transpose(0, 2, 1))  # (Q, 11, 7)
+    moments[:, 0, 0] = cnt
+    ata = moments[:, _ATA_AT[0], _ATA_AT[1]] + 1e-9 * np.eye(10)[None]
+    atz = moments[:, 7 + _EXP_X, _EXP_Y]
     coef = np.linalg.solve(ata, atz[..., None])[..., 0]
 
     fx, fy = coef[:, 1], coef[:, 2]
@@ -161,14 +209,15 @@ def _fit(points, queries, tree, k, radius, noise_mm, viewpoint):
     disc = np.sqrt(np.maximum(mean_c * mean_c - gauss, 0.0))
     kmax = (mean_c + disc) / scale
     kmin = (mean_c - disc) / scale
-    if np.any(np.asarray(noise_mm) > 0):
-        # Var(coef) = sigma^2 (A^T A)^-1 in patch units; the normal curvature 2*c3 (or 2*c5), in mm^-1
-        inv = np.linalg.inv(ata)
-        var = np.maximum(inv[:, 3, 3], inv[:, 5, 5])
-        sigma = 2.0 * (np.asarray(noise_mm, dtype=np.float64) / scale) * np.sqrt(var) / scale
-    else:
-        sigma = np.zeros(len(queries))
-    return kmax, kmin, normal, sigma
+
+    inv = np.linalg.inv(ata)
+    # Var(coef) = sigma^2 (A^T A)^-1 in patch units; the normal curvature 2*c3 (or 2*c5), in mm^-1
+    sigma = 2.0 * (noise_mm / scale) * np.sqrt(np.maximum(inv[:, 3, 3], inv[:, 5, 5])) / scale
+    hess_cov = _HESSIAN_J @ inv[:, 3:6, 3:6] @ _HESSIAN_J / scale[:, None, None] ** 4
+    rss = np.einsum("qm,qm->q", z, z) - 2 * (coef * atz).sum(1) + np.einsum("qi,qij,qj->q", coef, ata, coef)
+    residual = scale * np.sqrt(np.maximum(rss, 0.0) / np.maximum(cnt - 10, 1))
+    hessian = np.stack([fxx, fxy, fyy], axis=1) / scale[:, None]
+    return kmax, kmin, normal, sigma, hess_cov, residual, cnt, hessian
 
 
 def shape_index(kmax: np.ndarray, kmin: np.ndarray) -> np.ndarray:
