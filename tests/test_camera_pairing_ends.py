@@ -106,14 +106,14 @@ def test_a_camera_that_hands_over_nothing_says_0_delivered(tmp_path):
     assert failing(stats.path)["frames"].startswith("0 frames in the file: 0 frames delivered (colour 0, depth 0)")
 
 
-class DepthOnlySource:
-    """A camera source of our own (not a mock of librealsense) whose colour stream is silent:
-    depth frames reach the real :class:`FramePairer` and wait for partners that never come."""
+class ScriptedSource:
+    """A camera source of our own (not a mock of librealsense): frames in the order given, one
+    per read, through the real :class:`FramePairer`, stamped at their frame number's time."""
 
-    description = "depth only"
+    description = "scripted"
 
-    def __init__(self, n: int):
-        self.numbers = list(range(100, 100 + n))
+    def __init__(self, script: list[tuple[str, int]]):
+        self.script = list(script)
         self.pairer = FramePairer(60)
         self.calibration = small_camera(1).calibration
 
@@ -121,11 +121,12 @@ class DepthOnlySource:
         return self.calibration
 
     def read(self, timeout_s=1.0):
-        if not self.numbers:
-            raise EndOfStream("depth only")
-        n = self.numbers.pop(0)
+        if not self.script:
+            raise EndOfStream("scripted")
+        stream, n = self.script.pop(0)
         times = StreamTimes(n, n * 1000 / 60, "hardware_clock")
-        self.pairer.offer("depth", n, lambda: (times, np.zeros((SMALL[1], SMALL[0]), np.uint16)))
+        shape, dtype = ((SMALL[1], SMALL[0], 3), np.uint8) if stream == "color" else ((SMALL[1], SMALL[0]), np.uint16)
+        self.pairer.offer(stream, n, lambda: (times, np.zeros(shape, dtype)))
         pairs = self.pairer.pairs(time.perf_counter())
         return pairs[0] if pairs else None
 
@@ -133,8 +134,20 @@ class DepthOnlySource:
         pass
 
 
+def test_a_late_frame_and_a_pending_one_after_the_last_row_are_counted(tmp_path):
+    """Rows 1-5; then depth #7, and depth #6 overtaken by it (late); colour never comes again."""
+    script = [(s, n) for n in range(1, 6) for s in ("depth", "color")] + [("depth", 7), ("depth", 6)]
+    source = ScriptedSource(script)
+    stats = record_trial(source, tmp_path / "late.h5")
+    assert stats.frames_written == 5 and stats.dropped == 0 and stats.late_depth == stats.gaps_depth == 0
+    assert delivered(stats) == (5, 7) == (source.pairer.delivered["color"], source.pairer.delivered["depth"])
+    assert (stats.unpaired_ends_color, stats.unpaired_ends_depth) == (0, 2)  # #7 pending, #6 late
+    assert summarize(stats.path).not_written("depth") == 2 and check(stats.path).ok
+
+
 def test_a_silent_stream_leaves_every_frame_of_the_other_counted(tmp_path):
-    stats = record_trial(DepthOnlySource(90), tmp_path / "silent.h5")  # 90 > the 60 frames the pairer holds
+    source = ScriptedSource([("depth", n) for n in range(100, 190)])  # 90 > the 60 frames the pairer holds
+    stats = record_trial(source, tmp_path / "silent.h5")
     assert stats.frames_written == 0 and delivered(stats) == (0, 90) and stats.unpaired_ends_depth == 90
     assert stats.dropped == 0 and stats.unpaired_depth == 0  # no row: nothing between rows to miss
     assert failing(stats.path)["frames"].startswith("0 frames in the file: 90 frames delivered (colour 0, depth 90)")
