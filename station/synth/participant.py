@@ -221,11 +221,11 @@ class SyntheticParticipant:
         field for the warp, for the landmarks of the mouth gap and for the ground-truth
         landmarks the dataset writer stores, and each costs a pass over the head box.
 
-        Keyed by the time line too (a caller may replace its events), only the last few
+        Keyed by the time line's events too (a caller may replace them), only the last few
         frames are kept; results are shared, so callers must not modify them in place.
         """
         events = self.timeline.events
-        key = (what, index, id(events), len(events), self.head_motion)
+        key = (what, index, id(self.timeline), tuple(map(id, events)), self.head_motion)
         if key in self._recent:
             return self._recent[key]
         value = compute(index)
