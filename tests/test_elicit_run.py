@@ -125,6 +125,17 @@ def test_run_end_to_end(tiny, tmp_path):
         assert f.attrs["clip_file"] == "clips/one.mp4"  # relative to the protocol: no home-directory names
         settings = json.loads(f.attrs["camera_settings"])  # the protocol's camera.settings, stored per trial
         assert settings["requested"] == {"visual_preset": "high_density", "laser_power": 150.0}
+        take1 = json.loads(f.attrs["virtual_take"])
+    with h5py.File(folder / "trial-02-two.h5", "r") as f:
+        take2 = json.loads(f.attrs["virtual_take"])
+    # the virtual participant's takes: the first announced before the window opened (so before
+    # session_start), the second when trial 1 began (so at least trial 1's length before its own start)
+    t = {e["event"]: e["host_time"] for e in data["events"] if e["event"] in ("session_start", "recording_start")}
+    first_start = next(e["host_time"] for e in data["events"] if e["event"] == "recording_start")
+    assert take1["announced_s"] > first_start - t["session_start"], take1
+    assert take2["announced_s"] >= data["trials"][0]["camera"]["seconds"], (take2, data["trials"][0]["camera"])
+    waits = [trial["begin_wait_s"] for trial in data["trials"]]  # what begin_trial waited for, per trial
+    assert all(0 <= w <= 60 for w in waits) and abs(waits[1] - take2["waited_s"]) < 0.5, (waits, take2)
     assert "session saved" in proc.stderr
 
 

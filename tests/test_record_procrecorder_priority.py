@@ -93,3 +93,24 @@ def test_recorder_child_lowers_writing_and_take_rendering_only_when_asked(tmp_pa
         assert all(p == (os.SCHED_BATCH, min(19, parent_nice + nice)) for p in worker_tasks), worker_tasks
     with h5py.File(tmp_path / "trial-01-a.h5", "r") as f:
         assert f["frames"]["host_time"].shape[0] == stats.frames_written
+
+
+@pytest.mark.slow
+def test_take_rendering_pauses_while_a_film_plays_and_resumes_after():
+    from station.camera import open_camera
+
+    cam = open_camera("virtual", width=424, height=240, fps=30, takes=True)
+    cam.render_priority = "low"  # what the recorder child sets with priority 'background'
+    cam.start()
+    try:
+        cam.hold_rendering(True)  # a film starts
+        cam.prepare_take(2.0)
+        pending = cam._pending
+        time.sleep(1.5)
+        assert pending.thread.is_alive() and pending.cache.rendered == 0  # nothing rendered during the film
+        cam.hold_rendering(False)  # the film ended
+        info = cam.start_take()
+        assert info["frames"] == 60 and info["render_s"] >= 1.5 and info["announced_s"] >= info["render_s"]
+        assert pending.cache.rendered >= 60
+    finally:
+        cam.stop()

@@ -90,8 +90,8 @@ class _LowPriorityRender:
     only when its trial starts, so rendering it must take as little CPU time as it can from
     the participant's display and the recorder."""
 
-    def __init__(self, render):
-        self.render = render
+    def __init__(self, render, hold=None):
+        self.render, self.hold = render, hold  # hold: a multiprocessing Event, set while a film plays
 
     def __setstate__(self, state: dict) -> None:  # unpickled = arrived in a render worker
         from station.record.priority import lower_process
@@ -100,6 +100,8 @@ class _LowPriorityRender:
         lower_process()
 
     def __call__(self, index: int):
+        while self.hold is not None and self.hold.is_set():  # (checked between frames: ~7 ms late at most)
+            time.sleep(0.02)
         return self.render(index)
 
 
@@ -238,8 +240,10 @@ class VirtualD415:
         self._take: _Take | None = None
         self._scene_next = IDLE_FRAMES  # scene frames [0, IDLE_FRAMES) are the idle loop
         self.take_log: list[dict] = []
-        #: 'low': takes render in lowest-priority worker processes (station run's recorder child sets it)
+        #: 'low': takes render in lowest-priority worker processes, paused by :meth:`hold_rendering`
+        #: (station run's recorder child sets it)
         self.render_priority = "normal"
+        self._hold = None  # multiprocessing Event shared with the render workers
         self.pairer = FramePairer(fps)
         self._ready: collections.deque[Frameset] = collections.deque()
         self.frames_pushed = 0
@@ -293,6 +297,13 @@ class VirtualD415:
         self._pending = _Take(cache, n, self._scene_next)
         self._scene_next += n
 
+    def hold_rendering(self, on: bool) -> None:
+        """Pause (``True``) or resume rendering takes: ``station run`` pauses it while a film plays,
+        so the participant's display never shares the CPU with it; the take of the next trial
+        renders before and after.  Only with ``render_priority`` 'low'."""
+        if self._hold is not None:
+            (self._hold.set if on else self._hold.clear)()
+
     def start_take(self) -> dict | None:
         """Stream the prepared take from the next frame on (waits until it is rendered)."""
         take, self._pending = self._pending, None
@@ -340,7 +351,12 @@ class VirtualD415:
         self._recorder = self._soft.start(self._syncer, str(self.record_to) if self.record_to else None)
         self.schedule = FrameSchedule(self.faults, self.fps, self._schedule_length(), first=1)
         if self.takes:
-            render = _LowPriorityRender(self._renderer) if self.render_priority == "low" else self._renderer
+            render = self._renderer
+            if self.render_priority == "low":
+                import multiprocessing
+
+                self._hold = multiprocessing.get_context("spawn").Event()
+                render = _LowPriorityRender(self._renderer, self._hold)
             self._pool = render_pool(render, self.render_jobs or max(1, os.cpu_count() or 1))
             self._idle = FrameCache(self._renderer, IDLE_FRAMES, self._frame_bytes(), fps=self.fps, pool=self._pool)
             self._idle.prepare()  # the loop streamed between takes, before streaming starts
@@ -532,6 +548,7 @@ class VirtualD415:
 
     def stop(self) -> None:
         self._stop.set()
+        self.hold_rendering(False)  # a take still rendering must finish (it is joined below)
         if self._producer is not None:
             self._producer.join(timeout=2)
             self._producer = None

@@ -420,6 +420,15 @@ class Runner:
             prepare(self.take_seconds(clip))
             self._prepared = (self.trial_number, clip.id)
 
+    def _hold_rendering(self, on: bool) -> None:
+        """While a film plays, the virtual D415 renders no take (a real camera renders nothing)."""
+        hold = getattr(self.recorder, "hold_rendering", None)
+        if hold is not None:
+            try:
+                hold(on)
+            except Exception:  # noqa: BLE001 - a lost recorder is reported by _check_camera
+                pass
+
     def prepared_first(self, clip_id: str) -> None:
         """The first trial's take was announced before the window opened (:func:`take_seconds`)."""
         self._prepared = (self.trial_number, clip_id)
@@ -452,6 +461,7 @@ class Runner:
         st.enter("clip", clip.id)
         d.phase, d.clip = "clip", clip.id
         d.clear_keys()
+        self._hold_rendering(True)  # the next take renders before and after the film, not during it
         movie.play()
         self.face_watch.reset()  # where the face is when the film begins is the reference
         last_pts, shown, first_t, last_frame_t = None, 0, None, None
@@ -508,6 +518,7 @@ class Runner:
                 if movie.isFinished:
                     break
         finally:
+            self._hold_rendering(False)
             stats()
             if last_frame_t is not None:
                 self.markers.emit(Marker.CLIP_LAST_FRAME, clip.id, f"pts={last_pts:.3f}", t=last_frame_t)

@@ -96,6 +96,9 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
             if op == "prepare":  # no reply: the camera renders the next take in the background
                 rec.prepare_take(*args)
                 continue
+            if op == "hold":  # no reply: a film starts / ends (take rendering pauses meanwhile)
+                getattr(camera, "hold_rendering", lambda on: None)(*args)
+                continue
             if op == "begin":
                 path = rec.begin_trial(Path(args[0]), args[1])
                 if priorities is not None:
@@ -333,6 +336,11 @@ class ProcessRecorder:
     def prepare_take(self, seconds: float) -> None:
         """The child's camera gets the next trial's ``seconds`` ready (see Recorder.prepare_take)."""
         self._cmd.put(("prepare", (float(seconds),), 0))
+
+    def hold_rendering(self, on: bool) -> None:
+        """A film starts (``True``) or ends: the virtual D415 pauses rendering takes meanwhile
+        (:meth:`station.camera.virtual.VirtualD415.hold_rendering`); other cameras ignore it."""
+        self._cmd.put(("hold", (bool(on),), 0))
 
     def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
         self._cmd.put(("mark", (event, clip, detail, time.perf_counter() if t is None else t), 0))
