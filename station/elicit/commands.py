@@ -65,6 +65,11 @@ def register(subparsers) -> None:
     p.add_argument("--recorder", choices=["process", "thread"], default="process",
                    help="run the camera recorder in a child process (HDF5 writing cannot delay display "
                         "flips; docs/benchmarks.md) or in a thread of this process")
+    p.add_argument("--recorder-priority", choices=["background", "normal"], default="background",
+                   help="background (default): the recorder process writes and checks the face at a lower "
+                        "CPU priority than capture and the participant's display, and the virtual camera "
+                        "renders takes at the lowest priority, never during a film; normal: every thread at "
+                        "this process's priority (docs/elicit.md)")
     p.add_argument("--preview", action="store_true",
                    help="open the experimenter view (colour + face box and distance, depth, fps, drops) in a "
                         "second window, drawn by the recorder process (see `station preview`)")
@@ -127,7 +132,8 @@ def run_cmd(args) -> int:
                               window_size=args.window, windowed=args.windowed, lsl=args.lsl,
                               order_row=args.order_row, live=not args.no_live, recorder_mode=args.recorder,
                               min_free_bytes=None if args.min_free_mb is None else int(args.min_free_mb * 1e6),
-                              camera_faults=args.camera_faults, preview=args.preview)
+                              camera_faults=args.camera_faults, preview=args.preview,
+                              recorder_priority=args.recorder_priority)
     except SessionEnded as err:
         print_error(str(err))
         return err.exit_code
