@@ -311,3 +311,81 @@ def flat_threshold(curv: Curvatures, z: float, inflation: float = 1.0) -> np.nda
     if curv.sigma is None:
         raise ValueError("flat_threshold needs curvatures computed with noise_mm > 0")
     return z * inflation * curv.sigma
+
+
+# ---------------------------------------------------------------------------------------------
+# per-quantity noise thresholds (the station default since the curvature work of issue #14)
+
+#: Fitted-curvature noise on the station's filter chain over the white-noise prediction for the
+#: D415's raw RMS: the temporal filter lowers the noise, its spatial correlation (1.2 px, more
+#: after the spatial filter) raises a fit's variance; together the fitted (fxx, fxy, fyy) of a
+#: 16 mm fit scatter 1.6x the white-noise least-squares prediction.  Measured on the *tuning*
+#: plane (Mahalanobis scatter of the fitted Hessian; 1.52-1.68 over 0.5 / 0.9 mm and two seeds:
+#: :func:`station.features.surfaces.measure_noise_inflation`, checked by the tests).
+FIT_NOISE_INFLATION = 1.6
+
+#: A quantity is 0 when within FLAT_Z of its own standard deviation (see noise_thresholds).  Noise
+#: alone would say 3 (0.3 % false "curved" per test); but the 16 mm cubic fit and the filters also
+#: bias curvature (up to ~0.004 1/mm on a 30 mm sphere at 0.9 mm, docs/benchmarks.md), and on the
+#: surfaces looked at (tuning, validation, first-round held-out: 44 rows) 6 had the fewest rows
+#: below target (6, against 9 at 3; 6 and 7 tie): a surface whose curvature runs through a
+#: threshold -- a torus's top ring -- loses ~0.8 sd x (points per unit curvature) per crossing
+#: whatever the factor, and a larger factor moves the crossings out of more tori.
+FLAT_Z = 6.0
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per point zero thresholds (1/mm) for ``kmax``, ``kmin`` and the mean curvature ``H``."""
+
+    kmax: np.ndarray
+    kmin: np.ndarray
+    mean: np.ndarray
+
+
+def noise_thresholds(curv: Curvatures, noise_mm: float | np.ndarray, z: float = FLAT_Z,
+                     inflation: float = FIT_NOISE_INFLATION) -> Thresholds:
+    """Zero thresholds ``z * sd`` of kmax, kmin and H, each from its own propagated noise.
+
+    Why per quantity: one fit gives the covariance of its second derivatives
+    ``Cov(fxx, fxy, fyy) = s^2 (J (A^T A)^-1 J^T)`` (``Curvatures.hessian_cov``; ``s`` = depth
+    noise RMS ``noise_mm`` x ``inflation``, the measured effect of the filters and the noise's
+    spatial correlation).  A principal curvature is the normal curvature along its eigenvector
+    ``e`` of the fitted Hessian, so ``Var(k) = g^T Cov g`` with ``g = (e_x^2, 2 e_x e_y, e_y^2)``
+    (first order); ``H = (fxx + fyy) / 2`` has ``Var(H) = (C_xx + C_yy + 2 C_xy) / 4`` -- about
+    0.8 of a principal curvature's standard deviation, not the same threshold.  ``z`` = 3: a flat
+    point is called curved by one test with probability 0.3 % (the default, :data:`FLAT_Z`, is 6).
+    """
+    if curv.hessian_cov is None or curv.hessian is None:
+        raise ValueError("noise_thresholds needs curvatures from principal_curvatures (hessian_cov)")
+    noise = np.broadcast_to(np.asarray(noise_mm, dtype=np.float64), curv.kmax.shape)
+    cov = curv.hessian_cov * ((inflation * noise) ** 2)[:, None, None]
+    fxx, fxy, fyy = curv.hessian[:, 0], curv.hessian[:, 1], curv.hessian[:, 2]
+    theta = 0.5 * np.arctan2(2 * fxy, fxx - fyy)  # direction of the larger eigenvalue
+    ex, ey = np.cos(theta), np.sin(theta)
+    g_max = np.stack([ex * ex, 2 * ex * ey, ey * ey], axis=1)
+    g_min = np.stack([ey * ey, -2 * ex * ey, ex * ex], axis=1)
+    sd_max = np.sqrt(np.maximum(np.einsum("qi,qij,qj->q", g_max, cov, g_max), 0.0))
+    sd_min = np.sqrt(np.maximum(np.einsum("qi,qij,qj->q", g_min, cov, g_min), 0.0))
+    sd_h = 0.5 * np.sqrt(np.maximum(cov[:, 0, 0] + cov[:, 2, 2] + 2 * cov[:, 0, 2], 0.0))
+    return Thresholds(z * sd_max, z * sd_min, z * sd_h)
+
+
+def categories(kmax: np.ndarray, kmin: np.ndarray, thr: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """(SI category or ``FLAT_SI``, HK type) of principal curvatures under per-point thresholds.
+
+    A principal curvature below its threshold is 0.  HK (Table 5): K = 0 when either principal
+    curvature is 0 (parabolic), else its sign is that of their product; H = 0 when
+    ``|H| < thr.mean`` (H's own test on the unsnapped curvatures).  SI: "flat, no SI"
+    (``FLAT_SI``) when both are 0, else eq. 6 of the snapped curvatures, quantised (a cylinder
+    is exactly a ridge).  The same function classifies the true curvatures for validation, with
+    the estimate's thresholds.
+    """
+    k1 = np.where(np.abs(kmax) < thr.kmax, 0.0, kmax)
+    k2 = np.where(np.abs(kmin) < thr.kmin, 0.0, kmin)
+    mean = 0.5 * (kmax + kmin)
+    h_col = np.where(mean < -thr.mean, 0, np.where(mean > thr.mean, 2, 1))
+    k_row = np.where((k1 == 0) | (k2 == 0), 1, np.where(k1 * k2 > 0, 0, 2))
+    flat = (k1 == 0) & (k2 == 0)
+    si = quantise_shape_index(shape_index(np.where(flat, 0.0, k1), np.where(flat, -1.0, k2)))
+    return np.where(flat, FLAT_SI, si), 3 * k_row + h_col

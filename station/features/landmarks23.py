@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from station.features.curvature import (FLAT_SI, correlation_inflation, d415_noise_mm, flat_threshold,
-                                        hk_types, hk_types_noise, normalised_histogram, principal_curvatures,
-                                        quantise_shape_index, shape_index, si_categories_noise)
+from station.features.curvature import (FLAT_SI, FLAT_Z, categories, d415_noise_mm, hk_types, noise_thresholds,
+                                        normalised_histogram, principal_curvatures, quantise_shape_index,
+                                        shape_index)
 from station.vocab.landmarks import LANDMARKS_23
 
 
@@ -42,14 +42,15 @@ class CurvatureParams:
     ``fit_radius``: every point within this many mm enters each vertex's cubic fit (default 16:
     chosen on tuning surfaces so the estimate holds at D415 noise, docs/benchmarks.md); ``None``
     restores the earlier k-nearest fit (``k``) with the fixed thresholds ``eps_h``/``eps_k``.
-    ``flat_z``: a principal curvature is 0 when below ``flat_z`` times its noise (the fit's
-    least-squares standard deviation for the D415's depth RMS at that distance, inflated for the
-    noise's spatial correlation); flat points are HK "flat" and have no SI bin.
+    ``flat_z``: kmax, kmin and H are each 0 when below ``flat_z`` times their own noise (the
+    fit's least-squares covariance for the D415's depth RMS at that distance, times the measured
+    inflation of the station's filter chain: ``curvature.noise_thresholds``); flat points are HK
+    "flat" and have no SI bin.
     """
 
     radius: float = 10.0
     fit_radius: float | None = 16.0
-    flat_z: float = 3.0
+    flat_z: float = FLAT_Z
     k: int = 24
     eps_h: float = 0.005
     eps_k: float = 2.5e-5
@@ -59,6 +60,7 @@ class CurvatureParams:
 
     def key(self) -> dict:
         return {"radius": float(self.radius), "fit_radius": self.fit_radius, "flat_z": float(self.flat_z),
+                "thresholds": "per-quantity (kmax, kmin, H), fit noise x1.6",
                 "k": int(self.k), "eps_h": float(self.eps_h), "eps_k": float(self.eps_k),
                 "weight_radius": float(self.weight_radius), "weighted": bool(self.weighted),
                 "max_vertices": int(self.max_vertices)}
@@ -73,10 +75,10 @@ def vertex_categories(cloud: np.ndarray, queries: np.ndarray, params: CurvatureP
         return (quantise_shape_index(shape_index(curv.kmax, curv.kmin)),
                 hk_types(curv.mean, curv.gaussian, params.eps_h, params.eps_k))
     distance = np.linalg.norm(np.asarray(queries, dtype=np.float64) - np.asarray(viewpoint), axis=1)
-    curv = principal_curvatures(cloud, queries, radius=params.fit_radius, noise_mm=d415_noise_mm(distance),
-                                viewpoint=viewpoint, tree=tree)
-    tau = flat_threshold(curv, params.flat_z, correlation_inflation())
-    return si_categories_noise(curv.kmax, curv.kmin, tau), hk_types_noise(curv.kmax, curv.kmin, tau)
+    noise = d415_noise_mm(distance)
+    curv = principal_curvatures(cloud, queries, radius=params.fit_radius, noise_mm=noise, viewpoint=viewpoint,
+                                tree=tree)
+    return categories(curv.kmax, curv.kmin, noise_thresholds(curv, noise, params.flat_z))
 
 
 def landmark_histograms(cloud: np.ndarray, landmarks: np.ndarray, params: CurvatureParams,

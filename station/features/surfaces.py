@@ -95,12 +95,25 @@ def gaussian_bump(height: float = 12.0, width: float = 14.0) -> Surface:
 
 
 VALIDATION = (sphere, cylinder, saddle, torus, paraboloid)
-TUNING = (ellipsoid, gaussian_bump, plane)
-#: Held out: other sizes of the validation families, never looked at while choosing the fit
-#: radius and the threshold (the grid search printed the VALIDATION surfaces too).
-HELD_OUT = (lambda: sphere(30.0), lambda: sphere(50.0), lambda: cylinder(18.0), lambda: cylinder(35.0),
-            lambda: saddle(30.0), lambda: saddle(50.0), lambda: torus(40.0, 14.0), lambda: paraboloid(25.0),
-            lambda: paraboloid(40.0))
+#: Tuning: what the fit radius, the noise inflation and the threshold factor were chosen on -- the
+#: first round's three surfaces (an ellipsoid whose flatter curvature lies near a threshold, a
+#: Gaussian bump with an inflection ring, a plane) and, since the per-quantity thresholds of this
+#: round, one more size of each validation family.
+TUNING = (ellipsoid, gaussian_bump, plane, lambda: sphere(60.0), lambda: cylinder(45.0), lambda: saddle(70.0),
+          lambda: torus(55.0, 22.0), lambda: paraboloid(35.0))
+#: First round's held-out surfaces (noise seeds 5, 6): looked at while the per-quantity
+#: thresholds were developed, so they are reported but no longer held out.
+HELD_OUT_ROUND1 = (lambda: sphere(30.0), lambda: sphere(50.0), lambda: cylinder(18.0), lambda: cylinder(35.0),
+                   lambda: saddle(30.0), lambda: saddle(50.0), lambda: torus(40.0, 14.0), lambda: paraboloid(25.0),
+                   lambda: paraboloid(40.0))
+#: Held out (noise seeds 11, 12): sizes fixed before the threshold factor was chosen and scored
+#: once after it; never looked at while choosing.
+HELD_OUT = (lambda: sphere(25.0), lambda: sphere(45.0), lambda: cylinder(22.0), lambda: cylinder(30.0),
+            lambda: saddle(35.0), lambda: saddle(60.0), lambda: torus(50.0, 16.0), lambda: torus(42.0, 20.0),
+            lambda: paraboloid(28.0), lambda: paraboloid(45.0))
+#: (name, surfaces, noise seeds) of the benchmark table, in order.
+SETS = (("tuning", TUNING, (0, 1)), ("validation", VALIDATION, (0, 1)), ("held out, round 1", HELD_OUT_ROUND1, (5, 6)),
+        ("held out", HELD_OUT, (11, 12)))
 
 
 def true_curvatures(surface: Surface, x: np.ndarray, y: np.ndarray,
