@@ -231,3 +231,25 @@ def observe(surface: Surface, sigma_mm: float, *, size: int = 176, frames: int =
     return Observation(cloud[valid], cloud[sel], kmax, kmin,
                        float(np.sqrt(np.mean((last_raw[ok_raw] - true_z[ok_raw]) ** 2))),
                        float(err.std()), float(err.mean()))
+
+
+def measure_noise_inflation(sigmas=(0.5, 0.9), seeds=(0, 1), radius: float = 16.0, filters: str = "station") -> float:
+    """Scatter of the fitted Hessian on the tuning plane over its white-noise prediction.
+
+    For each point the fitted (fxx, fxy, fyy) of a plane (truth 0) is whitened by the fit's
+    least-squares covariance for the D415 model's raw RMS (``Curvatures.hessian_cov``): the mean
+    squared Mahalanobis length is 3 x inflation^2.  This is
+    :data:`station.features.curvature.FIT_NOISE_INFLATION`'s measurement (through the
+    station's filter chain, D415 noise as :func:`observe` renders it).
+    """
+    from station.features.curvature import d415_noise_mm, principal_curvatures
+
+    sq = []
+    for sigma in sigmas:
+        for seed in seeds:
+            ob = observe(plane(), sigma, filters=filters, seed=seed)
+            noise = d415_noise_mm(np.linalg.norm(ob.queries, axis=1))
+            c = principal_curvatures(ob.cloud, ob.queries, radius=radius, noise_mm=noise)
+            cov = c.hessian_cov * (noise ** 2)[:, None, None]
+            sq.append(np.einsum("qi,qij,qj->q", c.hessian, np.linalg.inv(cov), c.hessian))
+    return float(np.sqrt(np.mean(np.concatenate(sq)) / 3.0))
