@@ -153,3 +153,87 @@ def test_sequence_feature_layout():
     feats = sequence_features([cloud, cloud], [lm3, lm3], gray, lm2, CurvatureParams(radius=6.0))
     assert feats["si"].shape == (23 * 2 * 9,) and feats["sihk"].shape == (23 * 2 * 9 * 2,)
     assert len(LANDMARKS_23) == 23
+
+
+def _plain_fit(points, query, radius, noise_mm, viewpoint):
+    """Per-query reference of the station's radius fit, written as a loop (no shared code with it)."""
+    from scipy.spatial import cKDTree
+
+    from station.features.curvature import MAX_FIT_POINTS
+
+    ball = sorted(cKDTree(points).query_ball_point(query, r=radius))
+    if len(ball) > MAX_FIT_POINTS:
+        ball = ball[::-(-len(ball) // MAX_FIT_POINTS)]
+    nb = points[ball] - query
+    scale = np.sqrt((nb ** 2).sum(1)).max()
+    nb = nb / scale
+    _, vecs = np.linalg.eigh(np.cov(nb.T, bias=True) * len(nb))
+    n = vecs[:, 0] if vecs[:, 0] @ (np.asarray(viewpoint) - query) >= 0 else -vecs[:, 0]
+    u = vecs[:, 2]
+    v = np.cross(n, u)
+    x, y, z = nb @ u, nb @ v, nb @ n
+    a = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y, x ** 3, x * x * y, x * y * y, y ** 3])
+    ata = a.T @ a + 1e-9 * np.eye(10)
+    c = np.linalg.solve(ata, a.T @ z)
+    fx, fy, fxx, fxy, fyy = c[1], c[2], 2 * c[3], c[4], 2 * c[5]
+    w = np.sqrt(1 + fx * fx + fy * fy)
+    first = np.array([[1 + fx * fx, fx * fy], [fx * fy, 1 + fy * fy]])
+    second = np.array([[fxx, fxy], [fxy, fyy]]) / w
+    k = np.sort(np.linalg.eigvals(np.linalg.solve(first, second)).real)[::-1] / scale
+    inv = np.linalg.inv(ata)
+    sigma = 2 * noise_mm / scale ** 2 * np.sqrt(max(inv[3, 3], inv[5, 5]))
+    return k[0], k[1], sigma, len(ball)
+
+
+@pytest.mark.parametrize("spacing,half", [(1.0, 30.0), (0.45, 20.0)])  # 0.45 mm: balls over 1 200 points, subsampled
+def test_batched_radius_fit_equals_a_plain_loop(spacing, half):
+    rng = np.random.default_rng(4)
+    g = np.arange(-half, half + 1e-9, spacing)
+    x, y = [a.ravel() for a in np.meshgrid(g, g)]
+    pts = np.column_stack([x, y, 450 + (x * x - 0.5 * y * y) / 90 + rng.normal(0, 0.3, x.size)])
+    queries = pts[rng.choice(len(pts), 12, replace=False)]
+    c = principal_curvatures(pts, queries, radius=16.0, noise_mm=0.7)
+    for i, q in enumerate(queries):
+        kmax, kmin, sigma, n = _plain_fit(pts, q, 16.0, 0.7, (0.0, 0.0, 0.0))
+        assert c.count[i] == n
+        assert c.kmax[i] == pytest.approx(kmax, rel=1e-9, abs=1e-12)
+        assert c.kmin[i] == pytest.approx(kmin, rel=1e-9, abs=1e-12)
+        assert c.sigma[i] == pytest.approx(sigma, rel=1e-9)
+    if spacing < 0.5:
+        assert c.count.max() <= 1200 and c.count.min() > 600  # the subsampled path was taken
+
+
+def test_radius_balls_are_the_kd_tree_balls_boundary_included():
+    from scipy.spatial import cKDTree
+
+    from station.features.neighbourhoods import CellGrid, radius_balls
+
+    g = np.arange(-20.0, 21.0)  # integer grid: many points exactly at distance 5
+    x, y, z = [a.ravel() for a in np.meshgrid(g, g, np.arange(-3.0, 4.0))]
+    pts = np.column_stack([x, y, z])
+    queries = np.vstack([pts[::97], [[0.5, 0.25, 0.0], [100.0, 0.0, 0.0]]])  # one query far outside
+    balls = radius_balls(CellGrid(pts, 2.5), queries, 5.0)
+    for i, ref in enumerate(cKDTree(pts).query_ball_point(queries, r=5.0)):
+        got = balls.index[i, :balls.count[i]]
+        assert sorted(got.tolist()) == sorted(ref)
+        assert np.allclose(balls.offsets[:, i, :balls.count[i]].T, pts[got] - queries[i])
+    assert balls.count[-1] == 0
+
+
+def test_per_quantity_thresholds_follow_the_fit_covariance():
+    """H's threshold is its own: ~0.8 of a principal curvature's on a symmetric patch, and all three
+    scale with the depth noise."""
+    from station.features.curvature import Thresholds, categories, noise_thresholds
+
+    rng = np.random.default_rng(2)
+    g = np.arange(-30.0, 30.5, 1.0)
+    x, y = [a.ravel() for a in np.meshgrid(g, g)]
+    pts = np.column_stack([x, y, 500 + rng.normal(0, 0.5, x.size)])
+    c = principal_curvatures(pts, pts[np.hypot(x, y) < 5], radius=16.0, noise_mm=0.5)
+    t1, t2 = noise_thresholds(c, 0.5, z=3), noise_thresholds(c, 1.0, z=3)
+    assert np.allclose(t2.kmax, 2 * t1.kmax) and np.allclose(t2.mean, 2 * t1.mean)
+    assert 0.7 < np.median(t1.mean / t1.kmax) < 0.9
+    si, hk = categories(np.array([0.0, 0.0, -0.05, 0.05]), np.array([0.0, -0.05, -0.05, -0.05]),
+                        Thresholds(*(np.full(4, 0.01),) * 3))
+    assert [HK_NAMES[h] for h in hk] == ["flat", "ridge", "peak", "minimal"]
+    assert si[0] == -1 and [SI_NAMES[s] for s in si[1:]] == ["ridge", "cap", "saddle"]

