@@ -19,7 +19,7 @@ from station.evaluate.fusion import ALPHAS, alpha_curve, nested_predictions, pap
 from station.evaluate.labels import LabelSet, make_label_set
 from station.evaluate.loaders import Database
 from station.evaluate.metrics import Scores, score
-from station.evaluate.protocols import PROTOCOLS, ProtocolRun, ProtocolSkipped, run_protocol
+from station.evaluate.protocols import PROTOCOLS, ProtocolPlan, ProtocolRun, ProtocolSkipped, plan_protocol, run_plans
 from station.features.landmarks23 import CurvatureParams
 from station.features.lbptop import LbpTopParams
 from station.vocab.classes import LABEL_SETS
@@ -118,6 +118,7 @@ def evaluate_features(db: Database, features: dict[str, np.ndarray], options: Ev
     """Protocols x label sets on precomputed features; fusion of LBP-TOP with every 3D feature."""
     result = result or EvaluationResult()
     subjects = np.array([r.subject for r in db.records])
+    plans: list[tuple[str, ProtocolPlan]] = []
     for name in options.label_sets:
         ls = label_set_of(db, name, options.min_class_size)
         result.label_sets[name] = ls
@@ -133,18 +134,23 @@ def evaluate_features(db: Database, features: dict[str, np.ndarray], options: Ev
         groups = subjects[ls.index]
         for protocol in options.protocols:
             try:
-                run = run_protocol(feats, ls.y, groups, protocol, n_repeats=options.n_repeats,
-                                   n_splits=options.n_splits, kernel=options.kernel, c_grid=options.c_grid,
-                                   nested=options.nested and fuse and len(feats) > 1, seed=options.seed,
-                                   n_jobs=options.n_jobs, progress=progress, search=options.search,
-                                   description=f"{name} {protocol} ({len(ls.y)} samples)")
+                plan = plan_protocol(feats, ls.y, groups, protocol, n_repeats=options.n_repeats,
+                                     n_splits=options.n_splits, kernel=options.kernel, c_grid=options.c_grid,
+                                     nested=options.nested and fuse and len(feats) > 1, seed=options.seed,
+                                     search=options.search, description=f"{name} {protocol} ({len(ls.y)} samples)")
             except ProtocolSkipped as why:
                 result.notes.append(f"{name} {protocol}: skipped, {why}")
                 result.skipped.append((name, protocol, str(why)))
                 continue
-            result.runs[(name, protocol)] = run
-            result.notes.extend(f"{name} {protocol}: {note}" for note in run.notes)
-            summarise_run(run, name, result, fuse=fuse)
+            result.notes.extend(f"{name} {protocol}: {note}" for note in plan.notes)
+            plans.append((name, plan))
+    # every fold of every label set and protocol in one parallel map: both cores busy to the end
+    description = f"{len(plans)} protocol run(s), {sum(len(p.specs) for _, p in plans)} folds"
+    runs = run_plans([plan for _, plan in plans], n_jobs=options.n_jobs, progress=progress,
+                     description=description) if plans else []
+    for (name, _), run in zip(plans, runs):
+        result.runs[(name, run.protocol)] = run
+        summarise_run(run, name, result, fuse=fuse)
     return result
 
 

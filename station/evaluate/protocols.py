@@ -170,11 +170,28 @@ def _run_fold_spec(spec: tuple, features: dict[str, np.ndarray], y: np.ndarray, 
     return run_fold(features, y, groups, *spec, **options)
 
 
-def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray, protocol: str, *,
-                 n_repeats: int = 10, n_splits: int = 10, kernel: str = "linear",
-                 c_grid: tuple[float, ...] = DEFAULT_C_GRID, nested: bool = True, seed: int = 0, n_jobs: int = 1,
-                 progress=None, description: str = "", search: str = "lean") -> ProtocolRun:
-    """Run a protocol on string ``labels``; every modality sees exactly the same folds."""
+@dataclass
+class ProtocolPlan:
+    """A protocol checked against one label set's data, with its folds: what :func:`run_plans` runs."""
+
+    protocol: str
+    classes: list[str]
+    y: np.ndarray
+    groups: np.ndarray
+    specs: list[tuple[int, np.ndarray, np.ndarray]]  # (repeat, train, test)
+    n_repeats: int
+    n_splits: int
+    notes: list[str]
+    fold_options: dict
+    features: dict[str, np.ndarray]
+    description: str = ""
+
+
+def plan_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray, protocol: str, *,
+                  n_repeats: int = 10, n_splits: int = 10, kernel: str = "linear",
+                  c_grid: tuple[float, ...] = DEFAULT_C_GRID, nested: bool = True, seed: int = 0,
+                  search: str = "lean", description: str = "") -> ProtocolPlan:
+    """The folds of a protocol on string ``labels`` (raises :class:`ProtocolSkipped` if it cannot run)."""
     classes = sorted(set(np.asarray(labels).tolist()))
     y = np.array([classes.index(v) for v in labels], dtype=np.int64)
     groups = np.asarray(groups)
@@ -188,10 +205,60 @@ def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np
         used, note = kfold_splits_for(y, n_splits)
         if note:
             notes.append(note)
-    folds_spec = splits(protocol, y, groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
+    specs = splits(protocol, y, groups, n_splits=n_splits, n_repeats=n_repeats, seed=seed)
     fold_options = dict(protocol=protocol, n_classes=len(classes), kernel=kernel, c_grid=c_grid, nested=nested,
                         seed=seed, search=search)
-    results = parallel_map(_run_fold_spec, folds_spec, args=(features, y, groups, fold_options), jobs=n_jobs,
-                           progress=progress, description=description or protocol)
-    n_rep = 1 if protocol == "loso" else n_repeats
-    return ProtocolRun(protocol, classes, y, groups, results, n_rep, notes, used)
+    return ProtocolPlan(protocol, classes, y, groups, specs, 1 if protocol == "loso" else n_repeats, used, notes,
+                        fold_options, features, description or protocol)
+
+
+def _run_fold_chunk(chunk: tuple) -> list[FoldResult]:
+    """Several folds of one plan in one task (module-level so worker processes can load it): the
+    label set's features travel to the worker once per chunk instead of once per fold."""
+    features, y, groups, options, specs = chunk
+    return [run_fold(features, y, groups, *spec, **options) for spec in specs]
+
+
+def chunk_size(n_folds: int, n_jobs: int) -> int:
+    """Folds per task: up to 4, but at least ~8 tasks per worker so the last ones finish together."""
+    from station.parallel import n_workers
+
+    return max(1, min(4, n_folds // (8 * n_workers(n_jobs))))
+
+
+def run_plans(plans: list[ProtocolPlan], *, n_jobs: int = 1, progress=None, description: str = "") -> list[ProtocolRun]:
+    """Every fold of every plan in one parallel map (one start-up, one tail instead of one per plan),
+    results in the plans' and folds' order: the same runs as one :func:`run_protocol` per plan."""
+    total = sum(len(plan.specs) for plan in plans)
+    size = chunk_size(total, n_jobs)
+    chunks, owner = [], []
+    for k, plan in enumerate(plans):
+        for i in range(0, len(plan.specs), size):
+            chunks.append((plan.features, plan.y, plan.groups, plan.fold_options, plan.specs[i:i + size]))
+            owner.append(k)
+    bar = None
+    if progress is not None and hasattr(progress, "add_task"):  # the bar counts folds, not chunks
+        task = progress.add_task(description or " + ".join(p.description for p in plans), total=total)
+        bar = lambda folds: progress.advance(task, len(folds))  # noqa: E731
+    elif progress is not None:
+        bar = progress
+    try:
+        results = parallel_map(_run_fold_chunk, chunks, jobs=n_jobs, progress=bar)
+    finally:
+        if bar is not None and bar is not progress:
+            progress.remove_task(task)
+    folds: list[list[FoldResult]] = [[] for _ in plans]
+    for k, chunk_result in zip(owner, results):
+        folds[k].extend(chunk_result)
+    return [ProtocolRun(plan.protocol, plan.classes, plan.y, plan.groups, folds[k], plan.n_repeats, plan.notes,
+                        plan.n_splits) for k, plan in enumerate(plans)]
+
+
+def run_protocol(features: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray, protocol: str, *,
+                 n_repeats: int = 10, n_splits: int = 10, kernel: str = "linear",
+                 c_grid: tuple[float, ...] = DEFAULT_C_GRID, nested: bool = True, seed: int = 0, n_jobs: int = 1,
+                 progress=None, description: str = "", search: str = "lean") -> ProtocolRun:
+    """Run a protocol on string ``labels``; every modality sees exactly the same folds."""
+    plan = plan_protocol(features, labels, groups, protocol, n_repeats=n_repeats, n_splits=n_splits, kernel=kernel,
+                         c_grid=c_grid, nested=nested, seed=seed, search=search, description=description)
+    return run_plans([plan], n_jobs=n_jobs, progress=progress, description=plan.description)[0]
