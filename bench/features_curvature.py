@@ -16,7 +16,7 @@ both principal curvatures and H).  Sets: :data:`station.features.surfaces.SETS`.
 
 Throughput: ``--ref`` is a checkout of the code before the batched fit (``git worktree add
 /tmp/ref-curv 783841b``); both fits run in this process on the same points and queries, CPU time
-(``time.process_time``, robust to other users of the machine) and wall time, and the largest
+(``time.process_time``, robust to other users of the machine) and wall time, best of three interleaved runs, and the largest
 differences of their results are printed.
 """
 
@@ -90,13 +90,16 @@ def throughput(ref_path: Path | None) -> None:
     for label, pts, queries, noise in workloads:
         noise = d415_noise_mm(np.linalg.norm(queries, axis=1)) if noise is None else noise
         runs = {}
-        for name, module in (("reference", ref), ("batched", None)):
-            if name == "reference" and module is None:
-                continue
-            fn = module.principal_curvatures if module else principal_curvatures
-            t0, w0 = time.process_time(), time.perf_counter()
-            c = fn(pts, queries, radius=16.0, noise_mm=noise)
-            runs[name] = (c, len(queries) / (time.process_time() - t0), len(queries) / (time.perf_counter() - w0))
+        for _ in range(3):  # interleaved, best of three: the machine is shared
+            for name, module in (("reference", ref), ("batched", None)):
+                if name == "reference" and module is None:
+                    continue
+                fn = module.principal_curvatures if module else principal_curvatures
+                t0, w0 = time.process_time(), time.perf_counter()
+                c = fn(pts, queries, radius=16.0, noise_mm=noise)
+                cpu, wall = len(queries) / (time.process_time() - t0), len(queries) / (time.perf_counter() - w0)
+                best = runs.get(name, (None, 0.0, 0.0))
+                runs[name] = (c, max(cpu, best[1]), max(wall, best[2]))
         print(f"\n{label}: {len(pts)} points, {len(queries)} vertices, median {np.median(runs['batched'][0].count):.0f} "
               "points per fit")
         for name, (c, cpu, wall) in runs.items():

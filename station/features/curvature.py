@@ -81,6 +81,8 @@ _EXP_X = np.array([0, 1, 0, 2, 1, 0, 3, 2, 1, 0])
 _EXP_Y = np.array([0, 0, 1, 0, 1, 2, 0, 1, 2, 3])
 _ATA_AT = (_EXP_X[:, None] + _EXP_X[None, :], _EXP_Y[:, None] + _EXP_Y[None, :])
 _HESSIAN_J = np.diag([2.0, 1.0, 2.0])  # (c3, c4, c5) -> (fxx, fxy, fyy)
+_MU_ROW = np.array([0, 4, 1, 2, 3, 5, 6])  # basis row of x^a, a = 0..6 (see _fit_offsets)
+_NU_ROW = np.array([8, 7, 9, 10])  # basis row of z x^a, a = 0..3
 
 
 def principal_curvatures(points: np.ndarray, queries: np.ndarray | None = None, *, k: int = 24,
@@ -124,7 +126,7 @@ def principal_curvatures(points: np.ndarray, queries: np.ndarray | None = None, 
         order = np.lexsort(grid.cell_of(queries).T[::-1])  # queries of a cell together: shared candidates
         for i in range(0, len(queries), chunk):
             sel = order[i:i + chunk]
-            balls = radius_balls(grid, queries[sel], float(radius), cap=MAX_FIT_POINTS)
+            balls = radius_balls(grid, queries[sel], float(radius), cap=MAX_FIT_POINTS, with_index=False)
             few = balls.count < 10
             dense = np.flatnonzero(~few)
             for j in range(0, len(dense), 32):  # the fit in sub-chunks that stay in cache
@@ -168,34 +170,37 @@ def _fit_offsets(offsets: np.ndarray, count: np.ndarray, d2max: np.ndarray, quer
     cnt = count.astype(np.float64)
     scale = np.sqrt(d2max)
     scale[scale == 0] = 1.0
-    p = offsets / scale[None, :, None]
-    pq = p.transpose(1, 0, 2)  # (Q, 3, M)
-    mean = p.sum(axis=2).T / cnt[:, None]
+    pq = offsets.transpose(1, 0, 2)  # (Q, 3, M) in mm; patch units = mm / scale
+    mean = offsets.sum(axis=2).T / cnt[:, None]
     scatter = np.matmul(pq, pq.transpose(0, 2, 1)) - cnt[:, None, None] * mean[:, :, None] * mean[:, None, :]
-    _, vecs = np.linalg.eigh(scatter)  # ascending eigenvalues: column 0 is the normal
+    _, vecs = np.linalg.eigh(scatter / (scale * scale)[:, None, None])  # ascending: column 0 is the normal
     normal = vecs[:, :, 0]
     to_view = np.asarray(viewpoint, dtype=np.float64)[None] - queries
     normal = normal * np.where((normal * to_view).sum(-1) < 0, -1.0, 1.0)[:, None]
     u = vecs[:, :, 2]
-    frame = np.stack([u, np.cross(normal, u), normal], axis=1)  # rows u, v, n
-    local = np.matmul(frame, pq)  # (Q, 3, M) tangent-frame coordinates x, y, z
-    x, y, z = local[:, 0], local[:, 1], local[:, 2]
+    frame = np.stack([u, normal, np.cross(normal, u)], axis=1) / scale[:, None, None]  # rows u, n, v per scale
+    # basis rows: 0..10 = 1, x^2, x^3, x^4, x, x^5, x^6, z x, z, z x^2, z x^3 and 11..17 = 1, y, ..., y^6;
+    # x, z, y at rows 4, 8, 12 so the tangent-frame coordinates are written there by one product
     basis = np.empty((q_n, 18, m))
+    np.matmul(frame, pq, out=basis[:, 4:13:4])
+    x, z, y = basis[:, 4], basis[:, 8], basis[:, 12]
     basis[:, 0] = 1.0
-    basis[:, 1] = x
-    for e in range(2, 7):
-        np.multiply(basis[:, e - 1], x, out=basis[:, e])
-    basis[:, 7] = z
-    for e in range(8, 11):
-        np.multiply(basis[:, e - 1], x, out=basis[:, e])
     basis[:, 11] = 1.0
-    basis[:, 12] = y
+    np.multiply(x, x, out=basis[:, 1])
+    np.multiply(basis[:, 1], x, out=basis[:, 2])
+    np.multiply(basis[:, 1], basis[:, 1], out=basis[:, 3])
+    np.multiply(basis[:, 3], x, out=basis[:, 5])
+    np.multiply(basis[:, 3], basis[:, 1], out=basis[:, 6])
+    np.multiply(z, x, out=basis[:, 7])
+    np.multiply(basis[:, 7], x, out=basis[:, 9])
+    np.multiply(basis[:, 9], x, out=basis[:, 10])
     for e in range(13, 18):
         np.multiply(basis[:, e - 1], y, out=basis[:, e])
     moments = np.matmul(basis[:, :11], basis[:, 11:].transpose(0, 2, 1))  # (Q, 11, 7)
-    moments[:, 0, 0] = cnt
-    ata = moments[:, _ATA_AT[0], _ATA_AT[1]] + 1e-9 * np.eye(10)[None]
-    atz = moments[:, 7 + _EXP_X, _EXP_Y]
+    mu = moments[:, _MU_ROW]  # (Q, 7, 7): sum x^a y^b, a = 0..6
+    mu[:, 0, 0] = cnt
+    ata = mu[:, _ATA_AT[0], _ATA_AT[1]] + 1e-9 * np.eye(10)[None]
+    atz = moments[:, _NU_ROW[_EXP_X], _EXP_Y]
     coef = np.linalg.solve(ata, atz[..., None])[..., 0]
 
     fx, fy = coef[:, 1], coef[:, 2]

@@ -27,7 +27,7 @@ class Balls:
     """
 
     count: np.ndarray
-    index: np.ndarray
+    index: np.ndarray | None
     offsets: np.ndarray
     d2max: np.ndarray
     sentinel: int
@@ -90,33 +90,39 @@ class CellGrid:
         return out
 
 
-def radius_balls(grid: CellGrid, queries: np.ndarray, radius: float, cap: int | None = None) -> Balls:
+def radius_balls(grid: CellGrid, queries: np.ndarray, radius: float, cap: int | None = None,
+                 with_index: bool = True) -> Balls:
     """Every point of ``grid`` within ``radius`` of each query (distance <= radius).
 
     With ``cap``, a ball of n > cap points keeps every ``ceil(n / cap)``-th of its points in index
-    order (an even subsample, the same as ``sorted(ball)[::step]``).
+    order (an even subsample, the same as ``sorted(ball)[::step]``).  ``with_index=False`` skips
+    the original indices (``index`` is then None), which the curvature fit does not need.
     """
     queries = np.asarray(queries, dtype=np.float64)
+    q_n, n = len(queries), grid.n
     blocks, block_of = np.unique(grid.cell_of(queries), axis=0, return_inverse=True)
-    rows = grid.candidates(blocks, radius)[block_of.reshape(-1)]  # (Q, C) sorted positions
-    diff = [np.take(grid.coords[c], rows) - queries[:, c:c + 1] for c in range(3)]
+    block_of = block_of.reshape(-1)
+    cand = grid.candidates(blocks, radius)  # (B, C) sorted positions, shared by a cell's queries
+    diff = [np.take(grid.coords[c], cand)[block_of] - queries[:, c:c + 1] for c in range(3)]
     d2 = diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2]
     inside = d2 <= radius * radius
     count = inside.sum(axis=1)
-    width = max(int(count.max()) if len(count) else 0, 1)
-    if cap is not None and width > cap:
+    if cap is not None and q_n and count.max() > cap:
         for j in np.flatnonzero(count > cap):  # rare: a ball denser than ``cap`` points
             members = np.flatnonzero(inside[j])
-            members = members[np.argsort(grid.original[rows[j, members]], kind="stable")]
+            members = members[np.argsort(grid.original[cand[block_of[j], members]], kind="stable")]
             inside[j] = False
             inside[j, members[::-(-len(members) // cap)]] = True
         count = inside.sum(axis=1)
-        width = int(count.max())
-    d2max = np.where(inside, d2, 0.0).max(axis=1) if len(count) else np.zeros(0)
-    flat = np.repeat(np.arange(len(count)) * width, count) + (np.cumsum(inside, axis=1) - 1)[inside]
-    offsets = np.zeros((3, len(count) * width))
+    width = max(int(count.max()) if q_n else 0, 1)
+    d2max = np.where(inside, d2, 0.0).max(axis=1) if q_n else np.zeros(0)
+    flat = np.repeat(np.arange(q_n) * width, count) + (np.cumsum(inside, axis=1) - 1)[inside]
+    offsets = np.zeros((3, q_n * width))
     for c in range(3):
         offsets[c, flat] = diff[c][inside]
-    index = np.full(len(count) * width, grid.n, np.int64)
-    index[flat] = grid.original[rows[inside]]
-    return Balls(count, index.reshape(len(count), width), offsets.reshape(3, len(count), width), d2max, grid.n)
+    index = None
+    if with_index:
+        index = np.full(q_n * width, n, np.int64)
+        index[flat] = grid.original[cand[block_of][inside]]
+        index = index.reshape(q_n, width)
+    return Balls(count, index, offsets.reshape(3, q_n, width), d2max, n)
