@@ -62,13 +62,13 @@ def test_librealsense_bag_says_what_arrived_and_that_none_of_it_was_written(tmp_
     assert summary.counters["delivered_color"] == summary.counters["unpaired_ends_depth"] == 1
     assert (summary.not_written("color"), summary.not_written("depth")) == (1, 1)
     bad = failing(stats.path)
-    assert bad["frames"].startswith("0 frames in the file: 2 frames delivered (colour 1, depth 1), 0 written")
+    assert bad["frames"].startswith("0 frames in the file: 2 frames delivered (colour 1, depth 1), 0 frames written")
     assert "counters agree" not in bad  # the ends are accounted for, /counters and attributes agree
     proc = run_station("record", "--camera", f"playback:{BAG}", "--fast", "--seconds", "5",
                        "--out", str(tmp_path / "cli.h5"))
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 1 and "Traceback" not in out
-    assert "2 frames delivered (colour 1, depth 1), 0 written per stream; not written: colour 1, depth 1" in out
+    assert "2 frames delivered (colour 1, depth 1), 0 frames written per stream; not written: colour 1, depth 1" in out
     assert "NOT whole" in out
     proc = run_station("inspect", "--check", str(tmp_path / "cli.h5"))
     out = " ".join((proc.stdout + proc.stderr).split())

@@ -210,7 +210,7 @@ def report_stats(stats: TrialStats) -> None:
         ("unpaired", f"{stats.unpaired_color}/{stats.unpaired_depth}"),
         ("late", f"{stats.late_color}/{stats.late_depth}"), ("queue", stats.dropped_queue)))
     line = (f"{stats.delivered_color + stats.delivered_depth} frames delivered (colour {stats.delivered_color}, "
-            f"depth {stats.delivered_depth}), {stats.frames_written} written per stream; not written: colour "
+            f"depth {stats.delivered_depth}), {stats.frames_written} frames written per stream; not written: colour "
             f"{stats.delivered_color - stats.frames_written}, depth {stats.delivered_depth - stats.frames_written} "
             f"(unpaired at the ends {stats.unpaired_ends_color}/{stats.unpaired_ends_depth}"
             + (f", lost at stop {stats.lost_at_stop}" if stats.lost_at_stop else "") + "); "

@@ -166,10 +166,10 @@ def _has_ends(counters: dict[str, int]) -> bool:
 
 
 def delivered_text(counters: dict[str, int], rows: int) -> str:
-    """``3 frames delivered (colour 1, depth 2), 0 written; not written: colour 1, depth 2``."""
+    """``3 frames delivered (colour 1, depth 2), 0 frames written per stream; not written: colour 1, depth 2``."""
     got = {s: int(counters.get(f"{schema.DELIVERED}_{s}", 0)) for s in schema.STREAMS}
-    return (f"{sum(got.values())} frames delivered (colour {got['color']}, depth {got['depth']}), {rows} written "
-            f"per stream; not written: colour {got['color'] - rows}, depth {got['depth'] - rows}")
+    return (f"{sum(got.values())} frames delivered (colour {got['color']}, depth {got['depth']}), {rows} frames "
+            f"written per stream; not written: colour {got['color'] - rows}, depth {got['depth'] - rows}")
 
 
 def _counters_agree(report: CheckReport, f: h5py.File, counters: dict[str, int], dropped: dict[str, int]) -> None:
