@@ -50,6 +50,10 @@ class CellGrid:
         self.order = np.argsort(key, kind="stable")  # sorted position -> original index
         self.cells, self.start, counts = np.unique(key[self.order], return_index=True, return_counts=True)
         self.end = self.start + counts
+        self.dense = None  # cell key -> rank in ``cells`` (-1: empty), when the grid is small enough
+        if self.n and int(np.prod(self.dims)) <= 4_000_000:
+            self.dense = np.full(int(np.prod(self.dims)), -1, np.int64)
+            self.dense[self.cells] = np.arange(len(self.cells))
         # component-major coordinates in cell order; column n is never inside any ball
         self.coords = np.hstack([points[self.order].T, np.full((3, 1), np.inf)])
         self.original = np.append(self.order, self.n)
@@ -76,8 +80,13 @@ class CellGrid:
         if len(self.cells) == 0:
             return np.full((len(block_ijk), 1), self.n, np.int64)
         key = np.where(inside, self._key(nb), -1)
-        pos = np.minimum(np.searchsorted(self.cells, key), len(self.cells) - 1)
-        found = inside & (self.cells[pos] == key)
+        if self.dense is not None:
+            pos = np.where(inside, self.dense[np.maximum(key, 0)], -1)
+            found = pos >= 0
+            pos = np.maximum(pos, 0)
+        else:
+            pos = np.minimum(np.searchsorted(self.cells, key), len(self.cells) - 1)
+            found = inside & (self.cells[pos] == key)
         lens = np.where(found, self.end[pos] - self.start[pos], 0).ravel()
         per_block = lens.reshape(len(block_ijk), -1).sum(axis=1)
         total = int(lens.sum())
