@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from station.evaluate.cache import FeatureCache, curvature_matrices, lbptop_matrices
+from station.evaluate.cache import FeatureCache, feature_matrices, lbptop_matrices
 from station.evaluate.classifiers import DEFAULT_C_GRID
 from station.evaluate.fusion import ALPHAS, alpha_curve, nested_predictions, paper_predictions
 from station.evaluate.labels import LabelSet, make_label_set
@@ -91,13 +91,15 @@ def extract_features(db: Database, options: EvalOptions, cache: FeatureCache, pr
     With ``failures`` a sample that cannot be loaded gets NaN rows and its reason there
     (:func:`without_failed` then drops it); without, the first failure raises.
     """
-    lbp = lbptop_matrices(db, options.lbptop, cache=cache, n_jobs=options.n_jobs, progress=progress,
-                          failures=failures)
-    features = {MODALITY_2D: next(iter(lbp.values()))}
-    if options.use_3d and db.has_3d:
-        cur = curvature_matrices(db, options.curvature, cache=cache, n_jobs=options.n_jobs, progress=progress,
-                                 failures=failures)
+    if options.use_3d and db.has_3d:  # both from one read of each sample
+        x2d, cur = feature_matrices(db, options.lbptop, options.curvature, cache=cache, n_jobs=options.n_jobs,
+                                    progress=progress, failures=failures)
+        features = {MODALITY_2D: x2d}
         features.update({MODALITIES_3D[k]: cur[k] for k in ("si", "hk", "sihk")})
+    else:
+        lbp = lbptop_matrices(db, options.lbptop, cache=cache, n_jobs=options.n_jobs, progress=progress,
+                              failures=failures)
+        features = {MODALITY_2D: next(iter(lbp.values()))}
     return features
 
 

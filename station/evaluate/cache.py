@@ -107,6 +107,45 @@ def _collect(per_sample: list, db: Database, failures: dict[str, str] | None, wh
     return bad
 
 
+def _lbptop_keys(db: Database, params: LbpTopParams, grids, cache: FeatureCache, fps: list[str]):
+    """(cached matrices, cache key per grid) of the LBP-TOP grids."""
+    out: dict[tuple[int, int, int], np.ndarray] = {}
+    keys = {}
+    for grid in grids:
+        setting = replace(params, rows=grid[0], cols=grid[1], overlap=grid[2])
+        keys[grid] = cache.key("lbptop", setting.key(), fps)
+        hit = cache.load("lbptop", keys[grid])
+        if hit is not None:
+            out[grid] = hit["X"]
+    return out, keys
+
+
+def _lbptop_assemble(per_sample: list, db: Database, params: LbpTopParams, todo, keys, out, cache: FeatureCache,
+                     failures: dict[str, str] | None) -> None:
+    bad = _collect(per_sample, db, failures, "LBP-TOP")
+    good = next((f for f in per_sample if not isinstance(f, SampleFailure)), None)
+    for i, grid in enumerate(todo):
+        width = len(good[i]) if good is not None else params.n_features()
+        out[grid] = np.stack([np.full(width, np.nan, np.float32) if isinstance(f, SampleFailure) else f[i]
+                              for f in per_sample])
+        if not bad:
+            cache.save("lbptop", keys[grid], {"X": out[grid]})
+
+
+def _curvature_assemble(per_sample: list, db: Database, key: str, cache: FeatureCache,
+                        failures: dict[str, str] | None) -> dict[str, np.ndarray]:
+    bad = _collect(per_sample, db, failures, "3D features")
+    good = next((f for f in per_sample if not isinstance(f, SampleFailure)), None)
+    out = {}
+    for name in ("si", "hk", "sihk"):
+        width = len(good[name]) if good is not None else 0
+        out[name] = np.stack([np.full(width, np.nan, np.float32) if isinstance(f, SampleFailure) else f[name]
+                              for f in per_sample])
+    if not bad:
+        cache.save("curvature", key, out)
+    return out
+
+
 def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, int, int]] | None = None, *,
                     cache: FeatureCache, n_jobs: int = 1, progress=None,
                     failures: dict[str, str] | None = None) -> dict[tuple[int, int, int], np.ndarray]:
@@ -117,27 +156,12 @@ def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, i
     with failed rows are not cached.
     """
     grids = grids or [(params.rows, params.cols, params.overlap)]
-    fps = [ref.fingerprint() for ref in db.refs]
-    out: dict[tuple[int, int, int], np.ndarray] = {}
-    keys = {}
-    for grid in grids:
-        setting = replace(params, rows=grid[0], cols=grid[1], overlap=grid[2])
-        keys[grid] = cache.key("lbptop", setting.key(), fps)
-        hit = cache.load("lbptop", keys[grid])
-        if hit is not None:
-            out[grid] = hit["X"]
+    out, keys = _lbptop_keys(db, params, grids, cache, [ref.fingerprint() for ref in db.refs])
     todo = [g for g in grids if g not in out]
     if todo:
         per_sample = parallel_map(_lbptop_worker, db.refs, args=(params, todo), jobs=n_jobs, progress=progress,
                                   description=f"LBP-TOP R={tuple(params.radii)} ({len(todo)} grid(s))")
-        bad = _collect(per_sample, db, failures, "LBP-TOP")
-        good = next((f for f in per_sample if not isinstance(f, SampleFailure)), None)
-        for i, grid in enumerate(todo):
-            width = len(good[i]) if good is not None else params.n_features()
-            out[grid] = np.stack([np.full(width, np.nan, np.float32) if isinstance(f, SampleFailure) else f[i]
-                                  for f in per_sample])
-            if not bad:
-                cache.save("lbptop", keys[grid], {"X": out[grid]})
+        _lbptop_assemble(per_sample, db, params, todo, keys, out, cache, failures)
     return out
 
 
@@ -151,13 +175,51 @@ def curvature_matrices(db: Database, params: CurvatureParams, *, cache: FeatureC
         return hit
     per_sample = parallel_map(_curvature_worker, db.refs, args=(params,), jobs=n_jobs, progress=progress,
                               description=f"SI/HK curvature r={params.radius:g} mm")
-    bad = _collect(per_sample, db, failures, "3D features")
-    good = next((f for f in per_sample if not isinstance(f, SampleFailure)), None)
-    out = {}
-    for name in ("si", "hk", "sihk"):
-        width = len(good[name]) if good is not None else 0
-        out[name] = np.stack([np.full(width, np.nan, np.float32) if isinstance(f, SampleFailure) else f[name]
-                              for f in per_sample])
-    if not bad:
-        cache.save("curvature", key, out)
-    return out
+    return _curvature_assemble(per_sample, db, key, cache, failures)
+
+
+def _both_worker(ref: SampleRef, lbp: LbpTopParams, grids: list[tuple[int, int, int]], curvature: CurvatureParams):
+    """LBP-TOP and curvature of one sample from one load of its file (each part fails on its own)."""
+    try:
+        sample = ref.load()
+    except Exception as err:
+        return _failure(ref, err), _failure(ref, err)
+    with _THREADPOOLS.limit(limits=1):
+        try:
+            lbp_part = [v.astype(np.float32) for v in lbptop_grids_of_sample(sample, lbp, grids)]
+        except Exception as err:
+            lbp_part = _failure(ref, err)
+        try:
+            cur_part = {k: v.astype(np.float32) for k, v in curvature_of_sample(sample, curvature).items()}
+        except Exception as err:
+            cur_part = _failure(ref, err)
+    return lbp_part, cur_part
+
+
+def feature_matrices(db: Database, lbp: LbpTopParams, curvature: CurvatureParams, *, cache: FeatureCache,
+                     n_jobs: int = 1, progress=None, failures: dict[str, str] | None = None
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The baseline's LBP-TOP matrix and 3D matrices: what :func:`lbptop_matrices` and
+    :func:`curvature_matrices` return, but when neither is cached, from one pass over the samples
+    (each sample file read once, one parallel map) instead of two."""
+    grid = (lbp.rows, lbp.cols, lbp.overlap)
+    fps = [ref.fingerprint() for ref in db.refs]
+    out, keys = _lbptop_keys(db, lbp, [grid], cache, fps)
+    key = cache.key("curvature", curvature.key(), fps)
+    cur = cache.load("curvature", key)
+    if grid not in out and cur is not None:  # only LBP-TOP to compute
+        per_sample = parallel_map(_lbptop_worker, db.refs, args=(lbp, [grid]), jobs=n_jobs, progress=progress,
+                                  description=f"LBP-TOP R={tuple(lbp.radii)} (1 grid(s))")
+        _lbptop_assemble(per_sample, db, lbp, [grid], keys, out, cache, failures)
+        return out[grid], cur
+    if cur is None and grid in out:  # only the curvature
+        per_sample = parallel_map(_curvature_worker, db.refs, args=(curvature,), jobs=n_jobs, progress=progress,
+                                  description=f"SI/HK curvature r={curvature.radius:g} mm")
+        return out[grid], _curvature_assemble(per_sample, db, key, cache, failures)
+    if cur is not None:
+        return out[grid], cur
+    per_sample = parallel_map(_both_worker, db.refs, args=(lbp, [grid], curvature), jobs=n_jobs, progress=progress,
+                              description=f"LBP-TOP R={tuple(lbp.radii)} + SI/HK curvature r={curvature.radius:g} mm")
+    _lbptop_assemble([p[0] for p in per_sample], db, lbp, [grid], keys, out, cache, failures)
+    cur = _curvature_assemble([p[1] for p in per_sample], db, key, cache, failures)
+    return out[grid], cur

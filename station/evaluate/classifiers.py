@@ -37,7 +37,9 @@ def _fit_svc(svc: SVC, kernel: np.ndarray, y: np.ndarray) -> SVC:
 
 def kernel_matrix(a: np.ndarray, b: np.ndarray, kernel: str, gamma: float) -> np.ndarray:
     """Linear or RBF kernel between the rows of ``a`` and ``b``."""
-    # float32 product: half the time of float64, and far below the SVM's own tolerance
+    # float32 product: half the time of float64, and far below the SVM's own tolerance.  The astype
+    # copies are kept on purpose: with ``a is b`` numpy would call syrk instead of gemm, whose sums
+    # differ in the last float32 bit, and the results would no longer equal the earlier releases'
     dot = (a.astype(np.float32) @ b.astype(np.float32).T).astype(np.float64)
     if kernel == "linear":
         return dot
@@ -163,7 +165,7 @@ def _precomputed_svc(kernel: np.ndarray, y: np.ndarray, C: float, *, probability
 def _scaled_split(X: np.ndarray, train: np.ndarray, test: np.ndarray, kernel: str, gamma: float | str):
     scaler = libsvm.Standardizer.fit(X[train])  # StandardScaler's arithmetic, bit for bit
     a = scaler.transform(X[train])
-    g = resolve_gamma(gamma, a)
+    g = resolve_gamma(gamma, a) if kernel != "linear" else 0.0  # a linear kernel has no gamma (X.var() skipped)
     k_test = kernel_matrix(scaler.transform(X[test]), a, kernel, g) if len(test) else None
     return scaler, a, g, kernel_matrix(a, a, kernel, g), k_test
 
