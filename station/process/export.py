@@ -308,8 +308,9 @@ def process_sample(f, path: Path, spec: SampleSpec, sample_name: str, context: d
     lm49 = to49(lm68)
     aligned = face2d.align_and_crop(color, lm49)
     filtered = face3d.filter_face_sequence(depth, depth_ts_all[w0: i1 + 1], calibration, lm49, warmup=i0 - w0)
+    truth = _ground_truth_landmarks(f, sel_numbers)
     try:
-        clouds = face3d.process_clouds(filtered, lm49, calibration, icp_method=options.icp_method)
+        clouds = face3d.process_clouds(filtered, lm49, calibration, icp_method=options.icp_method, probes2d=truth)
     except ValueError as err:
         raise StationError(f"3D preprocessing failed: {err}") from err
 
@@ -331,7 +332,7 @@ def process_sample(f, path: Path, spec: SampleSpec, sample_name: str, context: d
                     cloud_points=np.concatenate(clouds.clouds).astype(np.float32), cloud_offsets=offsets,
                     frame_numbers=sel_numbers.astype(np.int64), timestamps_ms=color_ts[i0: i1 + 1].astype(np.float64),
                     icp_fitness=clouds.fitness, icp_rmse=clouds.rmse_mm)
-    metrics = _quality(f, sample, aligned, clouds, filtered, calibration)
+    metrics = _quality(sample, aligned, clouds, truth)
     metrics.update(sample=sample_name, subject=record.subject, participant=identity.participant,
                    session=identity.session, trial=trial_key(path), trial_id=identity.trial_id,
                    frames=len(sel_numbers))
@@ -354,28 +355,22 @@ def _write(out: Path, sample: Sample, color, aligned, clouds, path: Path, calibr
                                        "crop_box": list(aligned.box), "alignment": aligned.transform.tolist()})
 
 
-def _quality(f, sample: Sample, aligned: face2d.Aligned2D, clouds: face3d.Processed3D, filtered, calibration) -> dict:
-    """ICP fitness/RMSE, rigid-landmark residuals, and landmark error against ground truth if known."""
+def _quality(sample: Sample, aligned: face2d.Aligned2D, clouds: face3d.Processed3D, truth: np.ndarray | None) -> dict:
+    """ICP fitness/RMSE, rigid-landmark residuals, and landmark error against ground truth if known
+    (``truth``: the true 49 landmarks of the sample's frames, also looked up in its clouds by
+    :func:`station.process.face3d.process_clouds`)."""
     rigid = list(RIGID_49)
     drift_before = np.nanmean(np.linalg.norm(clouds.landmarks3d_raw[:, rigid] - clouds.landmarks3d_raw[:1, rigid], axis=-1))
     drift_after = np.nanmean(np.linalg.norm(clouds.landmarks3d[:, rigid] - clouds.landmarks3d[:1, rigid], axis=-1))
     metrics = {"icp_fitness": float(np.mean(clouds.fitness[1:])) if len(clouds.fitness) > 1 else 1.0,
                "icp_rmse_mm": float(np.mean(clouds.rmse_mm[1:])) if len(clouds.rmse_mm) > 1 else 0.0,
                "rigid_drift_before_icp_mm": float(drift_before), "rigid_drift_after_icp_mm": float(drift_after)}
-    truth = _ground_truth_landmarks(f, sample.frame_numbers)
     if truth is not None:
         raw = face2d.landmark_error(sample.landmarks2d_raw, truth)
         al = face2d.landmark_error(sample.landmarks2d_raw, truth, aligned.transform)
         metrics.update(lm2d_raw_px=raw["mean_px"], lm2d_aligned_px=al["mean_px"], lm2d_nme=al["normalised"])
         # 3D: the true 2D landmarks looked up in the same filtered clouds, moved by the same ICP
-        rays = face3d.pixel_rays(calibration.depth_intrinsics)
-        true3d = []
-        for t, depth in enumerate(filtered):
-            pts = face3d.cloud_in_color_frame(depth, calibration, rays,
-                                              face3d.face_roi(depth, truth[t], calibration))
-            lm = face3d.landmark_points(pts, calibration, truth[t])
-            true3d.append(face3d.transform_points(lm, clouds.transforms[t]))
-        true3d = np.stack(true3d)
+        true3d = np.stack([face3d.transform_points(lm, m) for lm, m in zip(clouds.probes3d_raw, clouds.transforms)])
         metrics["lm3d_error_mm"] = float(np.nanmean(np.linalg.norm(sample.landmarks3d - true3d, axis=-1)))
     return metrics
 

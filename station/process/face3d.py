@@ -71,8 +71,12 @@ class RecordedDepthFilters:
         spatial.set_option(rs.option.filter_smooth_alpha, SPATIAL_SMOOTH_ALPHA)
         return spatial
 
-    def __call__(self, depth: np.ndarray, timestamp_ms: float) -> np.ndarray:
-        """Filter one frame (frames must come in time order for the temporal filter)."""
+    def __call__(self, depth: np.ndarray, timestamp_ms: float, out: np.ndarray | None = None) -> np.ndarray:
+        """Filter one frame (frames must come in time order for the temporal filter).
+
+        ``out``: a full-size uint16 frame to write into (with a window, only the window is
+        written: the rest keeps what ``out`` holds, zeros in :func:`filter_sequence`).
+        """
         rs = self._rs
         if depth.shape != self.full_shape:
             raise ValueError(f"depth frame is {depth.shape}, the calibration says {self.full_shape}")
@@ -86,14 +90,18 @@ class RecordedDepthFilters:
         frame.profile = self._profile
         self._number += 1
         self._sensor.on_video_frame(frame)
-        out = self._queue.wait_for_frame(2000)
+        filtered = self._queue.wait_for_frame(2000)
         for f in self.filters:
-            out = f.process(out)
+            filtered = f.process(filtered)
+        data = np.asanyarray(filtered.get_data())
         if self.roi is None:
-            return np.asanyarray(out.get_data()).copy()
-        full = np.zeros(self.full_shape, np.uint16)
+            if out is None:
+                return data.copy()
+            out[...] = data
+            return out
+        full = np.zeros(self.full_shape, np.uint16) if out is None else out
         x0, y0, x1, y1 = self.roi
-        full[y0:y1, x0:x1] = np.asanyarray(out.get_data())
+        full[y0:y1, x0:x1] = data
         return full
 
     def close(self) -> None:
@@ -113,9 +121,16 @@ def filter_sequence(depth: np.ndarray, timestamps_ms: np.ndarray, calibration: C
     With ``roi`` (x0, y0, x1, y1) only that window is filtered (zeros elsewhere): see
     :func:`filter_face_sequence`.
     """
+    depth = np.asarray(depth)
+    warmup = max(0, min(int(warmup), len(depth)))
+    # one zeroed block for the result (pages outside the window are never touched), no
+    # per-frame full-size copy and stack
+    out = np.zeros((len(depth) - warmup, *depth.shape[1:]), np.uint16)
+    scratch = np.zeros(depth.shape[1:], np.uint16)
     with RecordedDepthFilters(calibration, roi=roi, **switches) as chain:
-        out = [chain(d, t) for d, t in zip(depth, timestamps_ms)]
-    return np.stack(out[warmup:])
+        for t, (d, ts) in enumerate(zip(depth, timestamps_ms)):
+            chain(d, ts, out[t - warmup] if t >= warmup else scratch)
+    return out
 
 
 #: Pixels of depth kept around the crop windows when filtering a sample's face only.
@@ -215,16 +230,36 @@ def landmarks_3d(xyz: np.ndarray, landmarks2d: np.ndarray, window: int = 2) -> n
     return out
 
 
+def color_pixels(points_mm: np.ndarray, calibration: Calibration) -> np.ndarray:
+    """(K, 2) int64 color pixel (x, y) each point projects to (what :func:`landmark_points` needs;
+    compute it once when several landmark sets are looked up in the same cloud)."""
+    return np.round(project_points(points_mm, calibration.color_intrinsics)).astype(np.int64)
+
+
+def nanmedian_rows(patches: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(patches, axis=1)`` for (N, K, C) float arrays without an all-NaN row,
+    bit for bit, without numpy's masked-array path for small arrays (8x faster here).
+
+    The middle value(s) of each sorted row (NaN sorts last); an even count averages the two
+    as numpy does, ``(a + b) / 2`` in the array's dtype.
+    """
+    ordered = np.sort(patches, axis=1)
+    count = np.count_nonzero(~np.isnan(patches), axis=1)
+    low = np.take_along_axis(ordered, ((count - 1) // 2)[:, None, :], axis=1)[:, 0]
+    high = np.take_along_axis(ordered, (count // 2)[:, None, :], axis=1)[:, 0]
+    return (low + high) / patches.dtype.type(2)
+
+
 def landmark_points(points_mm: np.ndarray, calibration: Calibration, landmarks2d: np.ndarray,
-                    window: int = 2) -> np.ndarray:
+                    window: int = 2, pixels: np.ndarray | None = None) -> np.ndarray:
     """(L, 3) 3D landmarks, the same as ``landmarks_3d(xyz_image(points, cal, lm), lm, window)``.
 
     Vectorised: the z-buffer (nearest point per color pixel) is built only in the landmarks'
     bounding box by one sort, and the (2w+1)^2 windows are gathered at once, with no full-size
-    image per frame.
+    image per frame.  ``pixels``: :func:`color_pixels` of ``points_mm`` if already computed.
     """
     intr = calibration.color_intrinsics
-    pix = np.round(project_points(points_mm, intr)).astype(np.int64)
+    pix = color_pixels(points_mm, calibration) if pixels is None else pixels
     (x0, y0), (x1, y1) = np.floor(landmarks2d.min(0)) - 8, np.ceil(landmarks2d.max(0)) + 8
     x0, y0 = int(max(0, x0)), int(max(0, y0))
     x1, y1 = int(min(intr.width - 1, x1)), int(min(intr.height - 1, y1))
@@ -257,11 +292,7 @@ def landmark_points(points_mm: np.ndarray, calibration: Calibration, landmarks2d
     out = np.full((len(centre), 3), np.nan, np.float32)
     has = valid.any(1)
     if has.any():
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            out[has] = np.nanmedian(patches[has], axis=1)
+        out[has] = nanmedian_rows(patches[has])
     return out
 
 
@@ -352,20 +383,29 @@ class Processed3D:
     fitness: np.ndarray
     rmse_mm: np.ndarray
     transforms: np.ndarray  # (T, 4, 4)
+    #: (T, P, 3) mm before ICP: the ``probes2d`` of :func:`process_clouds` looked up in the same
+    #: clouds (e.g. the ground-truth landmarks, to measure the 3D landmark error); None if none
+    probes3d_raw: np.ndarray | None = None
 
 
 def process_clouds(filtered_depth: np.ndarray, landmarks2d_raw: np.ndarray, calibration: Calibration,
-                   radius_mm: float = CROP_RADIUS_MM, icp_method: str = "point_to_plane") -> Processed3D:
+                   radius_mm: float = CROP_RADIUS_MM, icp_method: str = "point_to_plane",
+                   probes2d: np.ndarray | None = None) -> Processed3D:
     """Steps 2-4 of the module docstring for one sample (depth already filtered).
 
     Each frame's ICP starts from the previous frame's transform (see :func:`icp_to_reference`).
+    ``probes2d`` (T, P, 2): more color pixels to look up in each frame's cloud like the
+    landmarks (the cloud is deprojected and projected once for both).
     """
     rays = pixel_rays(calibration.depth_intrinsics)
-    clouds, lms3d, lms_raw, fit, rmse, transforms = [], [], [], [], [], []
+    clouds, lms3d, lms_raw, fit, rmse, transforms, probes = [], [], [], [], [], [], []
     previous = np.eye(4)
     for t, depth in enumerate(filtered_depth):
         points = cloud_in_color_frame(depth, calibration, rays, face_roi(depth, landmarks2d_raw[t], calibration, radius_mm))
-        lm = landmark_points(points, calibration, landmarks2d_raw[t])
+        pixels = color_pixels(points, calibration)
+        lm = landmark_points(points, calibration, landmarks2d_raw[t], pixels=pixels)
+        if probes2d is not None:
+            probes.append(landmark_points(points, calibration, probes2d[t], pixels=pixels))
         nose = lm[NOSE_TIP_49]
         if np.isnan(nose).any():
             raise ValueError(f"no depth at the nose tip in frame {t} of the sample")
@@ -382,4 +422,5 @@ def process_clouds(filtered_depth: np.ndarray, landmarks2d_raw: np.ndarray, cali
         fit.append(reg.fitness)
         rmse.append(reg.rmse_mm)
         transforms.append(reg.transform)
-    return Processed3D(clouds, np.stack(lms3d), np.stack(lms_raw), np.array(fit), np.array(rmse), np.stack(transforms))
+    return Processed3D(clouds, np.stack(lms3d), np.stack(lms_raw), np.array(fit), np.array(rmse), np.stack(transforms),
+                       np.stack(probes) if probes2d is not None else None)
