@@ -117,6 +117,7 @@ def main() -> None:
             same = a.exists() and b.exists() and filecmp.cmp(a, b, shallow=False)
             print(f"  {f}: {'identical' if same else 'DIFFERENT'}", flush=True)
     if args.split:
+        sys.path.insert(0, str(trees["new"]))  # the tree under test's station package
         split(args.db[0], args.split)
 
 
