@@ -114,3 +114,29 @@ def test_take_rendering_pauses_while_a_film_plays_and_resumes_after():
         assert pending.cache.rendered >= 60
     finally:
         cam.stop()
+
+
+@pytest.mark.slow
+def test_a_trial_waits_only_for_the_frames_it_needs_and_the_margin_renders_after():
+    import numpy as np
+
+    from station.camera import open_camera
+
+    cam = open_camera("virtual", width=424, height=240, fps=30, takes=True)
+    cam.render_priority = "low"
+    cam.start()
+    try:
+        cam.prepare_take(3.0, needed_s=1.0)  # a 1 s trial, with 2 s of margin for pauses
+        info = cam.start_take()
+        assert info["frames"] == 90 and info["ready_frames"] == 30, info
+        take = cam._take
+        assert take.tail_ready.wait(60)  # the margin rendered after the trial started
+        color, depth = take.frame(45)  # a frame of the margin is the participant's frame 45 of the take
+        ref_color, ref_depth = cam._renderer(take.offset + 45)
+        assert np.array_equal(color, ref_color) and np.array_equal(depth, ref_depth)
+        take.tail_ready.clear()  # a margin not rendered yet when the stream reaches it: the idle loop
+        assert take.frame(60) is None and take.unready == 1
+        log = cam.end_take()
+        assert log["tail_unready_frames"] == 1 and log["overrun_frames"] >= 1
+    finally:
+        cam.stop()

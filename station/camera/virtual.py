@@ -64,13 +64,23 @@ TAKE_MEMORY_BUDGET = 3_000_000_000
 
 
 class _Take:
-    """One trial's frames, rendered ahead into a cache; ``first`` is the stream index it starts at."""
+    """One trial's frames, rendered ahead into a cache; ``first`` is the stream index it starts at.
 
-    def __init__(self, cache: FrameCache, n: int, offset: int):
-        self.cache, self.n, self.offset = cache, n, offset
+    ``tail`` (optional) holds the margin after the frames the trial is expected to need (for
+    pauses): the trial may start once ``cache`` is rendered (``ready``); the tail renders next
+    and, if the stream reaches it before it is rendered, the idle loop is streamed instead
+    (counted in ``unready``), never a missing frame.
+    """
+
+    def __init__(self, cache: FrameCache, n: int, offset: int, tail: FrameCache | None = None):
+        self.cache, self.tail, self.offset = cache, tail, offset
+        self.n_ready = n  # frames rendered before the trial starts
+        self.n = n + (tail.n_frames if tail is not None else 0)
         self.first: int | None = None
         self.overrun = 0  # frames streamed after the take ran out (idle loop shown instead)
+        self.unready = 0  # frames of the tail needed before it was rendered (idle loop shown instead)
         self.error = ""
+        self.ready, self.tail_ready = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._render, name="take-render", daemon=True)
         self.started = time.perf_counter()
         self.render_s = 0.0
@@ -82,6 +92,27 @@ class _Take:
         except Exception as err:  # noqa: BLE001 - reported when the take starts
             self.error = f"{type(err).__name__}: {err}"
         self.render_s = time.perf_counter() - self.started
+        self.ready.set()
+        if self.tail is not None and not self.error:
+            try:
+                self.tail.prepare()
+                self.tail_ready.set()
+            except Exception:  # noqa: BLE001 - the idle loop stands in (counted in unready)
+                pass
+
+    def frame(self, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if k < self.n_ready:
+            return self.cache.get(k)
+        if self.tail_ready.is_set():
+            return self.tail.get(k - self.n_ready)
+        self.unready += 1
+        return None
+
+    def close(self) -> None:
+        self.thread.join()
+        self.cache.close()
+        if self.tail is not None:
+            self.tail.close()
 
 
 class _LowPriorityRender:
@@ -267,8 +298,9 @@ class VirtualD415:
             if take.first is None:
                 take.first = index
             k = index - take.first
-            if 0 <= k < take.n:
-                return take.cache.get(k)
+            frame = take.frame(k) if 0 <= k < take.n else None
+            if frame is not None:
+                return frame
             take.overrun += k >= take.n
         period = 2 * IDLE_FRAMES - 2
         j = index % period
@@ -278,23 +310,35 @@ class VirtualD415:
     def _frame_bytes(self) -> int:
         return self.calibration.color_intrinsics.width * self.calibration.color_intrinsics.height * 5
 
-    def prepare_take(self, seconds: float) -> None:
+    def prepare_take(self, seconds: float, needed_s: float | None = None) -> None:
         """Render the next ``seconds`` of the participant now, in worker processes, without waiting.
 
         Called by the session before a trial (during forms, rests, instructions); the take
-        streams from :meth:`start_take`.  A no-op unless this camera streams takes.
+        streams from :meth:`start_take`, which waits for its first ``needed_s`` (default: all of
+        it); the rest, a margin for pauses, renders after that.  A no-op unless this camera
+        streams takes.
         """
         if not self.takes or self._pool is None:
             return
         if self._pending is not None:
             self._discard(self._pending)
         n = max(1, int(round(seconds * self.fps)))
+        ready = n if needed_s is None else min(n, max(1, int(round(needed_s * self.fps))))
         # the take still streaming (the next one renders during it) shares the memory budget
         streaming = self._take.n * self._frame_bytes() if self._take is not None and not self._take.cache.compress else 0
-        cache = FrameCache(self._renderer, n, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
-                           pool=self._pool, jobs=self.render_jobs,
-                           memory_budget=max(0, TAKE_MEMORY_BUDGET - streaming))
-        self._pending = _Take(cache, n, self._scene_next)
+        budget = max(0, TAKE_MEMORY_BUDGET - streaming)
+        budget = budget if n * self._frame_bytes() <= budget else 0  # head and tail kept alike
+        cache = FrameCache(self._renderer, ready, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
+                           pool=self._pool, jobs=self.render_jobs, memory_budget=budget)
+        tail = None
+        if ready < n and not cache.streaming:
+            tail = FrameCache(self._renderer, n - ready, self._frame_bytes(), fps=self.fps,
+                              offset=self._scene_next + ready, pool=self._pool, jobs=self.render_jobs,
+                              memory_budget=budget)
+        else:
+            cache = FrameCache(self._renderer, n, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
+                               pool=self._pool, jobs=self.render_jobs, memory_budget=budget)
+        self._pending = _Take(cache, cache.n_frames, self._scene_next, tail)
         self._scene_next += n
 
     def hold_rendering(self, on: bool) -> None:
@@ -310,12 +354,13 @@ class VirtualD415:
         if take is None:
             return None
         waited = time.perf_counter()
-        take.thread.join()
+        take.ready.wait()  # (its tail, if any, renders on)
         waited = time.perf_counter() - waited
         if take.error:
             raise CameraError(f"virtual D415: rendering the participant ahead failed: {take.error}")
         self._take = take
-        info = {"frames": take.n, "scene_offset": take.offset, "render_s": round(take.render_s, 2),
+        info = {"frames": take.n, "ready_frames": take.n_ready, "scene_offset": take.offset,
+                "render_s": round(take.render_s, 2),
                 "waited_s": round(waited, 2), "compressed": take.cache.compress, "streaming": take.cache.streaming,
                 "announced_s": round(time.perf_counter() - take.started, 2)}  # prepare_take to the trial's start
         self.take_log.append(info)
@@ -327,14 +372,14 @@ class VirtualD415:
         take, self._take = self._take, None
         if take is None:
             return None
-        self.take_log[-1]["overrun_frames"] = take.overrun
+        self.take_log[-1]["overrun_frames"] = take.overrun + take.unready
+        self.take_log[-1]["tail_unready_frames"] = take.unready
         self._discard(take)
         return self.take_log[-1]
 
     @staticmethod
     def _discard(take: _Take) -> None:
-        take.thread.join()
-        take.cache.close()
+        take.close()
 
     def _schedule_length(self) -> int:
         """Frames the schedule covers: the scene, or what was asked to be pre-rendered, or an hour."""

@@ -152,6 +152,11 @@ def take_seconds(protocol: Protocol, clip: Clip) -> float:
     """How long the trial of ``clip`` records: baseline, film, blank (and rest), with margin
     for pauses and start-up.  A film without a manifest duration is measured (the probe of
     `station check`, cached)."""
+    return 1.05 * trial_seconds(protocol, clip) + 2.0
+
+
+def trial_seconds(protocol: Protocol, clip: Clip) -> float:
+    """Baseline + film + blank (+ rest) of ``clip``'s trial as the protocol plans it, no margin."""
     p = protocol
     film = clip.duration
     if film is None:
@@ -163,7 +168,28 @@ def take_seconds(protocol: Protocol, clip: Clip) -> float:
             film = 180.0  # the paper's longest film
     rest = (p.rest.max_seconds or p.rest.seconds) if p.record.rest else 0.0
     baseline = p.baseline.seconds if p.record.baseline else 0.0
-    return 1.05 * (baseline + film + p.record.after_clip_seconds + rest) + 2.0
+    return baseline + film + p.record.after_clip_seconds + rest
+
+
+#: Seconds of a take that must be rendered before its trial starts, beyond the planned trial
+#: (begin/end overheads); the rest of the margin (for pauses) renders during the trial.
+TAKE_READY_MARGIN_S = 1.0
+
+
+def announce_take(recorder, protocol: Protocol, clip: Clip) -> bool:
+    """Tell ``recorder``'s camera the length of ``clip``'s trial (:func:`take_seconds`) and how much
+    of it must be ready when the trial starts; False when the recorder has nothing to prepare."""
+    import inspect
+
+    prepare = getattr(recorder, "prepare_take", None)
+    if prepare is None:
+        return False
+    total = take_seconds(protocol, clip)
+    if "needed_s" in inspect.signature(prepare).parameters:
+        prepare(total, needed_s=trial_seconds(protocol, clip) + TAKE_READY_MARGIN_S)
+    else:  # (the in-process Recorder: the whole take before the trial)
+        prepare(total)
+    return True
 
 
 class Runner:
@@ -415,10 +441,9 @@ class Runner:
         """Let the camera get ``clip``'s trial ready now: the virtual D415 renders its participant
         ahead, in idle-priority workers, from the start of the trial before it (a real camera
         has nothing to do).  ``clip`` is the film of trial ``trial_number + 1``."""
-        prepare = getattr(self.recorder, "prepare_take", None)
-        if clip is not None and prepare is not None and self._prepared != (self.trial_number, clip.id):
-            prepare(self.take_seconds(clip))
-            self._prepared = (self.trial_number, clip.id)
+        if clip is not None and self._prepared != (self.trial_number, clip.id):
+            if announce_take(self.recorder, self.p, clip):
+                self._prepared = (self.trial_number, clip.id)
 
     def _hold_rendering(self, on: bool) -> None:
         """While a film plays, the virtual D415 renders no take (a real camera renders nothing)."""

@@ -294,12 +294,10 @@ def _open_devices(parts: dict, session: Session, protocol: Protocol, camera, ope
 def _announce_first_take(recorder, protocol: Protocol, order: list[str]) -> str | None:
     """The first trial's length, told to the camera before the window opens: the virtual D415
     renders that take while the window opens and the welcome is read.  Returns its clip id."""
-    prepare = getattr(recorder, "prepare_take", None)
-    if prepare is None or not order:
-        return None
-    from station.elicit.runner import take_seconds
+    from station.elicit.runner import announce_take
 
-    prepare(take_seconds(protocol, protocol.manifest.clips[order[0]]))
+    if not order or not announce_take(recorder, protocol, protocol.manifest.clips[order[0]]):
+        return None
     return order[0]
 
 

@@ -94,7 +94,9 @@ def _child_main(spec: str, width: int, height: int, fps: int, cmd, reply, events
                 rec.mark(*args)
                 continue
             if op == "prepare":  # no reply: the camera renders the next take in the background
-                rec.prepare_take(*args)
+                prepare = getattr(camera, "prepare_take", None)
+                if prepare is not None:
+                    prepare(*args)
                 continue
             if op == "hold":  # no reply: a film starts / ends (take rendering pauses meanwhile)
                 getattr(camera, "hold_rendering", lambda on: None)(*args)
@@ -333,9 +335,10 @@ class ProcessRecorder:
         self._in_trial = False
         return self._call("end", reason, what="finish the trial")
 
-    def prepare_take(self, seconds: float) -> None:
-        """The child's camera gets the next trial's ``seconds`` ready (see Recorder.prepare_take)."""
-        self._cmd.put(("prepare", (float(seconds),), 0))
+    def prepare_take(self, seconds: float, needed_s: float | None = None) -> None:
+        """The child's camera gets the next trial's ``seconds`` ready, its first ``needed_s`` before
+        the trial starts (:meth:`station.camera.virtual.VirtualD415.prepare_take`)."""
+        self._cmd.put(("prepare", (float(seconds), None if needed_s is None else float(needed_s)), 0))
 
     def hold_rendering(self, on: bool) -> None:
         """A film starts (``True``) or ends: the virtual D415 pauses rendering takes meanwhile
