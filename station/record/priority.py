@@ -18,8 +18,9 @@ They are not equally urgent:
 
 So the recorder process keeps capture at the session's priority and moves writing and the
 face check to ``SCHED_BATCH`` (Linux: never preempts an interactive thread when it wakes, a
-60 Hz wake-up each; the compressor threads also a higher nice value), and take rendering to
-``SCHED_BATCH`` at nice 19 (:data:`RENDER_PRIORITY`).  Unprivileged processes may always *lower*
+60 Hz wake-up each; no higher nice value, see :data:`BACKGROUND_THREADS`), and take
+rendering, in worker processes that share no GIL with capture, to ``SCHED_BATCH`` at nice 19
+(:data:`RENDER_PRIORITY`), paused while a film plays.  Unprivileged processes may always *lower*
 their own priority, so no setting or capability is needed; elsewhere than Linux only the
 nice value is used (or nothing, where that is unsupported).  docs/benchmarks.md ("The demo
 session at the paper's settings") measures the effect.
@@ -32,11 +33,12 @@ import threading
 
 #: Thread-name prefix -> (scheduling class, nice increment) for a recorder child.
 #: ``writer`` creates its ``lz4`` threads, which inherit its class; named anyway.
-#: Only threads that never hold the GIL for long get a higher nice value: a thread that holds it
-#: (h5py's writes in ``writer``, dlib in ``face``) and is then kept off the CPU would stop the
-#: capture thread and the camera's streaming thread with it (priority inversion: the camera
-#: skips frames).  ``lz4`` compresses with the GIL released.
-BACKGROUND_THREADS: dict[str, tuple[str, int]] = {"writer": ("batch", 0), "lz4": ("batch", 5), "face": ("batch", 0)}
+#: No thread of the recorder process gets a higher nice value: each one holds the GIL at
+#: times (h5py's writes in ``writer``, dlib in ``face``, the pool's bookkeeping between two
+#: LZ4 blocks in ``lz4``), and one kept off the CPU while holding it stops the capture thread
+#: and the camera's streaming thread with it (priority inversion: the camera skips frames;
+#: measured with the face check at nice +10, and likely with ``lz4`` at +5 at load 8-12).
+BACKGROUND_THREADS: dict[str, tuple[str, int]] = {"writer": ("batch", 0), "lz4": ("batch", 0), "face": ("batch", 0)}
 #: Take rendering (worker processes, no GIL shared with anyone): scheduling class and nice.
 #: Not SCHED_IDLE: on a PC that also runs other work it can starve for tens of seconds
 #: (measured: a 20.8 s wait before a trial at load 6-9), and the trial would wait for it.
