@@ -22,8 +22,10 @@ from station.parallel import exit_with_parent
 
 Render = Callable[[int], tuple[np.ndarray, np.ndarray]]  # must pickle (sent to worker processes)
 
-#: Raw frames are kept while they fit this many bytes; beyond, frames are stored compressed.
-MEMORY_BUDGET = 1_500_000_000
+#: Raw frames are kept while they fit this many bytes (~24 s at 848x480, as a take); beyond,
+#: frames are stored compressed, and unpacking them costs the streaming process ~1 ms of CPU
+#: a frame pair (0.06 core at 60 fps: a cost a real D415 does not have).
+MEMORY_BUDGET = 3_000_000_000
 #: Compressed frames are kept while they fit this many bytes (LZ4 keeps ~45 % of a synthetic
 #: participant's frame); a longer clip is rendered ahead while it streams.
 COMPRESSED_BUDGET = 4_000_000_000
