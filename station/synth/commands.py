@@ -20,7 +20,8 @@ holds a few micro-expressions (the samples), one macro-expression and one or two
 negatives, separated by short neutral gaps, with the ground truth in /ground_truth/events (JSON)
 and the true 68 landmarks of every frame in /ground_truth/landmarks68.  The defaults mirror
 DSME-3D (33 subjects, 373 samples); OUT/manifest.json lists trials, frames and bytes.
-The same --seed gives the same frames; an interrupted run resumes when started again."""
+The same --seed gives the same frames (whatever --jobs); an interrupted run resumes when
+started again.  Subjects are written in parallel, one worker process per core by default."""
 
 PREVIEW_HELP = """\
 Write a PNG contact sheet of one micro-expression of a synthetic participant: color and z16

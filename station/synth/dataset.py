@@ -17,6 +17,10 @@ The ``samples`` micro-expressions are spread over the subjects (33 and 373 as in
 paper writes it - total < 500 ms or onset < 260 ms - lets one with a quick onset through), in a
 seeded order with short neutral gaps (frames are kept few so the
 whole database stays a few GB).
+
+Subjects are written by worker processes (:func:`make_dataset` ``jobs``): each trial is a pure
+function of its plan and the seed, so the files hold the same frames whatever the number of
+workers (``tests/test_synth_speed.py``, ``bench/synth_speed.py --dataset``).
 """
 
 from __future__ import annotations
