@@ -138,7 +138,7 @@ def child_live(seconds: float, out: Path) -> dict:
         recorder.close()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"cpu_s": cpu, "wall_s": wall, "recorded_s": wall, "frames_written": stats.frames_written,
-            "frames_sent": int(round(wall * 60)), "identical": None,  # not compared live "complete": bool(stats.complete),
+            "frames_sent": int(round(wall * 60)), "identical": None, "complete": bool(stats.complete),  # read-back not compared live
             "bytes_per_frame": stats.path.stat().st_size / max(stats.frames_written, 1)}
 
 
