@@ -98,6 +98,14 @@ def test_export_from_ground_truth_writes_a_readable_database(synth_trial, tmp_pa
     assert (db / "2d" / "uncropped" / "sub01" / row.sample / f"img{row.onset}.png").exists()
     assert len(list((db / "3d" / "sub01" / row.sample).glob("*.ply"))) == len(sample)
     assert outcome.metrics[0]["lm2d_aligned_px"] < 5.0
+    # crops are stored gzip level 1, one chunk per frame (the demo's 600 MB budget), and read back whole
+    import h5py
+    from station.dataset import sample_path
+
+    with h5py.File(sample_path(db, row)) as f:
+        crops = f["cropped"]
+        assert (crops.compression, crops.compression_opts, crops.chunks[0]) == ("gzip", 1, 1)
+        assert np.array_equal(crops[()], sample.cropped)
 
 
 def _no_face_trial(path: Path) -> Path:
