@@ -15,7 +15,6 @@ ground truth, so a speed-up never hides a loss of accuracy.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -27,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import ref_data_parser
 
 import numpy as np
 
@@ -126,10 +127,7 @@ def frames_in(data: Path) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", required=True, type=Path, help="reference checkout (git worktree)")
-    parser.add_argument("--data", required=True, type=Path, help="synthetic dataset folder")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = ref_data_parser(__doc__, repeats=3)
     parser.add_argument("--steps", default="process,spot")
     parser.add_argument("--png", action="store_true", help="process writes PNG too (default --no-png --no-ply)")
     args = parser.parse_args()

@@ -20,7 +20,6 @@ busy), plus the command's serial start and end measured here.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -31,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import ref_data_parser
 
 import h5py
 import numpy as np
@@ -85,10 +86,7 @@ def compare_exports(a: Path, b: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", required=True, type=Path, help="reference checkout (git worktree)")
-    parser.add_argument("--data", required=True, type=Path, help="synthetic dataset folder")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser = ref_data_parser(__doc__, repeats=2)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     trees = {"reference": args.ref.resolve(), "new": REPO}

@@ -1,0 +1,23 @@
+"""What the benches that compare this tree with a reference checkout share.
+
+Each bench is run as a script (`python bench/NAME.py`), so this module is imported as a
+sibling (`from _common import ...`), not as part of the `station` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def ref_data_parser(doc: str | None, repeats: int) -> argparse.ArgumentParser:
+    """The command line of a same-run comparison: a reference worktree, a dataset, repeats.
+
+    Why one home: every speed claim is a ratio against a reference checkout measured in the
+    same run (docs/benchmarks.md), so these options mean the same in every bench.
+    """
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--ref", required=True, type=Path, help="reference checkout (git worktree)")
+    parser.add_argument("--data", required=True, type=Path, help="synthetic dataset folder")
+    parser.add_argument("--repeats", type=int, default=repeats, help="interleaved repeats (medians reported)")
+    return parser
