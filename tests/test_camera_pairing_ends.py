@@ -73,6 +73,7 @@ def test_librealsense_bag_says_what_arrived_and_that_none_of_it_was_written(tmp_
     proc = run_station("inspect", "--check", str(tmp_path / "cli.h5"))
     out = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == 1 and "colour 1, depth 1; not written: colour 1, depth 1" in out
+    assert "0 between the first and last row" in out  # 'missing' never reads as "nothing was lost"
 
 
 def test_a_frame_still_waiting_for_its_partner_after_the_last_row_is_counted(tmp_path):

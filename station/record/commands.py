@@ -250,7 +250,8 @@ def run_inspect(args: argparse.Namespace) -> int:
                                        f"colour {s.not_written('color')}, depth {s.not_written('depth')} (unpaired "
                                        f"before the first / after the last row {c.get('unpaired_ends_color', 0)}/"
                                        f"{c.get('unpaired_ends_depth', 0)}, lost at stop {c.get('lost_at_stop', 0)})")
-        table.add_row("missing", f"{s.dropped}  (colour {c.get('dropped_color', 0)}, depth {c.get('dropped_depth', 0)}: "
+        table.add_row("missing", f"{s.dropped} between the first and last row (colour {c.get('dropped_color', 0)}, "
+                                 f"depth {c.get('dropped_depth', 0)}: "
                                  f"not delivered {c.get('gaps_color', 0)}/{c.get('gaps_depth', 0)}, unpaired "
                                  f"{c.get('unpaired_color', 0)}/{c.get('unpaired_depth', 0)}, late "
                                  f"{c.get('late_color', 0)}/{c.get('late_depth', 0)}, queue {c.get('dropped_queue', 0)}; "
