@@ -107,7 +107,7 @@ def _collect(per_sample: list, db: Database, failures: dict[str, str] | None, wh
     return bad
 
 
-def _lbptop_keys(db: Database, params: LbpTopParams, grids, cache: FeatureCache, fps: list[str]):
+def _lbptop_keys(params: LbpTopParams, grids, cache: FeatureCache, fps: list[str]):
     """(cached matrices, cache key per grid) of the LBP-TOP grids."""
     out: dict[tuple[int, int, int], np.ndarray] = {}
     keys = {}
@@ -118,6 +118,22 @@ def _lbptop_keys(db: Database, params: LbpTopParams, grids, cache: FeatureCache,
         if hit is not None:
             out[grid] = hit["X"]
     return out, keys
+
+
+def _lbptop_compute(db: Database, params: LbpTopParams, todo, keys, out, cache: FeatureCache, n_jobs: int,
+                    progress, failures: dict[str, str] | None) -> None:
+    """The LBP-TOP grids ``todo`` of every sample, alone (one parallel map), into ``out`` and the cache."""
+    per_sample = parallel_map(_lbptop_worker, db.refs, args=(params, todo), jobs=n_jobs, progress=progress,
+                              description=f"LBP-TOP R={tuple(params.radii)} ({len(todo)} grid(s))")
+    _lbptop_assemble(per_sample, db, params, todo, keys, out, cache, failures)
+
+
+def _curvature_compute(db: Database, params: CurvatureParams, key: str, cache: FeatureCache, n_jobs: int,
+                       progress, failures: dict[str, str] | None) -> dict[str, np.ndarray]:
+    """The 3D matrices of every sample, alone (one parallel map), also into the cache."""
+    per_sample = parallel_map(_curvature_worker, db.refs, args=(params,), jobs=n_jobs, progress=progress,
+                              description=f"SI/HK curvature r={params.radius:g} mm")
+    return _curvature_assemble(per_sample, db, key, cache, failures)
 
 
 def _lbptop_assemble(per_sample: list, db: Database, params: LbpTopParams, todo, keys, out, cache: FeatureCache,
@@ -156,12 +172,10 @@ def lbptop_matrices(db: Database, params: LbpTopParams, grids: list[tuple[int, i
     with failed rows are not cached.
     """
     grids = grids or [(params.rows, params.cols, params.overlap)]
-    out, keys = _lbptop_keys(db, params, grids, cache, [ref.fingerprint() for ref in db.refs])
+    out, keys = _lbptop_keys(params, grids, cache, [ref.fingerprint() for ref in db.refs])
     todo = [g for g in grids if g not in out]
     if todo:
-        per_sample = parallel_map(_lbptop_worker, db.refs, args=(params, todo), jobs=n_jobs, progress=progress,
-                                  description=f"LBP-TOP R={tuple(params.radii)} ({len(todo)} grid(s))")
-        _lbptop_assemble(per_sample, db, params, todo, keys, out, cache, failures)
+        _lbptop_compute(db, params, todo, keys, out, cache, n_jobs, progress, failures)
     return out
 
 
@@ -173,9 +187,7 @@ def curvature_matrices(db: Database, params: CurvatureParams, *, cache: FeatureC
     hit = cache.load("curvature", key)
     if hit is not None:
         return hit
-    per_sample = parallel_map(_curvature_worker, db.refs, args=(params,), jobs=n_jobs, progress=progress,
-                              description=f"SI/HK curvature r={params.radius:g} mm")
-    return _curvature_assemble(per_sample, db, key, cache, failures)
+    return _curvature_compute(db, params, key, cache, n_jobs, progress, failures)
 
 
 def _both_worker(ref: SampleRef, lbp: LbpTopParams, grids: list[tuple[int, int, int]], curvature: CurvatureParams):
@@ -204,19 +216,14 @@ def feature_matrices(db: Database, lbp: LbpTopParams, curvature: CurvatureParams
     (each sample file read once, one parallel map) instead of two."""
     grid = (lbp.rows, lbp.cols, lbp.overlap)
     fps = [ref.fingerprint() for ref in db.refs]
-    out, keys = _lbptop_keys(db, lbp, [grid], cache, fps)
+    out, keys = _lbptop_keys(lbp, [grid], cache, fps)
     key = cache.key("curvature", curvature.key(), fps)
     cur = cache.load("curvature", key)
-    if grid not in out and cur is not None:  # only LBP-TOP to compute
-        per_sample = parallel_map(_lbptop_worker, db.refs, args=(lbp, [grid]), jobs=n_jobs, progress=progress,
-                                  description=f"LBP-TOP R={tuple(lbp.radii)} (1 grid(s))")
-        _lbptop_assemble(per_sample, db, lbp, [grid], keys, out, cache, failures)
-        return out[grid], cur
-    if cur is None and grid in out:  # only the curvature
-        per_sample = parallel_map(_curvature_worker, db.refs, args=(curvature,), jobs=n_jobs, progress=progress,
-                                  description=f"SI/HK curvature r={curvature.radius:g} mm")
-        return out[grid], _curvature_assemble(per_sample, db, key, cache, failures)
-    if cur is not None:
+    if grid in out or cur is not None:  # at least one cached: the other (if any) alone
+        if grid not in out:
+            _lbptop_compute(db, lbp, [grid], keys, out, cache, n_jobs, progress, failures)
+        if cur is None:
+            cur = _curvature_compute(db, curvature, key, cache, n_jobs, progress, failures)
         return out[grid], cur
     per_sample = parallel_map(_both_worker, db.refs, args=(lbp, [grid], curvature), jobs=n_jobs, progress=progress,
                               description=f"LBP-TOP R={tuple(lbp.radii)} + SI/HK curvature r={curvature.radius:g} mm")
