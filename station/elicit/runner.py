@@ -433,10 +433,6 @@ class Runner:
                         display_before, outcome)
         return outcome
 
-    def take_seconds(self, clip: Clip) -> float:
-        """How long the trial of ``clip`` records (:func:`take_seconds`)."""
-        return take_seconds(self.p, clip)
-
     def _prepare(self, clip: Clip | None) -> None:
         """Let the camera get ``clip``'s trial ready now: the virtual D415 renders its participant
         ahead, in idle-priority workers, from the start of the trial before it (a real camera
