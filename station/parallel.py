@@ -161,6 +161,25 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="station-parent-watch", daemon=True).start()
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Within the block, numerical libraries use one thread (threadpoolctl; OpenCV's own pool).
+
+    For work in a worker process when the workers already fill the cores; the previous
+    settings come back afterwards (a kept pool may serve another verb next).
+    """
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def shutdown_pools() -> None:
     """Stop every kept worker process (also done at exit)."""
     while _POOLS:

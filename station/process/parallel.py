@@ -11,36 +11,20 @@ Two things decide the wall time of ``station process --jobs N`` besides the work
   own thread pools (OpenBLAS, twice: numpy's and OpenCV's copy, OpenCV's parallel_for,
   OpenMP) then only make the workers fight for the same cores: 34.6 vs 19.3 CPU s for the same
   two trials (docs/benchmarks.md, "station process (item 4)").  Each job runs under
-  :func:`one_thread` (restored afterwards: a kept pool may serve ``station evaluate`` next).
+  ``station.parallel.one_thread`` (restored afterwards: a kept pool may serve ``station evaluate`` next).
 * **Longest first.**  Trials are handed out by decreasing work (frames of their coded
   movements), so the last trial to finish is a short one and no core waits idle at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from typing import Callable, Iterator
+from typing import Callable
 
-from station.parallel import parallel_map
+from station.parallel import one_thread, parallel_map
 from station.process.export import ProcessOptions, SampleSpec, TrialOutcome, process_trial
 
 Job = tuple[str, list[SampleSpec]]
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Within the block, numerical libraries use one thread (threadpoolctl; OpenCV's own pool)."""
-    import cv2
-    from threadpoolctl import threadpool_limits
-
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        cv2.setNumThreads(before)
 
 
 def _process_job(job: Job, options: ProcessOptions) -> TrialOutcome:

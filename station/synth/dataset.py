@@ -231,20 +231,22 @@ def _write_subject_trials(plans: list[TrialPlan], out: Path, seed: int, storage:
 
     One subject per task: its trials share the participant's preparation (photo placement,
     morph, depth surface, AU fields), which only the time line distinguishes.
-    ``single_thread``: OpenCV on one thread, for worker processes that already fill the cores.
+    ``single_thread``: :func:`station.parallel.one_thread`, for worker processes that already
+    fill the cores.
     """
-    if single_thread:
-        import cv2
+    import contextlib
 
-        cv2.setNumThreads(1)
+    from station.parallel import one_thread
+
     done = []
     base: SyntheticParticipant | None = None
-    for plan in plans:
-        path = out / plan.relpath
-        writing_path(path).unlink(missing_ok=True)  # synthetic: regenerated identically
-        scene = trial_scene(plan, seed, width, height, base=base)
-        base = base or scene
-        done.append((plan, record_scene(scene, path, storage, trial=plan.trial)))
+    with one_thread() if single_thread else contextlib.nullcontext():
+        for plan in plans:
+            path = out / plan.relpath
+            writing_path(path).unlink(missing_ok=True)  # synthetic: regenerated identically
+            scene = trial_scene(plan, seed, width, height, base=base)
+            base = base or scene
+            done.append((plan, record_scene(scene, path, storage, trial=plan.trial)))
     return done
 
 
