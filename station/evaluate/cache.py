@@ -77,20 +77,30 @@ def _failure(ref: SampleRef, err: Exception) -> SampleFailure:
     return SampleFailure(f"{type(err).__name__}: {err}")
 
 
-def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, int, int]]):
+def _guarded(ref: SampleRef, compute, *args):
+    """``compute(*args)`` on one thread, or the :class:`SampleFailure` of ``ref`` it raised: a damaged
+    or unreadable sample must not end a whole evaluation."""
     try:
         with _THREADPOOLS.limit(limits=1):
-            return [v.astype(np.float32) for v in lbptop_grids_of_sample(ref.load(), params, grids)]
-    except Exception as err:  # a damaged or unreadable sample must not end a whole evaluation
+            return compute(*args)
+    except Exception as err:
         return _failure(ref, err)
+
+
+def _lbptop_of(sample, params: LbpTopParams, grids: list[tuple[int, int, int]]) -> list[np.ndarray]:
+    return [v.astype(np.float32) for v in lbptop_grids_of_sample(sample, params, grids)]
+
+
+def _curvature_of(sample, params: CurvatureParams) -> dict[str, np.ndarray]:
+    return {k: v.astype(np.float32) for k, v in curvature_of_sample(sample, params).items()}
+
+
+def _lbptop_worker(ref: SampleRef, params: LbpTopParams, grids: list[tuple[int, int, int]]):
+    return _guarded(ref, lambda: _lbptop_of(ref.load(), params, grids))
 
 
 def _curvature_worker(ref: SampleRef, params: CurvatureParams):
-    try:
-        with _THREADPOOLS.limit(limits=1):
-            return {k: v.astype(np.float32) for k, v in curvature_of_sample(ref.load(), params).items()}
-    except Exception as err:
-        return _failure(ref, err)
+    return _guarded(ref, lambda: _curvature_of(ref.load(), params))
 
 
 def sample_name(ref: SampleRef) -> str:
@@ -192,20 +202,10 @@ def curvature_matrices(db: Database, params: CurvatureParams, *, cache: FeatureC
 
 def _both_worker(ref: SampleRef, lbp: LbpTopParams, grids: list[tuple[int, int, int]], curvature: CurvatureParams):
     """LBP-TOP and curvature of one sample from one load of its file (each part fails on its own)."""
-    try:
-        sample = ref.load()
-    except Exception as err:
-        return _failure(ref, err), _failure(ref, err)
-    with _THREADPOOLS.limit(limits=1):
-        try:
-            lbp_part = [v.astype(np.float32) for v in lbptop_grids_of_sample(sample, lbp, grids)]
-        except Exception as err:
-            lbp_part = _failure(ref, err)
-        try:
-            cur_part = {k: v.astype(np.float32) for k, v in curvature_of_sample(sample, curvature).items()}
-        except Exception as err:
-            cur_part = _failure(ref, err)
-    return lbp_part, cur_part
+    sample = _guarded(ref, ref.load)
+    if isinstance(sample, SampleFailure):
+        return sample, sample
+    return _guarded(ref, _lbptop_of, sample, lbp, grids), _guarded(ref, _curvature_of, sample, curvature)
 
 
 def feature_matrices(db: Database, lbp: LbpTopParams, curvature: CurvatureParams, *, cache: FeatureCache,
