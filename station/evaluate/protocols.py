@@ -29,7 +29,7 @@ from threadpoolctl import ThreadpoolController
 
 from station.evaluate.classifiers import (DEFAULT_C_GRID, aligned_proba, inner_cv, inner_splits_of,
                                          lean_select_and_fit, select_and_fit)
-from station.parallel import parallel_map
+from station.parallel import n_workers, parallel_map
 
 PROTOCOLS = ("loso", "kfold")
 _THREADPOOLS = ThreadpoolController()  # finding the BLAS libraries costs ~0.2 s: do it once per process
@@ -221,8 +221,6 @@ def _run_fold_chunk(chunk: tuple) -> list[FoldResult]:
 
 def chunk_size(n_folds: int, n_jobs: int) -> int:
     """Folds per task: up to 4, but at least ~8 tasks per worker so the last ones finish together."""
-    from station.parallel import n_workers
-
     return max(1, min(4, n_folds // (8 * n_workers(n_jobs))))
 
 
