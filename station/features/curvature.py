@@ -149,7 +149,7 @@ def _store(out: dict, rows: np.ndarray, res: tuple) -> None:
 
 
 def _fit_knn(points, queries, tree, k, noise, viewpoint):
-    dist, idx = tree.query(queries, k=k)
+    _, idx = tree.query(queries, k=k)
     offsets = np.stack([points[idx, c] - queries[:, None, c] for c in range(3)])
     d2max = np.max(offsets[0] ** 2 + offsets[1] ** 2 + offsets[2] ** 2, axis=1)
     return _fit_offsets(offsets, np.full(len(queries), k), d2max, queries, noise, viewpoint)

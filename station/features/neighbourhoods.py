@@ -21,7 +21,7 @@ class Balls:
     """Radius neighbourhoods of Q queries, padded to the largest (M points).
 
     ``count`` (Q,) points used per query; ``index`` (Q, M) their indices in the original point
-    array (``sentinel`` = the number of points where unused); ``offsets`` (3, Q, M) the points
+    array (``grid.n``, the number of points, where unused); ``offsets`` (3, Q, M) the points
     minus their query, component-major (0 where unused); ``d2max`` (Q,) the largest squared
     distance of a used point.
     """
@@ -30,7 +30,6 @@ class Balls:
     index: np.ndarray | None
     offsets: np.ndarray
     d2max: np.ndarray
-    sentinel: int
 
 
 class CellGrid:
@@ -134,4 +133,4 @@ def radius_balls(grid: CellGrid, queries: np.ndarray, radius: float, cap: int | 
         index = np.full(q_n * width, n, np.int64)
         index[flat] = grid.original[cand[block_of][inside]]
         index = index.reshape(q_n, width)
-    return Balls(count, index, offsets.reshape(3, q_n, width), d2max, n)
+    return Balls(count, index, offsets.reshape(3, q_n, width), d2max)
