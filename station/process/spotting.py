@@ -458,7 +458,8 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
         buffer = np.empty((min(n, params.block_frames), *color.shape[1:]), color.dtype)
         try:
             for start in range(0, n, params.block_frames):
-                block = _read_block(color, start, min(n, start + params.block_frames), numbers, buffer)
+                stop = min(n, start + params.block_frames)
+                block = schema.read_rows(color, start, stop, numbers, out=buffer[: stop - start])
                 for i, rgb in enumerate(block):
                     stream.add(start + i, rgb)
                 if progress is not None:
@@ -473,19 +474,6 @@ def spot_trial(path: str | Path, rules: str | None = None, params: SpotParams | 
     candidates, score, per_region = spot_faces(stream.faces, regions, numbers, stamps, fps, params)
     return SpotResult(trial_key(path), str(path), candidates, numbers, score, truth, identity.trial_id,
                       per_region=per_region, regions=tuple(regions), identity=identity.as_dict(), fps=fps)
-
-
-def _read_block(dataset, start: int, stop: int, numbers: np.ndarray, buffer: np.ndarray) -> np.ndarray:
-    """Rows start..stop-1 decoded into ``buffer`` (reused: half the CPU of a new array per block,
-    which the kernel must fault in page by page); a damaged chunk is named by its frame."""
-    from station.record import schema
-
-    out = buffer[: stop - start]
-    try:
-        dataset.read_direct(out, np.s_[start:stop], np.s_[0: stop - start])
-    except (OSError, ValueError, RuntimeError):
-        return schema.read_rows(dataset, start, stop, numbers)  # raises naming the frame
-    return out
 
 
 def _spot_or_message(path, rules, progress=None):

@@ -420,12 +420,20 @@ def timestamps_ms(table: np.ndarray, stream: str = COLOR) -> np.ndarray:
     return table[f"{stream}_timestamp_ms"]
 
 
-def read_rows(dataset, start: int, stop: int, numbers: np.ndarray | None = None) -> np.ndarray:
-    """Rows ``start..stop-1`` of a frame dataset; a damaged chunk raises naming its frame."""
+def read_rows(dataset, start: int, stop: int, numbers: np.ndarray | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Rows ``start..stop-1`` of a frame dataset; a damaged chunk raises naming its frame.
+
+    ``out``: an array of ``stop - start`` rows to decode into and return (a buffer reused
+    block after block costs half the CPU of a new array, which the kernel faults in page by page).
+    """
     from station.checks import StationError
 
     try:
-        return dataset[start:stop]
+        if out is None:
+            return dataset[start:stop]
+        dataset.read_direct(out, np.s_[start:stop], np.s_[0: stop - start])
+        return out
     except (OSError, ValueError, RuntimeError) as err:
         for i in range(start, stop):  # find the first unreadable frame to name it
             try:
