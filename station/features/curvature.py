@@ -49,8 +49,7 @@ class Curvatures:
     ``noise_mm`` given to :func:`principal_curvatures` (1/mm; the earlier flat threshold's base).
     ``hessian_cov``: (Q, 3, 3) least-squares covariance of the fitted second derivatives
     (fxx, fxy, fyy) per unit depth noise variance (mm^-4 per mm^2): multiply by sigma^2 (mm^2)
-    for their covariance in mm^-2.  ``residual``: RMS of the fit residual (mm); ``count``: the
-    number of points fitted.
+    for their covariance in mm^-2.  ``count``: the number of points fitted.
     """
 
     kmax: np.ndarray
@@ -58,7 +57,6 @@ class Curvatures:
     normals: np.ndarray
     sigma: np.ndarray | None = None
     hessian_cov: np.ndarray | None = None
-    residual: np.ndarray | None = None
     count: np.ndarray | None = None
     hessian: np.ndarray | None = None  # (Q, 3) fitted fxx, fxy, fyy of the tangent-frame patch (1/mm)
 
@@ -112,9 +110,7 @@ def principal_curvatures(points: np.ndarray, queries: np.ndarray | None = None, 
     if len(points) < 10:
         raise ValueError(f"curvature needs at least 10 points, got {len(points)}")
     noise = np.broadcast_to(np.asarray(noise_mm, dtype=np.float64), (len(queries),))
-    out = {name: np.empty((len(queries),) + shape) for name, shape in
-           (("kmax", ()), ("kmin", ()), ("normals", (3,)), ("sigma", ()), ("hessian_cov", (3, 3)),
-            ("residual", ()), ("count", ()), ("hessian", (3,)))}
+    out = {name: np.empty((len(queries),) + shape) for name, shape in _FIT_FIELDS}
     if radius is None:
         k = int(min(max(k, 10), len(points)))
         tree = tree if tree is not None else cKDTree(points)
@@ -139,12 +135,16 @@ def principal_curvatures(points: np.ndarray, queries: np.ndarray | None = None, 
                 tree = tree if tree is not None else cKDTree(points)
                 rows = sel[few]
                 _store(out, rows, _fit_knn(points, queries[rows], tree, 10, noise[rows], viewpoint))
-    return Curvatures(out["kmax"], out["kmin"], out["normals"], out["sigma"], out["hessian_cov"],
-                      out["residual"], out["count"], out["hessian"])
+    return Curvatures(**out)
+
+
+#: (Curvatures field, per-query shape) in the order :func:`_fit_offsets` returns them
+_FIT_FIELDS = (("kmax", ()), ("kmin", ()), ("normals", (3,)), ("sigma", ()), ("hessian_cov", (3, 3)), ("count", ()),
+               ("hessian", (3,)))
 
 
 def _store(out: dict, rows: np.ndarray, res: tuple) -> None:
-    for name, value in zip(("kmax", "kmin", "normals", "sigma", "hessian_cov", "residual", "count", "hessian"), res):
+    for (name, _), value in zip(_FIT_FIELDS, res, strict=True):
         out[name][rows] = value
 
 
@@ -219,10 +219,8 @@ def _fit_offsets(offsets: np.ndarray, count: np.ndarray, d2max: np.ndarray, quer
     # Var(coef) = sigma^2 (A^T A)^-1 in patch units; the normal curvature 2*c3 (or 2*c5), in mm^-1
     sigma = 2.0 * (noise_mm / scale) * np.sqrt(np.maximum(inv[:, 3, 3], inv[:, 5, 5])) / scale
     hess_cov = _HESSIAN_J @ inv[:, 3:6, 3:6] @ _HESSIAN_J / scale[:, None, None] ** 4
-    rss = np.einsum("qm,qm->q", z, z) - 2 * (coef * atz).sum(1) + np.einsum("qi,qij,qj->q", coef, ata, coef)
-    residual = scale * np.sqrt(np.maximum(rss, 0.0) / np.maximum(cnt - 10, 1))
     hessian = np.stack([fxx, fxy, fyy], axis=1) / scale[:, None]
-    return kmax, kmin, normal, sigma, hess_cov, residual, cnt, hessian
+    return kmax, kmin, normal, sigma, hess_cov, cnt, hessian
 
 
 def shape_index(kmax: np.ndarray, kmin: np.ndarray) -> np.ndarray:
