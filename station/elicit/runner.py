@@ -435,8 +435,8 @@ class Runner:
 
     def _prepare(self, clip: Clip | None) -> None:
         """Let the camera get ``clip``'s trial ready now: the virtual D415 renders its participant
-        ahead, in idle-priority workers, from the start of the trial before it (a real camera
-        has nothing to do).  ``clip`` is the film of trial ``trial_number + 1``."""
+        ahead, in lowest-priority workers (SCHED_BATCH, nice 19), from the start of the trial
+        before it (a real camera has nothing to do).  ``clip`` is the film of trial ``trial_number + 1``."""
         if clip is not None and self._prepared != (self.trial_number, clip.id):
             if announce_take(self.recorder, self.p, clip):
                 self._prepared = (self.trial_number, clip.id)
@@ -467,7 +467,7 @@ class Runner:
         self._begin_wait = time.perf_counter() - waited
         self.trial_open = True
         self.markers.emit(Marker.RECORDING_START, clip.id, path.name)
-        # the next trial's take renders from now on, during this one (idle priority: see
+        # the next trial's take renders from now on, during this one (lowest priority: see
         # station.record.priority), so that trial waits for nothing
         if self._next_clip is not None and self._next_clip.id != clip.id:
             self._prepare(self._next_clip)
