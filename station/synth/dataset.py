@@ -148,8 +148,7 @@ def record_scene(scene: SyntheticParticipant, path: Path, storage: Storage, attr
             raise
     finally:
         camera.stop()
-    writer.set_ground_truth_landmarks(numbers, np.stack(landmarks).astype(np.float32) if landmarks
-                                      else np.zeros((0, 68, 2), np.float32))
+    writer.set_ground_truth_landmarks(numbers, _stack_landmarks(landmarks))
     writer.close()
     return len(numbers)
 
@@ -165,9 +164,12 @@ def synthetic_attrs(scene: SyntheticParticipant, path: Path, trial: int | None =
 
 def true_landmarks(scene: SyntheticParticipant, numbers) -> np.ndarray:
     """(N, 68, 2) float32 true landmarks of the frames with device ``numbers``."""
-    numbers = [int(n) for n in numbers]
-    return (np.stack([scene.landmarks(n) for n in numbers]).astype(np.float32) if numbers
-            else np.zeros((0, 68, 2), np.float32))
+    return _stack_landmarks([scene.landmarks(int(n)) for n in numbers])
+
+
+def _stack_landmarks(landmarks: list[np.ndarray]) -> np.ndarray:
+    """(N, 68, 2) float32 of N (68, 2) landmark arrays (N may be 0)."""
+    return np.stack(landmarks).astype(np.float32) if landmarks else np.zeros((0, 68, 2), np.float32)
 
 
 def events_between(scene: SyntheticParticipant, first: int, last: int) -> list[dict]:
