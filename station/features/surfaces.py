@@ -180,24 +180,10 @@ FILTER_CHAINS = {"station": {}, "spatial a=0.75": {"smooth_alpha": 0.75}, "spati
                  "no-spatial": {"spatial": False}, "none": None}
 
 
-def _filter(raw: np.ndarray, calibration: Calibration, chain: dict) -> np.ndarray:
-    """The station's chain (``station.process.face3d``), optionally with another spatial alpha."""
-    from station.process.face3d import RecordedDepthFilters, filter_sequence
-
-    times = np.arange(len(raw)) * 1000.0 / 60
-    if "smooth_alpha" not in chain:
-        return filter_sequence(raw, times, calibration, **chain)
-    import pyrealsense2 as rs
-
-    with RecordedDepthFilters(calibration) as filters:
-        spatial = filters.filters[0]
-        spatial.set_option(rs.option.filter_smooth_alpha, float(chain["smooth_alpha"]))
-        return np.stack([filters(d, t) for d, t in zip(raw, times)])
-
-
 def observe(surface: Surface, sigma_mm: float, *, size: int = 176, frames: int = 6, seed: int = 0,
             filters: str = "station", stride: int = 2) -> Observation:
     """Render, add D415 noise at the distance where its RMS is ``sigma_mm``, filter, deproject."""
+    from station.process.face3d import filter_sequence
     from station.synth.depthface import D415Noise
 
     z0 = 1000.0 * distance_for_noise(sigma_mm)
@@ -214,7 +200,7 @@ def observe(surface: Surface, sigma_mm: float, *, size: int = 176, frames: int =
     noise.band = band
     raw = np.stack(raw)
     chain = FILTER_CHAINS[filters]
-    depth = raw if chain is None else _filter(raw, cal, chain)
+    depth = raw if chain is None else filter_sequence(raw, np.arange(frames) * 1000.0 / 60, cal, **chain)
     last, last_raw = depth[-1].astype(np.float64), raw[-1].astype(np.float64)
     v, u = np.mgrid[0:intr.height, 0:intr.width].astype(np.float64)
     rx, ry = (u - intr.ppx) / intr.fx, (v - intr.ppy) / intr.fy

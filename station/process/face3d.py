@@ -41,7 +41,8 @@ class RecordedDepthFilters:
     """Spatial -> temporal -> hole filling, by librealsense, on depth frames read from a file."""
 
     def __init__(self, calibration: Calibration, spatial: bool = True, temporal: bool = True,
-                 hole_filling: bool = True, roi: tuple[int, int, int, int] | None = None):
+                 hole_filling: bool = True, roi: tuple[int, int, int, int] | None = None,
+                 smooth_alpha: float = SPATIAL_SMOOTH_ALPHA):
         import dataclasses
 
         import pyrealsense2 as rs
@@ -61,14 +62,14 @@ class RecordedDepthFilters:
         self._sensor, self._profile = self._soft.sensors["depth"], self._soft.profiles["depth"]
         self._queue = rs.frame_queue(4, keep_frames=True)
         self._soft.start(self._queue)
-        self.filters = ([self._spatial(rs)] if spatial else []) + ([rs.temporal_filter()] if temporal else []) \
+        self.filters = ([self._spatial(rs, smooth_alpha)] if spatial else []) + ([rs.temporal_filter()] if temporal else []) \
             + ([rs.hole_filling_filter()] if hole_filling else [])
         self._number = 0
 
     @staticmethod
-    def _spatial(rs):
+    def _spatial(rs, smooth_alpha: float):
         spatial = rs.spatial_filter()
-        spatial.set_option(rs.option.filter_smooth_alpha, SPATIAL_SMOOTH_ALPHA)
+        spatial.set_option(rs.option.filter_smooth_alpha, float(smooth_alpha))
         return spatial
 
     def __call__(self, depth: np.ndarray, timestamp_ms: float, out: np.ndarray | None = None) -> np.ndarray:
