@@ -321,24 +321,23 @@ class VirtualD415:
         if not self.takes or self._pool is None:
             return
         if self._pending is not None:
-            self._discard(self._pending)
+            self._pending.close()
         n = max(1, int(round(seconds * self.fps)))
         ready = n if needed_s is None else min(n, max(1, int(round(needed_s * self.fps))))
         # the take still streaming (the next one renders during it) shares the memory budget
         streaming = self._take.n * self._frame_bytes() if self._take is not None and not self._take.cache.compress else 0
         budget = max(0, TAKE_MEMORY_BUDGET - streaming)
         budget = budget if n * self._frame_bytes() <= budget else 0  # head and tail kept alike
-        cache = FrameCache(self._renderer, ready, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
-                           pool=self._pool, jobs=self.render_jobs, memory_budget=budget)
-        tail = None
-        if ready < n and not cache.streaming:
-            tail = FrameCache(self._renderer, n - ready, self._frame_bytes(), fps=self.fps,
-                              offset=self._scene_next + ready, pool=self._pool, jobs=self.render_jobs,
-                              memory_budget=budget)
-        else:
-            cache = FrameCache(self._renderer, n, self._frame_bytes(), fps=self.fps, offset=self._scene_next,
-                               pool=self._pool, jobs=self.render_jobs, memory_budget=budget)
-        self._pending = _Take(cache, cache.n_frames, self._scene_next, tail)
+        def cache(frames: int, offset: int) -> FrameCache:
+            return FrameCache(self._renderer, frames, self._frame_bytes(), fps=self.fps, offset=offset,
+                              pool=self._pool, jobs=self.render_jobs, memory_budget=budget)
+
+        head, tail = cache(ready, self._scene_next), None
+        if ready < n and not head.streaming:
+            tail = cache(n - ready, self._scene_next + ready)
+        elif ready < n:  # the head alone renders while it streams: no split, one cache for all of it
+            head = cache(n, self._scene_next)
+        self._pending = _Take(head, head.n_frames, self._scene_next, tail)
         self._scene_next += n
 
     def hold_rendering(self, on: bool) -> None:
@@ -374,12 +373,8 @@ class VirtualD415:
             return None
         self.take_log[-1]["overrun_frames"] = take.overrun + take.unready
         self.take_log[-1]["tail_unready_frames"] = take.unready
-        self._discard(take)
-        return self.take_log[-1]
-
-    @staticmethod
-    def _discard(take: _Take) -> None:
         take.close()
+        return self.take_log[-1]
 
     def _schedule_length(self) -> int:
         """Frames the schedule covers: the scene, or what was asked to be pre-rendered, or an hour."""
@@ -611,7 +606,7 @@ class VirtualD415:
             self.cache.close()
         for take in (self._pending, self._take):
             if take is not None:
-                self._discard(take)
+                take.close()
         self._pending = self._take = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
