@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from station.camera.base import CameraError, CameraSource, EndOfStream, Frameset
+from station.camera.pairing import merge_events
 from station.checks import StationError, check_writable_dir, format_bytes, free_bytes
 from station.record import schema
 from station.record.writer import Storage, TrialWriter, marker_row
@@ -290,8 +291,7 @@ class Recorder:
         the framesets the queue could not take; the writer adds them as ``schema.ends_counts``."""
         pairer = getattr(self.source, "pairer", None)
         tail = dict(pairer.finish()) if pairer is not None else {}
-        for key, value in self._carry.items():
-            tail[key] = tail.get(key, 0) + value
+        merge_events(tail, self._carry)
         self._carry = {}
         return tail
 
