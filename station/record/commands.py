@@ -209,9 +209,9 @@ def report_stats(stats: TrialStats) -> None:
         ("not delivered", f"{stats.gaps_color}/{stats.gaps_depth}"),
         ("unpaired", f"{stats.unpaired_color}/{stats.unpaired_depth}"),
         ("late", f"{stats.late_color}/{stats.late_depth}"), ("queue", stats.dropped_queue)))
-    line = (f"{stats.delivered_color + stats.delivered_depth} frames delivered (colour {stats.delivered_color}, "
-            f"depth {stats.delivered_depth}), {stats.frames_written} frames written per stream; not written: colour "
-            f"{stats.delivered_color - stats.frames_written}, depth {stats.delivered_depth - stats.frames_written} "
+    from station.record.inspect import delivered_text
+
+    line = (f"{delivered_text(stats.counters(), stats.frames_written)} "
             f"(unpaired at the ends {stats.unpaired_ends_color}/{stats.unpaired_ends_depth}"
             + (f", lost at stop {stats.lost_at_stop}" if stats.lost_at_stop else "") + "); "
             f"{stats.dropped} missing between the first and last row (colour/depth: {causes}; "
