@@ -326,7 +326,7 @@ def read_index(db: str | Path) -> list[SampleRecord]:
     if missing:
         raise StationError(f"{str(path)!r} lacks the column(s) {', '.join(missing)}; "
                            f"expected {', '.join(INDEX_HEADERS[c] for c in INDEX_COLUMNS)}.")
-    if table.rows and not path.read_bytes().rstrip(b"\x00").endswith((b"\n", b"\r")):
+    if table.rows and not table.ends_whole:
         # the station writes every line whole: a last line without its end was cut (full disk, copy)
         last = table.rows[-1]
         cut_at = next((h for h in reversed(table.columns) if (last.data.get(h) or "").strip()), table.columns[0])

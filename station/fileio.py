@@ -217,6 +217,8 @@ class Table:
     rows: list[Row]
     encoding: str
     delimiter: str
+    #: whether the file's last line has its line end (a file cut short, e.g. by a full disk, has not)
+    ends_whole: bool = True
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
@@ -295,4 +297,4 @@ def read_table(path: str | Path, required: Sequence[str] = (), *, what: str = "t
                                f"(separator {delimiter!r}); quote cells that contain the separator.")
         data = {c: (cells[i].strip() if i < len(cells) else "") for i, c in enumerate(columns) if c}
         rows.append(Row(line, data, path))
-    return Table(path, columns, rows, encoding, delimiter)
+    return Table(path, columns, rows, encoding, delimiter, text.rstrip("\x00").endswith(("\n", "\r")))
