@@ -35,7 +35,6 @@ import collections
 import dataclasses
 import gc
 import json
-import os
 import queue
 import threading
 import time
@@ -54,6 +53,7 @@ from station.camera.realsense import has_metadata
 from station.camera.realsense import stream_times as stream_times_of
 from station.camera.softdevice import SoftDevice, build_software_device
 from station.camera.scene import MovingSurface, Scene
+from station.parallel import n_workers
 
 DEPTH_UNITS_M = 0.001
 #: Frames of the loop streamed between takes (played forward then back: no jump).
@@ -397,7 +397,7 @@ class VirtualD415:
 
                 self._hold = multiprocessing.get_context("spawn").Event()
                 render = _LowPriorityRender(self._renderer, self._hold)
-            self._pool = render_pool(render, self.render_jobs or max(1, os.cpu_count() or 1))
+            self._pool = render_pool(render, n_workers(self.render_jobs))
             self._idle = FrameCache(self._renderer, IDLE_FRAMES, self._frame_bytes(), fps=self.fps, pool=self._pool)
             self._idle.prepare()  # the loop streamed between takes, before streaming starts
         elif self.realtime:
