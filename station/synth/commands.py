@@ -100,7 +100,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     check_positive(args.samples, "--samples", integer=True)
     plans = plan_dataset(args.subjects, args.samples, args.seed)
     n_trials, n_frames = len(plans), sum(planned_frames(p, args.seed) for p in plans)
-    width, height = getattr(args, "resolution", (848, 480))
+    width, height = args.resolution
     pixels = width * height / (848 * 480)
     out = Path(args.out)
     if (out / "manifest.json").exists():
@@ -109,7 +109,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     if free_bytes(out) < need * 1.1:
         raise StationError(f"--out {str(out)!r}: {n_trials} trials of {n_frames} frames need about "
                            f"{format_bytes(need)}, only {format_bytes(free_bytes(out))} free there.")
-    jobs = getattr(args, "jobs", -1)
+    jobs = args.jobs
     if jobs == 0 or jobs < -1:
         raise StationError(f"--jobs must be a positive number of worker processes or -1 (every core), got {jobs}.")
     from station.parallel import n_workers
