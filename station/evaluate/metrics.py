@@ -70,7 +70,7 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, labels: np.ndarray | None = None) 
 
     The same arithmetic (per label ``2 TP / (N_true + N_pred)``, 0 where both are 0, NaN-mean over
     the labels; ``labels=None``: every label in ``y`` or ``pred``), bit for bit
-    (tests/test_evaluate_metrics.py), without its per-call validation: the baseline scores
+    (tests/test_evaluate_libsvm.py), without its per-call validation: the baseline scores
     ~10^4 folds and that validation was a quarter of its single-process time.
     """
     y, pred = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64)
@@ -102,9 +102,8 @@ def uf1_uar(cm: np.ndarray) -> tuple[float, float, np.ndarray]:
 
 def score(y: np.ndarray, preds: list[np.ndarray], folds: list[list[np.ndarray]], n_classes: int) -> Scores:
     """Scores of ``preds`` (one full prediction vector per repeat) with that repeat's test folds."""
-    accs, f1s, mf1s, uf1s, uars, recalls = [], [], [], [], [], []
+    accs, f1s, uf1s, uars, recalls = [], [], [], [], []
     cm_total = np.zeros((n_classes, n_classes), dtype=np.int64)
-    present = np.unique(y)
     for pred, rep_folds in zip(preds, folds):
         cm = confusion(y, pred, n_classes)
         cm_total += cm
@@ -113,9 +112,9 @@ def score(y: np.ndarray, preds: list[np.ndarray], folds: list[list[np.ndarray]],
         uf1s.append(uf1)
         uars.append(uar)
         recalls.append(rec)
-        mf1s.append(macro_f1(y, pred, present))
         f1s.append(np.mean([macro_f1(y[te], pred[te]) for te in rep_folds]))
-    return Scores(accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), macro_f1=float(np.mean(mf1s)),
+    # pooled macro-F1 over the classes of y is UF1 bit for bit (per class 2 TP / (N_true + N_pred), same order)
+    return Scores(accuracy=float(np.mean(accs)), accuracy_std=float(np.std(accs)), macro_f1=float(np.mean(uf1s)),
                   f1_fold_mean=float(np.mean(f1s)), uf1=float(np.mean(uf1s)), uar=float(np.mean(uars)),
                   recall=np.nanmean(np.stack(recalls), axis=0), confusion=cm_total)
 
