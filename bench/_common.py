@@ -7,6 +7,7 @@ sibling (`from _common import ...`), not as part of the `station` package.
 from __future__ import annotations
 
 import argparse
+import resource
 from pathlib import Path
 
 
@@ -21,3 +22,10 @@ def ref_data_parser(doc: str | None, repeats: int) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, type=Path, help="synthetic dataset folder")
     parser.add_argument("--repeats", type=int, default=repeats, help="interleaved repeats (medians reported)")
     return parser
+
+
+def children_cpu_s() -> float:
+    """CPU seconds (user + system) of this process's finished, waited-for children so far: the
+    difference around a ``subprocess.run`` is that command's CPU, its worker processes' included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

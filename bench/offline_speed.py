@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -27,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ref_data_parser
+from _common import children_cpu_s, ref_data_parser
 
 import numpy as np
 
@@ -39,13 +38,12 @@ ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREAD
 def run(tree: Path, *args: str) -> tuple[float, float, str]:
     """(child CPU seconds, wall seconds, output) of ``python -m station.cli ARGS`` run in ``tree``."""
     env = {**os.environ, **ONE_CORE, "PYTHONPATH": str(tree)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_s()
     started = time.perf_counter()
     proc = subprocess.run(["nice", "-n", "5", sys.executable, "-m", "station.cli", *args], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=7200)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = children_cpu_s() - before
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{tree}: station {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return cpu, wall, proc.stdout + proc.stderr

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -31,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ref_data_parser
+from _common import children_cpu_s, ref_data_parser
 
 import h5py
 import numpy as np
@@ -45,18 +44,18 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NU
 def run(tree: Path, data: Path, db: Path, jobs: int) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
     env["PYTHONPATH"] = str(tree)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_s()
     load = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.run(["nice", "-n", "5", sys.executable, "-m", "station.cli", "process", str(data),
                            "--from-ground-truth", "--out", str(db), "--no-png", "--no-ply", "--jobs", str(jobs)],
                           cwd=tree, env=env, capture_output=True, text=True, timeout=7200)
     wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = children_cpu_s() - before
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{tree}: station process failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     report = json.loads((db / "process-report.json").read_text())
-    out = {"cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), "wall": wall,
+    out = {"cpu": cpu, "wall": wall,
            "load": load, "samples": report["samples"],
            "trial_seconds": sum(report.get("seconds_per_trial", []))}
     for key in ("icp_rmse_mm", "icp_fitness", "lm3d_error_mm", "lm2d_aligned_px"):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,8 +33,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import children_cpu_s
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's station, wherever it runs
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))  # this tree's station, wherever it runs
 from station.camera.base import EndOfStream  # noqa: E402
 from station.camera.virtual import VirtualD415  # noqa: E402
 from station.synth.participant import sample_timeline_scene  # noqa: E402
@@ -51,21 +52,18 @@ def per_frame_ms(fn, n: int) -> float:
     return (time.process_time() - t0) * 1000.0 / n
 
 
-HERE = Path(__file__).resolve().parents[1]
-
-
 def run_dataset(tree: Path, out: Path, subjects: int, samples: int, extra: list[str]) -> dict:
     """One ``station synth dataset`` of the tree at ``tree`` into ``out``: wall s, CPU s, bytes, frames."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_s()
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(tree)}
     subprocess.run([sys.executable, "-m", "station.cli", "synth", "dataset", "--subjects", str(subjects),
                     "--samples", str(samples), "--out", str(out), *extra], cwd=tree, env=env, check=True,
                    stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # includes the command's own (waited-for) workers
+    cpu = children_cpu_s() - before  # includes the command's own (waited-for) workers
     manifest = json.loads((out / "manifest.json").read_text())
-    return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+    return {"wall": wall, "cpu": cpu,
             "bytes": manifest["bytes"], "frames": manifest["frames"], "trials": len(manifest["trials"])}
 
 
