@@ -10,6 +10,11 @@ import argparse
 import resource
 from pathlib import Path
 
+#: The environment variables that size the numerical libraries' thread pools (OpenMP, OpenBLAS,
+#: MKL, numexpr, OpenCV).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "OPENCV_FOR_THREADS_NUM")
+
 
 def ref_data_parser(doc: str | None, repeats: int) -> argparse.ArgumentParser:
     """The command line of a same-run comparison: a reference worktree, a dataset, repeats.

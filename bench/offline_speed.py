@@ -26,13 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import children_cpu_s, ref_data_parser
+from _common import THREAD_VARS, children_cpu_s, ref_data_parser
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "NUMEXPR_NUM_THREADS": "1", "OPENCV_FOR_THREADS_NUM": "1"}
+ONE_CORE = {name: "1" for name in THREAD_VARS}
 
 
 def run(tree: Path, *args: str) -> tuple[float, float, str]:

@@ -30,15 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import children_cpu_s, ref_data_parser
+from _common import THREAD_VARS, children_cpu_s, ref_data_parser
 
 import h5py
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_SAMPLES = 419
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "OPENCV_FOR_THREADS_NUM")
 
 
 def run(tree: Path, data: Path, db: Path, jobs: int) -> dict:
