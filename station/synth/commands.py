@@ -115,7 +115,7 @@ def run_dataset(args: argparse.Namespace) -> int:
     from station.parallel import n_workers
 
     console.print(f"{n_trials} trials, {n_frames} frames at {width}x{height}, about {format_bytes(need)}, "
-                  f"{min(n_workers(jobs), n_trials)} worker process(es)")
+                  f"{min(n_workers(jobs), len({p.subject for p in plans}))} worker process(es)")  # one subject a task
     t0 = time.perf_counter()
     with Progress(TextColumn("[bold]synth dataset[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
                   TimeRemainingColumn(), console=console, transient=False) as bar:
