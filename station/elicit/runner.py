@@ -178,17 +178,12 @@ TAKE_READY_MARGIN_S = 1.0
 
 def announce_take(recorder, protocol: Protocol, clip: Clip) -> bool:
     """Tell ``recorder``'s camera the length of ``clip``'s trial (:func:`take_seconds`) and how much
-    of it must be ready when the trial starts; False when the recorder has nothing to prepare."""
-    import inspect
-
+    of it must be ready when the trial starts; False when the recorder has nothing to prepare.
+    Each recorder decides what it does with ``needed_s`` (the in-process one renders it all)."""
     prepare = getattr(recorder, "prepare_take", None)
     if prepare is None:
         return False
-    total = take_seconds(protocol, clip)
-    if "needed_s" in inspect.signature(prepare).parameters:
-        prepare(total, needed_s=trial_seconds(protocol, clip) + TAKE_READY_MARGIN_S)
-    else:  # (the in-process Recorder: the whole take before the trial)
-        prepare(total)
+    prepare(take_seconds(protocol, clip), needed_s=trial_seconds(protocol, clip) + TAKE_READY_MARGIN_S)
     return True
 
 

@@ -361,9 +361,14 @@ class Recorder:
                        "ended (it looped its idle second instead); the trial was longer than planned")
         return trial.stats
 
-    def prepare_take(self, seconds: float) -> None:
+    def prepare_take(self, seconds: float, needed_s: float | None = None) -> None:
         """Ask the camera to get the next trial's ``seconds`` ready (the virtual D415 renders them
-        ahead, without waiting); a real camera has nothing to prepare."""
+        ahead, without waiting); a real camera has nothing to prepare.
+
+        ``needed_s`` (how much must be ready when the trial begins) is the child-process
+        recorder's business: it pauses rendering during films, so the rest can render during the
+        trial.  In this process nothing pauses it, so the whole take is rendered before the
+        trial and ``needed_s`` is deliberately not passed on."""
         getattr(self.source, "prepare_take", lambda s: None)(seconds)
 
     def mark(self, event: str, clip: str = "", detail: str = "", t: float | None = None) -> None:
