@@ -16,7 +16,6 @@ printed next to the wall time, so a run on a busy machine can still be compared.
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import children_cpu_s
 
 #: objective class mix of the synthetic database (roughly a spontaneous database's imbalance)
 MIX = {"I": 0.22, "II": 0.14, "III": 0.10, "IV": 0.14, "V": 0.06, "VI": 0.05, "VII": 0.09, "Others": 0.20}
@@ -40,13 +41,12 @@ def build(db: Path, size: int, frames: int, strength: float) -> float:
 
 def evaluate(db: Path, out: Path, jobs: int, extra: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the evaluate process and its workers)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_s()
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "station.cli", "evaluate", str(db), "--out", str(out), "--jobs", str(jobs),
                     *extra], check=True)
     wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, children_cpu_s() - before
 
 
 def main() -> None:

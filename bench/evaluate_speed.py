@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import filecmp
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import children_cpu_s
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("results.csv", "per_class_recall.csv", "table11_fusion.csv")
 
@@ -37,16 +38,14 @@ COMPARED = ("results.csv", "per_class_recall.csv", "table11_fusion.csv")
 def run(tree: Path, db: Path, out: Path, cache: Path, jobs: int, extra: list[str]) -> dict:
     """One ``station evaluate`` from ``tree``'s sources: wall, CPU (process + workers), load before."""
     load = os.getloadavg()[0]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu_s()
     t = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=str(tree))
     subprocess.run([sys.executable, "-m", "station.cli", "evaluate", str(db), "--out", str(out), "--cache", str(cache),
                     "--jobs", str(jobs), *extra], check=True, cwd=tree, env=env, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "load": load}
+    return {"wall": wall, "cpu": children_cpu_s() - before, "load": load}
 
 
 def split(db: Path, n: int) -> None:
