@@ -16,13 +16,16 @@ and ``--scheduler`` mean the same everywhere.
   makes an address the default for the calls inside a ``with`` block.
 
 Results come back **in the order of ``items``**; ``progress`` hears about each one as soon as
-it finishes, so a progress bar is honest.
+it finishes, so a progress bar is honest.  When items are batches of the unit a user counts (a
+task of four cross-validation folds), ``weights`` says how many units each item is, and a bar
+advances by that many: it counts folds, not tasks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -72,16 +75,19 @@ def connect(scheduler: Any) -> tuple[Any, bool]:
 
 
 class _Progress:
-    """Adapter: ``progress`` may be a callable (called with each result) or a rich ``Progress``."""
+    """Adapter: ``progress`` may be a callable (called with each result) or a rich ``Progress``,
+    whose task advances by each finished item's weight (1 each unless :func:`parallel_map` was
+    given ``weights``)."""
 
-    def __init__(self, progress: Any, total: int, description: str):
-        self.progress, self.task = progress, None
+    def __init__(self, progress: Any, weights: list[float], description: str):
+        self.progress, self.task, self.weights = progress, None, weights
         if progress is not None and hasattr(progress, "add_task"):
-            self.task = progress.add_task(description, total=total)
+            self.task = progress.add_task(description, total=sum(weights))
 
-    def done(self, result: Any) -> None:
+    def done(self, index: int, result: Any) -> None:
+        """Item ``index`` finished with ``result``."""
         if self.task is not None:
-            self.progress.advance(self.task)
+            self.progress.advance(self.task, self.weights[index])
         elif self.progress is not None:
             self.progress(result)
 
@@ -90,16 +96,33 @@ class _Progress:
             self.progress.remove_task(self.task)
 
 
+def _checked_weights(weights: Sequence[float] | None, n_items: int) -> list[float]:
+    """One non-negative progress weight per item (1 each when ``weights`` is None)."""
+    if weights is None:
+        return [1] * n_items
+    weights = list(weights)
+    if len(weights) != n_items:
+        raise ValueError(f"parallel_map: weights has {len(weights)} value(s) for {n_items} item(s); one weight per "
+                         "item is allowed")
+    bad = [w for w in weights if not isinstance(w, numbers.Real) or isinstance(w, bool) or not w >= 0]
+    if bad:
+        raise ValueError(f"parallel_map: weights must be numbers >= 0, got {bad[0]!r}")
+    return weights
+
+
 def _call(fn: Callable, args: tuple, item: Any) -> Any:
     return fn(item, *args)
 
 
 def parallel_map(fn: Callable[..., Any], items: Sequence[Any], jobs: int = 1, scheduler: Any = None,
-                 progress: Any = None, description: str = "", args: tuple = ()) -> list[Any]:
+                 progress: Any = None, description: str = "", args: tuple = (),
+                 weights: Sequence[float] | None = None) -> list[Any]:
     """``[fn(item, *args) for item in items]``, in parallel; see the module docstring for the modes.
 
     ``progress``: ``None``, a callable receiving each result as it finishes, or a
     ``rich.progress.Progress`` (a task titled ``description`` is added and removed).
+    ``weights``: one number >= 0 per item, what a rich task counts (total = their sum, each
+    finished item advances it by its own); default 1 each.  A callable still gets each result.
     An exception in ``fn`` propagates (after the other workers are stopped); make ``fn``
     return an error value instead where one bad item must not cancel the rest.
     """
@@ -108,16 +131,16 @@ def parallel_map(fn: Callable[..., Any], items: Sequence[Any], jobs: int = 1, sc
         fn = functools.partial(_call, fn, tuple(args))
     if scheduler is None and _DEFAULT_SCHEDULER:
         scheduler = _DEFAULT_SCHEDULER[-1]
-    bar = _Progress(progress, len(items), description)
+    bar = _Progress(progress, _checked_weights(weights, len(items)), description)
     try:
         if scheduler is not None:
             return _dask_map(fn, items, scheduler, bar)
         workers = min(n_workers(jobs), len(items))
         if workers <= 1:
             out = []
-            for item in items:
+            for i, item in enumerate(items):
                 out.append(fn(item))
-                bar.done(out[-1])
+                bar.done(i, out[-1])
             return out
         return _pool_map(fn, items, workers, bar)
     finally:
@@ -195,8 +218,9 @@ def _pool_map(fn, items, workers: int, bar: _Progress) -> list[Any]:
     futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
     try:
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            bar.done(results[futures[future]])
+            i = futures[future]
+            results[i] = future.result()
+            bar.done(i, results[i])
     except BaseException:
         # a failed item, a dead worker or Ctrl-C: stop the rest and do not reuse this pool
         _POOLS.pop(workers, None)
@@ -214,8 +238,9 @@ def _dask_map(fn, items, scheduler, bar: _Progress) -> list[Any]:
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(items)
         for future in as_completed(futures):
-            results[index[future.key]] = future.result()
-            bar.done(results[index[future.key]])
+            i = index[future.key]
+            results[i] = future.result()
+            bar.done(i, results[i])
         return results
     finally:
         if own:

@@ -59,6 +59,25 @@ def test_one_map_of_chunks_in_two_processes_equals_one_protocol_at_a_time():
     assert sum(len(e) for e in events) == len(plans[0].specs) == 6
 
 
+def test_a_rich_bar_of_run_plans_counts_folds_not_chunks():
+    from rich.progress import Progress
+
+    feats, labels, groups = _toy()
+    plans = [plan_protocol(feats, labels, groups, "kfold", n_repeats=4, n_splits=4, nested=False, seed=1)]
+    seen = []
+
+    class Kept(Progress):
+        def remove_task(self, task_id):
+            task = next(t for t in self.tasks if t.id == task_id)
+            seen.append((task.description, task.total, task.completed))
+            super().remove_task(task_id)
+
+    assert chunk_size(16, 1) == 2  # 8 chunks of 2 folds
+    with Kept(disable=True) as bar:
+        run_plans(plans, n_jobs=1, progress=bar, description="kfold")
+    assert seen == [("kfold", 16, 16)]
+
+
 def test_chunks_leave_every_worker_enough_tasks():
     assert chunk_size(399, 2) == 4 and chunk_size(40, 2) == 2 and chunk_size(6, 2) == 1 and chunk_size(6, 64) == 1
 

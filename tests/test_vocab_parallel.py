@@ -25,6 +25,38 @@ def _add(x, y):
     return x + y
 
 
+def _kept_progress():
+    """A real rich Progress (not drawn) that remembers each task's total and count when removed."""
+    from rich.progress import Progress
+
+    class Kept(Progress):
+        removed: list = []
+
+        def remove_task(self, task_id):
+            task = next(t for t in self.tasks if t.id == task_id)
+            self.removed.append((task.description, task.total, task.completed))
+            super().remove_task(task_id)
+
+    return Kept(disable=True)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_bar_advances_by_each_items_weight(jobs):
+    with _kept_progress() as bar:
+        out = parallel_map(_add, [1, 2, 3], jobs=jobs, args=(1,), progress=bar, description="folds",
+                           weights=[4, 4, 2])
+        parallel_map(_add, [1, 2], args=(1,), progress=bar, description="items")  # default: 1 each
+    assert out == [2, 3, 4]
+    assert bar.removed == [("folds", 10, 10), ("items", 2, 2)]
+
+
+def test_weights_that_do_not_fit_the_items_are_refused():
+    with pytest.raises(ValueError, match=r"weights has 2 value\(s\) for 3 item\(s\)"):
+        parallel_map(_add, [1, 2, 3], args=(1,), weights=[1, 2])
+    with pytest.raises(ValueError, match="numbers >= 0, got -1"):
+        parallel_map(_add, [1, 2], args=(1,), weights=[1, -1])
+
+
 def _fail(x):
     raise ValueError(f"item {x}")
 

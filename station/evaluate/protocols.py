@@ -226,7 +226,10 @@ def chunk_size(n_folds: int, n_jobs: int) -> int:
 
 def run_plans(plans: list[ProtocolPlan], *, n_jobs: int = 1, progress=None, description: str = "") -> list[ProtocolRun]:
     """Every fold of every plan in one parallel map (one start-up, one tail instead of one per plan),
-    results in the plans' and folds' order: the same runs as one :func:`run_protocol` per plan."""
+    results in the plans' and folds' order: the same runs as one :func:`run_protocol` per plan.
+
+    ``progress``: a rich ``Progress`` (one task counting folds) or a callable that hears each
+    finished chunk (a list of :class:`FoldResult`)."""
     total = sum(len(plan.specs) for plan in plans)
     size = chunk_size(total, n_jobs)
     chunks, owner = [], []
@@ -234,17 +237,9 @@ def run_plans(plans: list[ProtocolPlan], *, n_jobs: int = 1, progress=None, desc
         for i in range(0, len(plan.specs), size):
             chunks.append((plan.features, plan.y, plan.groups, plan.fold_options, plan.specs[i:i + size]))
             owner.append(k)
-    bar = None
-    if progress is not None and hasattr(progress, "add_task"):  # the bar counts folds, not chunks
-        task = progress.add_task(description or " + ".join(p.description for p in plans), total=total)
-        bar = lambda folds: progress.advance(task, len(folds))  # noqa: E731
-    elif progress is not None:
-        bar = progress
-    try:
-        results = parallel_map(_run_fold_chunk, chunks, jobs=n_jobs, progress=bar)
-    finally:
-        if bar is not None and bar is not progress:
-            progress.remove_task(task)
+    results = parallel_map(_run_fold_chunk, chunks, jobs=n_jobs, progress=progress,
+                           description=description or " + ".join(p.description for p in plans),
+                           weights=[len(chunk[-1]) for chunk in chunks])  # a bar counts folds, not chunks
     folds: list[list[FoldResult]] = [[] for _ in plans]
     for k, chunk_result in zip(owner, results):
         folds[k].extend(chunk_result)
