@@ -27,6 +27,7 @@ import numpy as np
 from station.checks import StationError
 from station.evaluate.loaders import Database, FORMATS, LoadOptions, load_database
 from station.evaluate.metrics import confusion, uf1_uar
+from station.evaluate.protocols import ProtocolPlan
 from station.vocab.classes import THREE_CLASS, THREE_CLASSES, canonical
 
 PROTOCOLS = ("megc2019", "cross-database")
@@ -163,6 +164,23 @@ def _features(parts: list[Part], options, cache, progress, use_3d: bool) -> dict
     return out
 
 
+def _plan(protocol: str, features: dict[str, np.ndarray], y: np.ndarray, subjects: np.ndarray, outer: np.ndarray,
+          options, *, nested: bool, description: str) -> ProtocolPlan:
+    """The folds of a multi-database protocol, for the shared fold runner (:func:`run_plans`).
+
+    Built here rather than by ``plan_protocol``: the outer groups (subjects for megc2019, whole
+    databases for cross-database) need not be the inner ones (always subjects), and the classes
+    are MEGC's three in their fixed order, not the labels found.
+    """
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    specs = [(0, tr, te) for tr, te in LeaveOneGroupOut().split(np.zeros((len(y), 1)), y, outer)]
+    fold_options = dict(protocol="loso", n_classes=len(MEGC_CLASSES), kernel=options.kernel, c_grid=options.c_grid,
+                        nested=nested, seed=options.seed, search=options.search)  # inner CV grouped by subject
+    return ProtocolPlan(protocol, list(MEGC_CLASSES), y, subjects, specs, 1, len(specs), [], fold_options, features,
+                        description)
+
+
 def run_composite(parts: list[Part], protocol: str, options, cache, progress=None) -> CompositeResult:
     """LOSO over every subject of every part (megc2019) or leave-one-database-out (cross-database).
 
@@ -170,11 +188,8 @@ def run_composite(parts: list[Part], protocol: str, options, cache, progress=Non
     fusion with LBP-TOP are scored too, the fusion weight chosen per fold on inner out-of-fold
     predictions of the training part only (nested; never on the test part).
     """
-    from sklearn.model_selection import LeaveOneGroupOut
-
     from station.evaluate.fusion import nested_predictions
-    from station.parallel import parallel_map
-    from station.evaluate.protocols import ProtocolRun, _run_fold_spec
+    from station.evaluate.protocols import run_plans
 
     if protocol not in PROTOCOLS:
         raise StationError(f"--protocol must be one of baseline, {', '.join(PROTOCOLS)}, got {protocol!r}.")
@@ -189,20 +204,16 @@ def run_composite(parts: list[Part], protocol: str, options, cache, progress=Non
     outer = subjects if protocol == "megc2019" else part_of
     if len(np.unique(outer)) < 2:
         raise StationError("LOSO needs two subjects or more.")
-    specs = [(0, tr, te) for tr, te in LeaveOneGroupOut().split(np.zeros((len(y), 1)), y, outer)]
-    fold_options = dict(protocol="loso", n_classes=len(MEGC_CLASSES), kernel=options.kernel, c_grid=options.c_grid,
-                        nested=use_3d, seed=options.seed, search=options.search)  # inner CV grouped by subject
     what = f"MEGC 2019 LOSO ({len(np.unique(subjects))} subjects)" if protocol == "megc2019" else \
         f"cross-database ({len(parts)} held out in turn)"
-    folds = parallel_map(_run_fold_spec, specs, args=(features, y, subjects, fold_options), jobs=options.n_jobs,
-                         progress=progress, description=what)
-    run = ProtocolRun(protocol, list(MEGC_CLASSES), y, subjects, folds, 1)
+    plan = _plan(protocol, features, y, subjects, outer, options, nested=use_3d, description=what)
+    run = run_plans([plan], n_jobs=options.n_jobs, progress=progress, description=what)[0]
     preds = {m: np.argmax(run.oof(m, 0), axis=1) for m in features}
     alphas: list[float] = []
     if use_3d:
         alphas, fused = nested_predictions(run, M2D, M3D)
         preds[FUSED] = fused[0]
-    return CompositeResult(protocol, parts, y, part_of, preds, [f.chosen_c[M2D] for f in folds], alphas)
+    return CompositeResult(protocol, parts, y, part_of, preds, [f.chosen_c[M2D] for f in run.folds], alphas)
 
 
 # -- tables --------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ Every outer fold fits one SVM per feature ("modality": 2D LBP-TOP, 3D SI, HK, SI
 by an inner grid search on the training part only, then out-of-fold probabilities of the test
 part; plus inner out-of-fold probabilities of the training part with the chosen C, from which
 the nested fusion weight is chosen (fusion.py).  Folds run in parallel through
-:func:`station.parallel.parallel_map` (spawn processes, or Dask when a scheduler is given).
+:func:`station.parallel.parallel_map` (spawn processes, or Dask when a scheduler is given), by
+:func:`run_plans` for the baseline and for the multi-database protocols (composite.py) alike.
 """
 
 from __future__ import annotations
@@ -162,12 +163,6 @@ def run_fold(features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
             proba[name] = aligned_proba(model, X[test], np.arange(n_classes))
             chosen[name] = c
     return FoldResult(repeat, train, test, proba, inner, chosen)
-
-
-def _run_fold_spec(spec: tuple, features: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray,
-                   options: dict) -> FoldResult:
-    """``run_fold`` for one (repeat, train, test) split; module-level so worker processes can load it."""
-    return run_fold(features, y, groups, *spec, **options)
 
 
 @dataclass
