@@ -117,10 +117,7 @@ def _stream_verdicts(report: CheckReport, frames: np.ndarray) -> None:
                    "every row holds a new frame" if bad.size == 0 else
                    f"{bad.size} row(s) repeat or go back in frame number, first at row {int(bad[0]) + 1} "
                    f"(number {int(numbers[bad[0] + 1])} after {int(numbers[bad[0]])})")
-        names_ = frames.dtype.names
-        # schema 1 stored one (colour) domain per row; older files are still checked
-        domains = frames[f"{stream}_domain"] if f"{stream}_domain" in names_ else \
-            frames["domain"] if "domain" in names_ else np.zeros(len(frames), np.int8)
+        domains = _domains(frames, stream)
         changes = np.flatnonzero(np.diff(domains) != 0)
         names = [schema.DOMAINS[d] if 0 <= d < len(schema.DOMAINS) else "unknown" for d in domains[:1]]
         report.add(f"{stream} timestamp domain", changes.size == 0,
@@ -136,6 +133,21 @@ def _stream_verdicts(report: CheckReport, frames: np.ndarray) -> None:
                    f"({ts[back[0]]:.3f} -> {ts[back[0] + 1]:.3f} ms)")
 
 
+def _domains(frames: np.ndarray, stream: str) -> np.ndarray:
+    """Per row, the timestamp domain of ``stream`` (an index into ``schema.DOMAINS``).
+
+    The one home of the fallbacks for older files, so every check reads the same clocks:
+    schema 2 stores a domain per stream; schema 1 stored one per row (the colour frame's) in
+    ``domain``, which then stands for both streams; a table with neither is taken as one
+    domain throughout (index 0).
+    """
+    names = frames.dtype.names
+    for column in (f"{stream}_domain", "domain"):
+        if column in names:
+            return frames[column]
+    return np.zeros(len(frames), np.int8)
+
+
 def _domain(index) -> str:
     return schema.DOMAINS[int(index)] if 0 <= int(index) < len(schema.DOMAINS) else "unknown"
 
@@ -145,7 +157,7 @@ def _effective_fps(frames: np.ndarray) -> float:
     if len(frames) < 2:
         return 0.0
     ts = frames["color_timestamp_ms"]
-    domains = frames["color_domain"] if "color_domain" in frames.dtype.names else np.zeros(len(frames), np.int8)
+    domains = _domains(frames, "color")
     if np.all(domains == domains[0]) and ts[-1] > ts[0]:
         return (len(frames) - 1) / ((ts[-1] - ts[0]) / 1000.0)
     host = frames["host_time"]
