@@ -59,6 +59,7 @@ class Curvatures:
     hessian_cov: np.ndarray | None = None
     count: np.ndarray | None = None
     hessian: np.ndarray | None = None  # (Q, 3) fitted fxx, fxy, fyy of the tangent-frame patch (1/mm)
+    radius: np.ndarray | None = None  # (Q,) fit radius (mm) each point's values come from (scale selection)
 
     @property
     def mean(self) -> np.ndarray:
@@ -392,3 +393,67 @@ def categories(kmax: np.ndarray, kmin: np.ndarray, thr: Thresholds) -> tuple[np.
     flat = (k1 == 0) & (k2 == 0)
     si = quantise_shape_index(shape_index(np.where(flat, 0.0, k1), np.where(flat, -1.0, k2)))
     return np.where(flat, FLAT_SI, si), 3 * k_row + h_col
+
+
+# ---------------------------------------------------------------------------------------------
+# fit-scale selection (the station default since round 3 of issue #14)
+
+#: The smaller fit radius of the scale selection (mm) and its consistency test (in standard
+#: deviations of the smaller fit): see :func:`scale_selected_curvatures`.
+SMALL_FIT_RADIUS = 12.0
+SCALE_Z = 3.0
+
+
+def scale_selected_curvatures(points: np.ndarray, queries: np.ndarray, *, radius: float = 16.0,
+                              small_radius: float | None = SMALL_FIT_RADIUS, scale_z: float = SCALE_Z,
+                              noise_mm: float | np.ndarray, viewpoint: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                              tree: cKDTree | None = None) -> Curvatures:
+    """Per point, the ``radius`` fit unless the ``small_radius`` fit contradicts it (Lepski's rule).
+
+    Why: a fit radius is a bias/noise trade.  16 mm keeps D415 noise low enough for the flat
+    tests, but where the surface changes within 16 mm (a feature smaller than the fit: the cap of
+    a 25 mm sphere next to its flat skirt, the nose tip) the cubic's bias turns a cap into a dome.
+    The smaller fit is less biased and noisier; when the two disagree by more than noise can
+    explain -- ``|k_16 - k_12| > scale_z`` x the smaller fit's own propagated standard deviation
+    (:func:`noise_thresholds` at z = 1) for kmax or kmin -- the larger one is biased and the point
+    takes every field of the smaller fit, its thresholds included (its ``radius`` says which).
+    ``scale_z`` = 3 is the noise-only test level; chosen over the tuning, validation and earlier
+    held-out surfaces (docs/benchmarks.md).  ``small_radius=None``: the plain ``radius`` fit.
+    """
+    big = principal_curvatures(points, queries, radius=radius, noise_mm=noise_mm, viewpoint=viewpoint, tree=tree)
+    if small_radius is None:
+        return _with_radius(big, np.full(len(big.kmax), float(radius)))
+    small = principal_curvatures(points, queries, radius=small_radius, noise_mm=noise_mm, viewpoint=viewpoint,
+                                 tree=tree)
+    sd = noise_thresholds(small, noise_mm, z=1.0)
+    biased = (np.abs(big.kmax - small.kmax) > scale_z * sd.kmax) | (np.abs(big.kmin - small.kmin) > scale_z * sd.kmin)
+    fields = {}
+    for name in ("kmax", "kmin", "normals", "sigma", "hessian_cov", "count", "hessian"):
+        a, b = getattr(big, name), getattr(small, name)
+        fields[name] = np.where(biased.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+    return Curvatures(**fields, radius=np.where(biased, float(small_radius), float(radius)))
+
+
+def _with_radius(curv: Curvatures, radius: np.ndarray) -> Curvatures:
+    return Curvatures(curv.kmax, curv.kmin, curv.normals, curv.sigma, curv.hessian_cov, curv.count, curv.hessian,
+                      radius)
+
+
+def classify_vertices(points: np.ndarray, queries: np.ndarray, *, radius: float = 16.0,
+                      small_radius: float | None = SMALL_FIT_RADIUS, scale_z: float = SCALE_Z,
+                      flat_z: float = FLAT_Z, viewpoint: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                      tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray, Curvatures, Thresholds]:
+    """(SI category or ``FLAT_SI``, HK type, curvatures, thresholds) of each query vertex.
+
+    The station's whole recipe in one place (the 3D feature, the bench and the tests call it):
+    the D415 model's depth RMS at each vertex's distance from ``viewpoint``, the scale-selected
+    fit (:func:`scale_selected_curvatures`), per-quantity thresholds at ``flat_z``
+    (:func:`noise_thresholds`) and :func:`categories`.
+    """
+    queries = np.asarray(queries, dtype=np.float64)
+    noise = d415_noise_mm(np.linalg.norm(queries - np.asarray(viewpoint, dtype=np.float64), axis=1))
+    curv = scale_selected_curvatures(points, queries, radius=radius, small_radius=small_radius, scale_z=scale_z,
+                                     noise_mm=noise, viewpoint=viewpoint, tree=tree)
+    thr = noise_thresholds(curv, noise, flat_z)
+    si, hk = categories(curv.kmax, curv.kmin, thr)
+    return si, hk, curv, thr

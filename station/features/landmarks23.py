@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from station.features.curvature import (FLAT_SI, FLAT_Z, categories, d415_noise_mm, hk_types, noise_thresholds,
+from station.features.curvature import (FLAT_SI, FLAT_Z, SCALE_Z, SMALL_FIT_RADIUS, classify_vertices, hk_types,
                                         normalised_histogram, principal_curvatures, quantise_shape_index,
                                         shape_index)
 from station.vocab.landmarks import LANDMARKS_23
@@ -45,12 +45,16 @@ class CurvatureParams:
     ``flat_z``: kmax, kmin and H are each 0 when below ``flat_z`` times their own noise (the
     fit's least-squares covariance for the D415's depth RMS at that distance, times the measured
     inflation of the station's filter chain: ``curvature.noise_thresholds``); flat points are HK
-    "flat" and have no SI bin.
+    "flat" and have no SI bin.  ``small_fit_radius`` / ``scale_z``: where a fit of this radius
+    contradicts the ``fit_radius`` fit by more than ``scale_z`` of its own noise, the vertex takes
+    the smaller fit (``curvature.scale_selected_curvatures``; ``None`` = always ``fit_radius``).
     """
 
     radius: float = 10.0
     fit_radius: float | None = 16.0
     flat_z: float = FLAT_Z
+    small_fit_radius: float | None = SMALL_FIT_RADIUS
+    scale_z: float = SCALE_Z
     k: int = 24
     eps_h: float = 0.005
     eps_k: float = 2.5e-5
@@ -61,6 +65,7 @@ class CurvatureParams:
     def key(self) -> dict:
         return {"radius": float(self.radius), "fit_radius": self.fit_radius, "flat_z": float(self.flat_z),
                 "thresholds": "per-quantity (kmax, kmin, H), fit noise x1.6",
+                "small_fit_radius": self.small_fit_radius, "scale_z": float(self.scale_z),
                 "k": int(self.k), "eps_h": float(self.eps_h), "eps_k": float(self.eps_k),
                 "weight_radius": float(self.weight_radius), "weighted": bool(self.weighted),
                 "max_vertices": int(self.max_vertices)}
@@ -74,11 +79,9 @@ def vertex_categories(cloud: np.ndarray, queries: np.ndarray, params: CurvatureP
         curv = principal_curvatures(cloud, queries, k=params.k, viewpoint=viewpoint, tree=tree)
         return (quantise_shape_index(shape_index(curv.kmax, curv.kmin)),
                 hk_types(curv.mean, curv.gaussian, params.eps_h, params.eps_k))
-    distance = np.linalg.norm(np.asarray(queries, dtype=np.float64) - np.asarray(viewpoint), axis=1)
-    noise = d415_noise_mm(distance)
-    curv = principal_curvatures(cloud, queries, radius=params.fit_radius, noise_mm=noise, viewpoint=viewpoint,
-                                tree=tree)
-    return categories(curv.kmax, curv.kmin, noise_thresholds(curv, noise, params.flat_z))
+    si, hk, _, _ = classify_vertices(cloud, queries, radius=params.fit_radius, small_radius=params.small_fit_radius,
+                                     scale_z=params.scale_z, flat_z=params.flat_z, viewpoint=viewpoint, tree=tree)
+    return si, hk
 
 
 def landmark_histograms(cloud: np.ndarray, landmarks: np.ndarray, params: CurvatureParams,
