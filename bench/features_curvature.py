@@ -7,12 +7,15 @@ Each analytic surface (:mod:`station.features.surfaces`) is rendered at the dist
 D415's raw depth RMS is 0.5 or 0.9 mm, given the D415 noise model (RMS ~ z^2, spatially
 correlated, quantised, holes), passed through the station's librealsense chain (spatial
 smooth_alpha 0.75, temporal over 6 frames, hole filling), and deprojected.  Curvature with the
-station's defaults (:class:`CurvatureParams`: fit radius 16 mm; kmax, kmin and H each 0 below
-``FLAT_Z`` x their own propagated fit noise).  A point is correct when its HK type and its SI
-category (or "flat, no SI") both equal those of the true curvatures under the same per-point
-thresholds (:func:`station.features.curvature.categories` on both).  The column "round-1 rule"
-scores the same fits with the first round's single threshold (3 sigma x sqrt(4 pi) 1.2 px on
-both principal curvatures and H).  Sets: :data:`station.features.surfaces.SETS`.
+station's defaults (:class:`CurvatureParams`: fit radius 16 mm, or 12 mm where that fit
+contradicts the 16 mm one by more than 3 of its standard deviations; kmax, kmin and H each 0
+below ``FLAT_Z`` x their own propagated fit noise).  A point is correct when its HK type and its
+SI category (or "flat, no SI") both equal those of the true curvatures under the same per-point
+thresholds (:func:`station.features.curvature.categories` on both).  Extra columns: the share of
+points that took the 12 mm fit; a diagnostic "correct within +-2 sd of tau" (right for some
+threshold between (FLAT_Z - 2) and (FLAT_Z + 2) sd: the errors that are only a point's true
+curvature lying at the threshold; not the target); and the round-2 rule (16 mm fit only, same
+thresholds).  Sets: :data:`station.features.surfaces.SETS`.
 
 Throughput: ``--ref`` is a checkout of the code before the batched fit (``git worktree add
 /tmp/ref-curv 783841b``); both fits run in this process on the same points and queries, CPU time
@@ -30,33 +33,37 @@ from pathlib import Path
 import numpy as np
 
 from station.features import surfaces as S
-from station.features.curvature import (FIT_NOISE_INFLATION, FLAT_Z, categories, correlation_inflation,
-                                        d415_noise_mm, flat_threshold, hk_types_noise, noise_thresholds,
-                                        principal_curvatures, si_categories_noise)
+from station.features.curvature import (FIT_NOISE_INFLATION, Thresholds, categories, classify_vertices,
+                                        d415_noise_mm, principal_curvatures, scale_selected_curvatures)
 from station.features.landmarks23 import CurvatureParams
 
 
 def score(ob: S.Observation, params: CurvatureParams) -> tuple[float, ...]:
-    """(% correct, % HK, % SI, median tau_k, median tau_H, % truly flat, % correct under the round-1 rule)."""
-    noise = d415_noise_mm(np.linalg.norm(ob.queries, axis=1))
-    c = principal_curvatures(ob.cloud, ob.queries, radius=params.fit_radius, noise_mm=noise)
-    thr = noise_thresholds(c, noise, params.flat_z)
-    si, hk = categories(c.kmax, c.kmin, thr)
+    """(% correct, % HK, % SI, median tau_k, median tau_H, % truly flat, % fitted at the small radius,
+    % correct up to +-2 sd of the thresholds, % correct with the 16 mm fit only (round 2))."""
+    si, hk, c, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
+                                       small_radius=params.small_fit_radius, scale_z=params.scale_z,
+                                       flat_z=params.flat_z)
     si0, hk0 = categories(ob.kmax, ob.kmin, thr)
-    tau = flat_threshold(c, 3.0, correlation_inflation())
-    old = (hk_types_noise(c.kmax, c.kmin, tau) == hk_types_noise(ob.kmax, ob.kmin, tau)) & (
-        si_categories_noise(c.kmax, c.kmin, tau) == si_categories_noise(ob.kmax, ob.kmin, tau))
+    near = np.zeros(len(si), dtype=bool)  # diagnostic: right for a threshold within 2 of its sd
+    for f in np.linspace(1 - 2 / params.flat_z, 1 + 2 / params.flat_z, 9):
+        s_f, h_f = categories(ob.kmax, ob.kmin, Thresholds(thr.kmax * f, thr.kmin * f, thr.mean * f))
+        near |= (si == s_f) & (hk == h_f)
+    r2 = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius, small_radius=None, flat_z=params.flat_z)
+    r2_truth = categories(ob.kmax, ob.kmin, r2[3])
     return (100 * np.mean((hk == hk0) & (si == si0)), 100 * np.mean(hk == hk0), 100 * np.mean(si == si0),
             float(np.median(np.minimum(thr.kmax, thr.kmin))), float(np.median(thr.mean)), 100 * np.mean(si0 == -1),
-            100 * np.mean(old))
+            100 * np.mean(c.radius < params.fit_radius), 100 * np.mean(near),
+            100 * np.mean((r2[0] == r2_truth[0]) & (r2[1] == r2_truth[1])))
 
 
 def table(params: CurvatureParams) -> None:
     print(f"noise inflation measured on the tuning plane: {S.measure_noise_inflation():.2f} "
-          f"(FIT_NOISE_INFLATION = {FIT_NOISE_INFLATION}); FLAT_Z = {params.flat_z}\n")
+          f"(FIT_NOISE_INFLATION = {FIT_NOISE_INFLATION}); FLAT_Z = {params.flat_z}; fit radius "
+          f"{params.fit_radius} mm, {params.small_fit_radius} mm where they disagree by > {params.scale_z} sd\n")
     print("| set | surface | D415 noise (mm) | points | **correct (HK and SI) %** | HK % | SI % | "
-          "tau k / H (1/mm) | truly flat % | round-1 rule % |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "tau k / H (1/mm) | truly flat % | 12 mm fits % | correct within ±2 sd of tau % | 16 mm only (round 2) % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for group, makers, seeds in S.SETS:
         for mk in makers:
             surf = mk()
@@ -66,7 +73,8 @@ def table(params: CurvatureParams) -> None:
                 target = 95.0 if sigma == 0.5 else 90.0
                 mark = "" if r[0] >= target else " (< target)"
                 print(f"| {group} | {surf.name} | {sigma} | {sum(len(o.queries) for o in obs)} | **{r[0]:.1f}**{mark} | "
-                      f"{r[1]:.1f} | {r[2]:.1f} | {r[3]:.4f} / {r[4]:.4f} | {r[5]:.0f} | {r[6]:.1f} |", flush=True)
+                      f"{r[1]:.1f} | {r[2]:.1f} | {r[3]:.4f} / {r[4]:.4f} | {r[5]:.0f} | {r[6]:.0f} | {r[7]:.1f} | "
+                      f"{r[8]:.1f} |", flush=True)
 
 
 def _reference(path: Path):
@@ -91,10 +99,11 @@ def throughput(ref_path: Path | None) -> None:
         noise = d415_noise_mm(np.linalg.norm(queries, axis=1)) if noise is None else noise
         runs = {}
         for _ in range(3):  # interleaved, best of three: the machine is shared
-            for name, module in (("reference", ref), ("batched", None)):
+            for name, module in (("reference", ref), ("batched", None), ("scale-selected 16/12 mm", "selected")):
                 if name == "reference" and module is None:
                     continue
-                fn = module.principal_curvatures if module else principal_curvatures
+                fn = (scale_selected_curvatures if module == "selected" else
+                      module.principal_curvatures if module else principal_curvatures)
                 t0, w0 = time.process_time(), time.perf_counter()
                 c = fn(pts, queries, radius=16.0, noise_mm=noise)
                 cpu, wall = len(queries) / (time.process_time() - t0), len(queries) / (time.perf_counter() - w0)
@@ -107,6 +116,8 @@ def throughput(ref_path: Path | None) -> None:
         if "reference" in runs:
             a, b = runs["batched"][0], runs["reference"][0]
             rel = lambda x, y: float(np.max(np.abs(x - y)) / np.max(np.abs(y)))
+            print(f"  ratio scale-selected / reference: {runs['scale-selected 16/12 mm'][1] / runs['reference'][1]:.1f}x "
+                  f"CPU; scale-selected / batched 16 mm: {runs['scale-selected 16/12 mm'][1] / runs['batched'][1]:.2f}x")
             print(f"  ratio batched / reference: {runs['batched'][1] / runs['reference'][1]:.1f}x CPU, "
                   f"{runs['batched'][2] / runs['reference'][2]:.1f}x wall; largest difference relative to the "
                   f"largest value: kmax {rel(a.kmax, b.kmax):.1e}, kmin {rel(a.kmin, b.kmin):.1e}, "
