@@ -118,15 +118,23 @@ HELD_OUT_ROUND3 = (lambda: sphere(22.0), lambda: sphere(35.0), lambda: sphere(55
                    lambda: torus(48.0, 18.0), lambda: torus(52.0, 21.0), lambda: paraboloid(32.0),
                    lambda: paraboloid(42.0))
 #: Held out, round 4 (noise seeds 31, 32): fixed on 2026-12-01 after round 3 was scored and before
-#: the ridge-following fit was developed; scored once after the method was chosen.
+#: a ridge-following fit was tried (on the sets above only; not adopted, docs/benchmarks.md); so
+#: the method is still round 3's, and this set was scored once, as a second held-out test of it.
 HELD_OUT_ROUND4 = (lambda: sphere(28.0), lambda: sphere(42.0), lambda: cylinder(24.0), lambda: cylinder(32.0),
                    lambda: saddle(38.0), lambda: saddle(65.0), lambda: torus(36.0, 15.0), lambda: torus(44.0, 17.0),
                    lambda: torus(46.0, 19.0), lambda: torus(54.0, 20.0), lambda: paraboloid(36.0),
                    lambda: paraboloid(48.0))
+#: Held out, round 5 (noise seeds 41, 42, 43): fixed on 2026-12-01 after round 4 was scored, before
+#: the scale test's level was revisited (small spheres at 0.9 mm were marginal on other seeds).
+HELD_OUT_ROUND5 = (lambda: sphere(24.0), lambda: sphere(33.0), lambda: sphere(48.0), lambda: cylinder(21.0),
+                   lambda: cylinder(27.0), lambda: saddle(42.0), lambda: saddle(58.0), lambda: torus(42.0, 16.0),
+                   lambda: torus(50.0, 20.0), lambda: paraboloid(30.0), lambda: paraboloid(40.0),
+                   lambda: paraboloid(52.0))
 #: (name, surfaces, noise seeds) of the benchmark table, in order.
 SETS = (("tuning", TUNING, (0, 1)), ("validation", VALIDATION, (0, 1)), ("held out, round 1", HELD_OUT_ROUND1, (5, 6)),
         ("held out, round 2", HELD_OUT, (11, 12)), ("held out, round 3", HELD_OUT_ROUND3, (21, 22)),
-        ("held out, round 4", HELD_OUT_ROUND4, (31, 32)))
+        ("held out, round 4", HELD_OUT_ROUND4, (31, 32)),
+        ("held out, round 5", HELD_OUT_ROUND5, (41, 42, 43)))
 
 
 def true_curvatures(surface: Surface, x: np.ndarray, y: np.ndarray,
