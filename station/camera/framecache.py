@@ -97,6 +97,7 @@ class FrameCache:
         self._pool: cf.ProcessPoolExecutor | None = pool
         self._shared_pool = pool is not None
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
         self.rendered = 0
 
     def _executor(self, workers: int) -> cf.ProcessPoolExecutor:
@@ -124,13 +125,22 @@ class FrameCache:
         if upto is None:
             upto = self.ahead if self.streaming else self.n_frames  # a head start, or everything
         upto = upto if self.n_frames is None else min(upto, self.n_frames)
-        if not upto:
+        if not upto or self._cancelled.is_set():
             return
         for start in range(0, upto, BATCH):
             self._submit(start, self.jobs)
         for start in range(0, upto, BATCH):
+            if self._cancelled.is_set():  # cancel() from another thread: stop after this batch
+                return
             if start in self._futures:
                 self._collect(start)
+
+    def cancel(self) -> None:
+        """Make a :meth:`prepare` running in another thread return after the batch it is waiting
+        for, instead of rendering the rest (a take replaced before its trial: its render thread
+        must not hold up the camera's command loop).  :meth:`close` then drops the batches still
+        queued.  Frames already rendered stay readable."""
+        self._cancelled.set()
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame ``index``; while streaming an endless or very long scene, renders ahead (one worker)."""

@@ -109,6 +109,11 @@ class _Take:
         return None
 
     def close(self) -> None:
+        """Free the take.  A take still rendering (replaced before its trial) stops after the
+        batch in flight rather than rendering to its end: this runs on the command loop."""
+        for cache in (self.cache, self.tail):
+            if cache is not None:
+                cache.cancel()
         self.thread.join()
         self.cache.close()
         if self.tail is not None:
