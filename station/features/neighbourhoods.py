@@ -106,19 +106,35 @@ def radius_balls(grid: CellGrid, queries: np.ndarray, radius: float, cap: int | 
     order (an even subsample, the same as ``sorted(ball)[::step]``).  ``with_index=False`` skips
     the original indices (``index`` is then None), which the curvature fit does not need.
     """
+    return nested_balls(grid, queries, (radius,), cap, with_index)[0]
+
+
+def nested_balls(grid: CellGrid, queries: np.ndarray, radii: tuple[float, ...], cap: int | None = None,
+                 with_index: bool = True) -> list[Balls]:
+    """:func:`radius_balls` for several radii at once, one :class:`Balls` per radius.
+
+    Why: the fit-scale selection fits every vertex at two radii; the candidates and distances of
+    the largest ball serve every smaller one (each ball is exactly what :func:`radius_balls` on
+    the same grid returns, members in the same order).
+    """
     queries = np.asarray(queries, dtype=np.float64)
-    q_n, n = len(queries), grid.n
     blocks, block_of = np.unique(grid.cell_of(queries), axis=0, return_inverse=True)
     block_of = block_of.reshape(-1)
-    cand = grid.candidates(blocks, radius)  # (B, C) sorted positions, shared by a cell's queries
+    cand = grid.candidates(blocks, max(radii))  # (B, C) sorted positions, shared by a cell's queries
     diff = [np.take(grid.coords[c], cand)[block_of] - queries[:, c:c + 1] for c in range(3)]
     d2 = diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2]
-    inside = d2 <= radius * radius
+    return [_ball(grid, cand[block_of], diff, d2, d2 <= radius * radius, cap, with_index) for radius in radii]
+
+
+def _ball(grid: CellGrid, cand: np.ndarray, diff: list[np.ndarray], d2: np.ndarray, inside: np.ndarray,
+          cap: int | None, with_index: bool) -> Balls:
+    """Compact the candidates ``inside`` a ball into padded arrays (``cand`` per query)."""
+    q_n, n = len(d2), grid.n
     count = inside.sum(axis=1)
     if cap is not None and q_n and count.max() > cap:
         for j in np.flatnonzero(count > cap):  # rare: a ball denser than ``cap`` points
             members = np.flatnonzero(inside[j])
-            members = members[np.argsort(grid.original[cand[block_of[j], members]], kind="stable")]
+            members = members[np.argsort(grid.original[cand[j, members]], kind="stable")]
             inside[j] = False
             inside[j, members[::-(-len(members) // cap)]] = True
         count = inside.sum(axis=1)
@@ -131,6 +147,6 @@ def radius_balls(grid: CellGrid, queries: np.ndarray, radius: float, cap: int | 
     index = None
     if with_index:
         index = np.full(q_n * width, n, np.int64)
-        index[flat] = grid.original[cand[block_of][inside]]
+        index[flat] = grid.original[cand[inside]]
         index = index.reshape(q_n, width)
     return Balls(count, index, offsets.reshape(3, q_n, width), d2max)
