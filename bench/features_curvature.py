@@ -1,7 +1,8 @@
 """Curvature under D415 noise: surface x noise -> % of points with the right HK type and SI category,
 the noise inflation behind the thresholds, and the fit's throughput against a reference checkout.
 
-Run:  OPENBLAS_NUM_THREADS=1 nice python bench/features_curvature.py [--ref /tmp/ref-curv] [--table-only]
+Run:  OPENBLAS_NUM_THREADS=1 nice python bench/features_curvature.py [--ref /tmp/ref-curv] [--ref-selected /tmp/ref-sel]
+      [--table-only | --speed-only]
 
 Each analytic surface (:mod:`station.features.surfaces`) is rendered at the distance where the
 D415's raw depth RMS is 0.5 or 0.9 mm, given the D415 noise model (RMS ~ z^2, spatially
@@ -84,7 +85,7 @@ def _reference(path: Path):
     return module
 
 
-def throughput(ref_path: Path | None) -> None:
+def throughput(ref_path: Path | None, ref_selected_path: Path | None = None) -> None:
     rng = np.random.default_rng(0)
     g = np.arange(-60, 60, 1.0)
     gx, gy = np.meshgrid(g, g)
@@ -95,14 +96,17 @@ def throughput(ref_path: Path | None) -> None:
                   grid[rng.choice(len(grid), 2000, replace=False)], 0.9),
                  ("virtual D415 sphere R=40 at 0.61 m (cloud of the table)", ob.cloud, ob.queries, None))
     ref = _reference(ref_path) if ref_path else None
+    ref_sel = _reference(ref_selected_path) if ref_selected_path else None
     for label, pts, queries, noise in workloads:
         noise = d415_noise_mm(np.linalg.norm(queries, axis=1)) if noise is None else noise
         runs = {}
         for _ in range(3):  # interleaved, best of three: the machine is shared
-            for name, module in (("reference", ref), ("batched", None), ("scale-selected 16/12 mm", "selected")):
-                if name == "reference" and module is None:
+            for name, module in (("reference", ref), ("batched", None), ("scale-selected 16/12 mm", "selected"),
+                                 ("scale-selected, --ref-selected checkout", ref_sel)):
+                if name in ("reference", "scale-selected, --ref-selected checkout") and module is None:
                     continue
                 fn = (scale_selected_curvatures if module == "selected" else
+                      module.scale_selected_curvatures if module is ref_sel else
                       module.principal_curvatures if module else principal_curvatures)
                 t0, w0 = time.process_time(), time.perf_counter()
                 c = fn(pts, queries, radius=16.0, noise_mm=noise)
@@ -113,6 +117,11 @@ def throughput(ref_path: Path | None) -> None:
               "points per fit")
         for name, (c, cpu, wall) in runs.items():
             print(f"  {name}: {cpu:,.0f} vertices/s CPU, {wall:,.0f} vertices/s wall")
+        if "scale-selected, --ref-selected checkout" in runs:
+            a, b = runs["scale-selected 16/12 mm"][0], runs["scale-selected, --ref-selected checkout"][0]
+            ratio = runs["scale-selected 16/12 mm"][1] / runs["scale-selected, --ref-selected checkout"][1]
+            print(f"  ratio scale-selected / --ref-selected: {ratio:.2f}x CPU; same radius chosen: "
+                  f"{np.array_equal(a.radius, b.radius)}, largest kmax difference {np.max(np.abs(a.kmax - b.kmax)):.1e}")
         if "reference" in runs:
             a, b = runs["batched"][0], runs["reference"][0]
             rel = lambda x, y: float(np.max(np.abs(x - y)) / np.max(np.abs(y)))
@@ -128,10 +137,13 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ref", type=Path, default=Path("/tmp/ref-curv"),
                     help="checkout of the code before the batched fit (skipped if missing)")
+    ap.add_argument("--ref-selected", type=Path, default=Path("/tmp/ref-sel"),
+                    help="checkout whose scale selection searched neighbours per radius (git worktree add "
+                         "/tmp/ref-sel 9ea7240; skipped if missing)")
     ap.add_argument("--table-only", action="store_true")
     ap.add_argument("--speed-only", action="store_true")
     args = ap.parse_args()
     if not args.speed_only:
         table(CurvatureParams())
     if not args.table_only:
-        throughput(args.ref if args.ref.exists() else None)
+        throughput(args.ref if args.ref.exists() else None, args.ref_selected if args.ref_selected.exists() else None)
