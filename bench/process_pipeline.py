@@ -67,8 +67,15 @@ def ground_truth_classes(trials: list[Path]) -> dict[tuple, str]:
 
 
 def simulated_coders(trials: list[Path], out: Path, seed: int = 0) -> tuple[Path, Path]:
-    """Two coders from the ground truth: coder 2 shifts frames by +-1 and misses/adds an AU now and then."""
-    from station.process.coding import Annotation, write_coding
+    """Two coders from the ground truth: coder 2 shifts frames by +-1 and misses/adds an AU now and then.
+
+    Each row keeps the trial's identity (trial id, participant, session) as `station code` writes
+    it: every participant's trial is named trial-01.h5, so rows without it would be paired across
+    participants by file name alone (`station agree` warns about exactly that).
+    """
+    from dataclasses import replace
+
+    from station.process.coding import write_coding
     from station.process.export import ground_truth_specs
 
     rng = np.random.default_rng(seed)
@@ -77,7 +84,7 @@ def simulated_coders(trials: list[Path], out: Path, seed: int = 0) -> tuple[Path
     for path in trials:
         for spec in ground_truth_specs(path):
             a = spec.annotation
-            first.append(Annotation("coder1", a.trial, a.sample, a.onset, a.apex, a.offset, a.aus))
+            first.append(replace(a, coder="coder1", notes=""))
             aus = a.aus.split("+")
             if len(aus) > 1 and rng.random() < 0.3:
                 aus.pop(int(rng.integers(len(aus))))
@@ -86,7 +93,8 @@ def simulated_coders(trials: list[Path], out: Path, seed: int = 0) -> tuple[Path
             jitter = rng.integers(-1, 2, size=3)
             on, ap, off = a.onset + jitter[0], a.apex + jitter[1], a.offset + jitter[2]
             on, off = min(on, ap), max(off, ap)
-            second.append(Annotation("coder2", a.trial, a.sample, int(on), int(ap), int(off), "+".join(aus)))
+            second.append(replace(a, coder="coder2", notes="", onset=int(on), apex=int(ap), offset=int(off),
+                                  aus="+".join(aus)))
     return write_coding(out / "coder1.csv", first), write_coding(out / "coder2.csv", second)
 
 
