@@ -56,6 +56,28 @@ def test_trials_with_the_same_file_name_are_not_paired_across_participants():
     assert [d["field"] for d in report.disagreements] == ["movement", "movement"]
 
 
+def test_rows_of_several_trials_under_one_name_without_ids_are_refused_not_paired(tmp_path, capsys):
+    """Coding files older than trial ids: two participants' trial-01.h5 in one file repeat movement
+    numbers; pairing them by interval gave R = 0.840 for coders who agree 0.891 (the bench's first
+    run).  `station agree` names the file and the number and exits 2; one trial per name still works."""
+    from station.cli import main
+
+    def old_row(coder, sample, onset, aus):
+        return coding.Annotation(coder, "trial-01.h5", sample, onset, onset + 4, onset + 9, aus)
+
+    c1, c2 = tmp_path / "c1.csv", tmp_path / "c2.csv"
+    coding.write_coding(c1, [old_row("a", 1, 100, "4+9"), old_row("a", 2, 400, "15"),  # participant 1
+                             old_row("a", 1, 102, "15"), old_row("a", 2, 700, "4+9+25")])  # participant 2
+    coding.write_coding(c2, [old_row("b", 1, 101, "4+9"), old_row("b", 2, 401, "15")])
+    assert main(["agree", str(c1), str(c2), "--out", str(tmp_path / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())  # (rich wraps long lines)
+    assert "c1.csv" in err and "movement number 1" in err and "2 repeated number(s)" in err
+    assert not (tmp_path / "out" / "reliability.csv").exists()
+    coding.write_coding(c1, [old_row("a", 1, 100, "4+9"), old_row("a", 2, 400, "15")])
+    assert main(["agree", str(c1), str(c2), "--out", str(tmp_path / "out")]) == 0  # one trial: warned, paired
+    assert list(csv.DictReader(open(tmp_path / "out" / "reliability.csv")))[-1]["R"] == "1.000"
+
+
 def test_agree_cli_lists_disagreements_and_records_who_arbitrated(tmp_path):
     from station.cli import main
 

@@ -49,6 +49,32 @@ def trial_of(ann: Annotation) -> str:
     return trial_key_of(ann.trial_id, ann.trial, ann.participant, ann.session)
 
 
+def check_one_trial_per_name(annotations: list[Annotation], where: str) -> None:
+    """Refuse rows without a trial id whose trial name repeats a movement number.
+
+    Why: rows of coding files older than trial ids are paired by trial name; every participant's
+    first trial has the same name, so rows of several trials can share one.  Within one coder's
+    file a movement number (``sample``) repeating under one name proves it: pairing those rows by
+    interval would compare different participants' movements and give a reliability that is not
+    the coders'.  An error naming the file, the trial and the numbers, instead of a number.
+    """
+    seen: dict[tuple[str, int], int] = {}
+    for ann in annotations:
+        if not ann.trial_id:
+            key = (trial_of(ann), ann.sample)
+            seen[key] = seen.get(key, 0) + 1
+    repeated = sorted((k, n) for k, n in seen.items() if n > 1)
+    if repeated:
+        (key, sample), n = repeated[0]
+        name = next(a.trial for a in annotations if trial_of(a) == key)
+        raise StationError(
+            f"{where}: trial {name!r} has movement number {sample} in {n} rows without a trial id "
+            f"({len(repeated)} repeated number(s) in all): these rows come from several trials of that name "
+            "(participants or sessions), so their movements cannot be paired. Open each trial once in "
+            "`station code` with its coding file to add the trial ids, or write each trial's rows to a file "
+            "of its own.")
+
+
 def half_up(a: int, b: int) -> int:
     """Mean of two frame numbers rounded half up (``round`` would round 506.5 to 506)."""
     return math.floor((a + b) / 2 + 0.5)

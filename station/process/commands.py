@@ -191,6 +191,8 @@ def _run_agree(args) -> int:
     from station.process.coding import read_coding, write_coding
 
     first, second = read_coding(args.coder1), read_coding(args.coder2)
+    agreement.check_one_trial_per_name(first, args.coder1)
+    agreement.check_one_trial_per_name(second, args.coder2)
     anonymous = [a for a in first + second if not a.trial_id and not a.participant]
     if anonymous:
         print_warning(f"{len(anonymous)} row(s) say neither trial id nor participant (coding files older than "
