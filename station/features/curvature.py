@@ -221,17 +221,9 @@ def _fit_offsets(offsets: np.ndarray, count: np.ndarray, d2max: np.ndarray, quer
     atz = moments[:, _NU_ROW[_EXP_X], _EXP_Y]
     coef = np.linalg.solve(ata, atz[..., None])[..., 0]
 
-    fx, fy = coef[:, 1], coef[:, 2]
     fxx, fxy, fyy = 2 * coef[:, 3], coef[:, 4], 2 * coef[:, 5]
-    e, f, g = 1 + fx * fx, fx * fy, 1 + fy * fy
-    w = np.sqrt(1 + fx * fx + fy * fy)
-    l_, m_, n_ = fxx / w, fxy / w, fyy / w
-    det_i = e * g - f * f
-    gauss = (l_ * n_ - m_ * m_) / det_i
-    mean_c = (e * n_ - 2 * f * m_ + g * l_) / (2 * det_i)
-    disc = np.sqrt(np.maximum(mean_c * mean_c - gauss, 0.0))
-    kmax = (mean_c + disc) / scale
-    kmin = (mean_c - disc) / scale
+    kmax, kmin = monge_curvatures(coef[:, 1], coef[:, 2], fxx, fxy, fyy)
+    kmax, kmin = kmax / scale, kmin / scale
 
     inv = np.linalg.inv(ata)
     # Var(coef) = sigma^2 (A^T A)^-1 in patch units; the normal curvature 2*c3 (or 2*c5), in mm^-1
@@ -239,6 +231,19 @@ def _fit_offsets(offsets: np.ndarray, count: np.ndarray, d2max: np.ndarray, quer
     hess_cov = _HESSIAN_J @ inv[:, 3:6, 3:6] @ _HESSIAN_J / scale[:, None, None] ** 4
     hessian = np.stack([fxx, fxy, fyy], axis=1) / scale[:, None]
     return kmax, kmin, normal, sigma, hess_cov, cnt, hessian
+
+
+def monge_curvatures(fx, fy, fxx, fxy, fyy) -> tuple[np.ndarray, np.ndarray]:
+    """(kmax, kmin) of the height field ``z = f(x, y)`` from its first and second derivatives:
+    the eigenvalues of the Weingarten matrix ``I^-1 II`` (module docstring), via H and K."""
+    e, f, g = 1 + fx * fx, fx * fy, 1 + fy * fy
+    w = np.sqrt(1 + fx * fx + fy * fy)
+    l_, m_, n_ = fxx / w, fxy / w, fyy / w
+    det_i = e * g - f * f
+    gauss = (l_ * n_ - m_ * m_) / det_i
+    mean = (e * n_ - 2 * f * m_ + g * l_) / (2 * det_i)
+    disc = np.sqrt(np.maximum(mean * mean - gauss, 0.0))
+    return mean + disc, mean - disc
 
 
 def shape_index(kmax: np.ndarray, kmin: np.ndarray) -> np.ndarray:

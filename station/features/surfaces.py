@@ -147,14 +147,9 @@ def true_curvatures(surface: Surface, x: np.ndarray, y: np.ndarray,
     hyy = (h(x, y + step) - 2 * h(x, y) + h(x, y - step)) / step ** 2
     hxy = (h(x + step, y + step) - h(x + step, y - step) - h(x - step, y + step)
            + h(x - step, y - step)) / (4 * step ** 2)
-    e, f, g = 1 + hx * hx, hx * hy, 1 + hy * hy
-    w = np.sqrt(1 + hx * hx + hy * hy)
-    l_, m_, n_ = hxx / w, hxy / w, hyy / w
-    det = e * g - f * f
-    gauss = (l_ * n_ - m_ * m_) / det
-    mean = (e * n_ - 2 * f * m_ + g * l_) / (2 * det)
-    disc = np.sqrt(np.maximum(mean * mean - gauss, 0.0))
-    return mean + disc, mean - disc
+    from station.features.curvature import monge_curvatures
+
+    return monge_curvatures(hx, hy, hxx, hxy, hyy)
 
 
 def window_calibration(size: int = 128) -> Calibration:
