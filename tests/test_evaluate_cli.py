@@ -105,3 +105,5 @@ def test_bad_arguments_are_explained(db, tmp_path, capsys):
     assert "unknown model" in " ".join(capsys.readouterr().err.split())
     assert main(["evaluate", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
     assert "is not a folder" in " ".join(capsys.readouterr().err.split())
+    assert main(["evaluate", str(db), "--out", str(tmp_path), "--fit-radius", "10"]) == 2  # 12 mm is not smaller
+    assert "smaller than --fit-radius (10 mm)" in " ".join(capsys.readouterr().err.split())

@@ -121,6 +121,10 @@ def register(subparsers) -> None:
     f.add_argument("--fit-radius", type=float, default=16.0,
                    help="curvature fit neighbourhood radius in mm (default 16: holds at D415 noise, see "
                         "docs/benchmarks.md); 0 = the earlier 24-nearest-points fit with fixed HK thresholds")
+    f.add_argument("--small-fit-radius", type=float, default=12.0,
+                   help="fit-scale selection: each vertex is also fitted within this radius (mm) and takes that "
+                        "fit where the two disagree by more than 2.5 of its standard deviations, i.e. where the "
+                        "surface changes within --fit-radius (default 12; 0 = off; smaller than --fit-radius)")
     f.add_argument("--no-3d", action="store_true", help="2D only (automatic for CASME II / SAMM)")
     s = p.add_argument_group("sweeps")
     s.add_argument("--sweep", choices=SWEEPS,
@@ -162,7 +166,11 @@ def options_from_args(args, has_3d: bool):
         raise StationError(f"--repeats must be >= 1 and --folds >= 2, got {args.repeats} and {args.folds}.")
     if args.fit_radius < 0:
         raise StationError(f"--fit-radius must be >= 0 mm (0 = 24 nearest points), got {args.fit_radius}.")
-    curvature = CurvatureParams(radius=args.radius3d, fit_radius=args.fit_radius or None)
+    if args.small_fit_radius < 0 or (args.fit_radius and args.small_fit_radius >= args.fit_radius):
+        raise StationError(f"--small-fit-radius must be >= 0 mm and smaller than --fit-radius ({args.fit_radius:g} mm); "
+                           f"0 turns the scale selection off; got {args.small_fit_radius:g}.")
+    curvature = CurvatureParams(radius=args.radius3d, fit_radius=args.fit_radius or None,
+                                small_fit_radius=args.small_fit_radius or None)
     return EvalOptions(lbptop=lbp, curvature=curvature,
                        label_sets=_names(args.label_sets, LABEL_SETS, "--label-sets"),
                        protocols=_names(args.protocols, PROTOCOLS, "--protocols"), n_repeats=args.repeats,

@@ -444,6 +444,8 @@ def scale_selected_curvatures(points: np.ndarray, queries: np.ndarray, *, radius
     noise-only test level) and 2 left 17, a 10 mm small radius 21-26; held-out round 5 was scored
     once after (docs/benchmarks.md).  ``small_radius=None``: the plain ``radius`` fit.
     """
+    if small_radius is not None and not 0 < small_radius < radius:
+        raise ValueError(f"small_radius must lie between 0 and radius ({radius:g} mm), got {small_radius:g}")
     if small_radius is None:
         big = principal_curvatures(points, queries, radius=radius, noise_mm=noise_mm, viewpoint=viewpoint, tree=tree)
         return _with_radius(big, np.full(len(big.kmax), float(radius)))
