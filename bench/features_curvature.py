@@ -78,6 +78,50 @@ def table(params: CurvatureParams) -> None:
                       f"{r[8]:.1f} |", flush=True)
 
 
+def torus_figure(path: Path, params: CurvatureParams) -> None:
+    """Where the torus at 0.5 mm goes wrong: each evaluated point by its distance from the top ring
+    (x) and its true ring curvature (y), coloured right / wrong, with the thresholds +-tau drawn:
+    the misses sit where the true curvature crosses a threshold (docs/benchmarks.md)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    for ax, (major, minor) in zip(axes, ((40.0, 14.0), (50.0, 20.0))):
+        ob = S.observe(S.torus(major, minor), 0.5, seed=5)
+        si, hk, c, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
+                                           small_radius=params.small_fit_radius, scale_z=params.scale_z,
+                                           flat_z=params.flat_z)
+        si0, hk0 = categories(ob.kmax, ob.kmin, thr)
+        ok = (si == si0) & (hk == hk0)
+        ring = np.where(np.abs(ob.kmax) < np.abs(ob.kmin), ob.kmax, ob.kmin)  # the torus's smaller curvature
+        tau = np.where(np.abs(ob.kmax) < np.abs(ob.kmin), thr.kmax, thr.kmin)
+        d = np.hypot(ob.queries[:, 0], ob.queries[:, 1]) - major  # ~ distance from the top ring (mm)
+        edges = np.linspace(d.min(), d.max() + 1e-9, 25)
+        mid, which = 0.5 * (edges[1:] + edges[:-1]), np.digitize(d, edges) - 1
+        per_bin = lambda v, f: np.array([f(v[which == i]) if np.any(which == i) else np.nan  # noqa: E731
+                                         for i in range(len(mid))])
+        wrong = ax.twinx()
+        wrong.bar(mid, 100 * per_bin(~ok, np.mean), width=0.8 * (edges[1] - edges[0]), color="#d22", alpha=0.35)
+        wrong.set_ylim(0, 100)
+        wrong.set_ylabel("wrong (% of the points at that distance)", color="#b11")
+        ax.plot(mid, per_bin(ring, np.median), c="#124", lw=2, label="true ring curvature")
+        for sign in (1, -1):
+            ax.plot(mid, sign * per_bin(tau, np.median), c="k", lw=1, ls="--",
+                    label="± threshold (median)" if sign == 1 else None)
+        ax.axhline(0, lw=0.5, c="k")
+        ax.set_zorder(wrong.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.set_title(f"torus R={major:g} r={minor:g}, 0.5 mm: {100 * ok.mean():.1f} % right (seed 5)")
+        ax.set_xlabel("distance from the top ring (mm)")
+        ax.legend(loc="upper right", fontsize=8)
+    axes[0].set_ylabel("curvature along the ring (1/mm)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"figure -> {path}")
+
+
 def _reference(path: Path):
     spec = importlib.util.spec_from_file_location("curvature_ref", path / "station/features/curvature.py")
     module = importlib.util.module_from_spec(spec)
@@ -141,8 +185,13 @@ if __name__ == "__main__":
                     help="checkout whose scale selection searched neighbours per radius (git worktree add "
                          "/tmp/ref-sel 9ea7240; skipped if missing)")
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--torus-figure", type=Path, default=None,
+                    help="write the figure of where tori at 0.5 mm go wrong (docs/curvature-torus.png) and stop")
     ap.add_argument("--speed-only", action="store_true")
     args = ap.parse_args()
+    if args.torus_figure:
+        torus_figure(args.torus_figure, CurvatureParams())
+        raise SystemExit(0)
     if not args.speed_only:
         table(CurvatureParams())
     if not args.table_only:
