@@ -3,7 +3,7 @@
 The station's defaults (fit radius 16 mm, 12 mm where the two fits disagree by more than 3 sd of
 the smaller; kmax, kmin and H each 0 below 6 x their own propagated fit noise) were chosen on the
 surfaces of :mod:`station.features.surfaces` named TUNING, VALIDATION, HELD_OUT_ROUND1 and
-HELD_OUT (round 2); HELD_OUT_ROUND3 was scored once after the choice.  The full
+HELD_OUT (round 2); HELD_OUT_ROUND3 to _ROUND6 were each frozen before a change and scored once.  The full
 table (every surface x noise x filter chain) is in docs/benchmarks.md (bench/features_curvature.py).
 """
 
