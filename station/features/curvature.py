@@ -12,6 +12,12 @@ Curvature per vertex (after Goldfeather & Interrante 2004, "cubic fit"):
    ``II = [[fxx, fxy], [fxy, fyy]] / sqrt(1+fx^2+fy^2)``; its eigenvalues are the principal
    curvatures ``kmax >= kmin``, ``K = det W = kmax*kmin`` (eq. 4), ``H = tr W / 2`` (eq. 5).
 
+The station's default (:func:`classify_vertices`): every point within 16 mm, or within 12 mm
+where the two fits disagree by more than noise allows (:func:`scale_selected_curvatures`), and
+zero thresholds for kmax, kmin and H from each fit's own propagated noise
+(:func:`noise_thresholds`); validated on analytic surfaces through the D415 noise model and the
+station's librealsense filters (docs/benchmarks.md, "Curvature under D415 noise").
+
 Sign convention (Besl & Jain, the one Table 5 uses): curvature is measured along the normal
 pointing at the viewer, so a surface bulging towards the camera (nose tip, a cap) has
 ``kmax, kmin < 0``, ``H < 0``, ``K > 0`` ("peak"); a cup (eye socket) has ``H > 0`` ("pit").
@@ -30,7 +36,7 @@ H > 0: 0 peak, 1 none (K>0, H=0: impossible, kept as a bin as the paper does), 2
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -441,14 +447,14 @@ def scale_selected_curvatures(points: np.ndarray, queries: np.ndarray, *, radius
     takes every field of the smaller fit, its thresholds included (its ``radius`` says which).
     ``scale_z``: chosen over the surfaces looked at (tuning, validation, held-out rounds 1-4 and
     small spheres on 4 more noise seeds: 118 rows): 2.5 left 16 rows below target, 3 (the
-    noise-only test level) and 2 left 17, a 10 mm small radius 21-26; held-out round 5 was scored
-    once after (docs/benchmarks.md).  ``small_radius=None``: the plain ``radius`` fit.
+    noise-only test level) and 2 left 17, a 10 mm small radius 21-26; held-out rounds 5 and 6
+    were each scored once after (docs/benchmarks.md).  ``small_radius=None``: the plain ``radius`` fit.
     """
     if small_radius is not None and not 0 < small_radius < radius:
         raise ValueError(f"small_radius must lie between 0 and radius ({radius:g} mm), got {small_radius:g}")
     if small_radius is None:
         big = principal_curvatures(points, queries, radius=radius, noise_mm=noise_mm, viewpoint=viewpoint, tree=tree)
-        return _with_radius(big, np.full(len(big.kmax), float(radius)))
+        return replace(big, radius=np.full(len(big.kmax), float(radius)))
     points, queries, noise = _inputs(points, queries, noise_mm)
     big, small = _radius_fits(points, queries, (float(radius), float(small_radius)), noise, viewpoint, tree)
     sd = noise_thresholds(small, noise, z=1.0)
@@ -458,11 +464,6 @@ def scale_selected_curvatures(points: np.ndarray, queries: np.ndarray, *, radius
         a, b = getattr(big, name), getattr(small, name)
         fields[name] = np.where(biased.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
     return Curvatures(**fields, radius=np.where(biased, float(small_radius), float(radius)))
-
-
-def _with_radius(curv: Curvatures, radius: np.ndarray) -> Curvatures:
-    return Curvatures(curv.kmax, curv.kmin, curv.normals, curv.sigma, curv.hessian_cov, curv.count, curv.hessian,
-                      radius)
 
 
 def classify_vertices(points: np.ndarray, queries: np.ndarray, *, radius: float = 16.0,
