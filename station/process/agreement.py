@@ -70,9 +70,10 @@ def check_one_trial_per_name(annotations: list[Annotation], where: str) -> None:
         raise StationError(
             f"{where}: trial {name!r} has movement number {sample} in {n} rows without a trial id "
             f"({len(repeated)} repeated number(s) in all): these rows come from several trials of that name "
-            "(participants or sessions), so their movements cannot be paired. Open each trial once in "
-            "`station code` with its coding file to add the trial ids, or write each trial's rows to a file "
-            "of its own.")
+            "(participants or sessions), or the file numbers its movements twice; either way they cannot be "
+            "paired by name. Open each trial once in `station code` with its coding file to add the trial "
+            "ids, or write each trial's rows to a file of its own; if the file holds one trial, number its "
+            "movements 1, 2, 3... in the 'sample' column.")
 
 
 def half_up(a: int, b: int) -> int:
