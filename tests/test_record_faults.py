@@ -12,7 +12,6 @@ import numpy as np
 import pyrealsense2 as rs
 import pytest
 
-from station.camera.base import EndOfStream
 from station.camera.faults import Faults, FrameSchedule
 from station.camera.pairing import WRAP_MS
 from station.camera.realsense import PlaybackSource, calibration_from_profile
@@ -62,14 +61,18 @@ def test_done_when_d415_like_db3_at_848x480_60_every_missing_frame_counted(tmp_p
     # the same camera recorded by rs.recorder, played back through rs.pipeline
     gc.collect()  # rs.recorder finishes the .db3 when the last librealsense object holding it goes
     played = record_trial(PlaybackSource(db3, realtime=False), tmp_path / "played.h5")  # blocking: no host drops
-    truth = expected(cam.schedule, with_prime=True)
-    assert played.frames_written == truth["rows"] and played.dropped == truth["dropped"]
     with open_trial(played.path) as f:
         frames = schema.frames_table(f)
         assert f[schema.COLOR].shape[1:] == (480, 848, 3)
+    # frame 0 (which primed the live syncer) is in the .db3, but rs.pipeline's playback does not
+    # always hand it over (1 run in ~6 on the 2-core VM; the station then counts nothing delivered
+    # before row 1, correctly): the truth starts where the pipeline's delivery starts
+    truth = expected(cam.schedule, with_prime=int(frames["color_number"][0]) == 0)
+    assert played.frames_written == truth["rows"] and played.dropped == truth["dropped"]
     for stream in schema.STREAMS:  # 0 repeated rows
         assert np.all(np.diff(frames[f"{stream}_number"]) > 0)
-    assert frames["color_timestamp_ms"][0] == pytest.approx(360713, abs=1)
+    first = int(frames["color_number"][0])  # the hardware clock starts at 360713 ms on frame 0
+    assert frames["color_timestamp_ms"][0] == pytest.approx(360713 + first * 1000 / 60, abs=1)
     assert np.all(np.abs(frames["skew_ms"]) < 1e-3)
     reasons = failing(played.path)
     assert set(reasons) <= {"missing frames", "effective fps"} and "limit 0.5 %" in reasons["missing frames"]
