@@ -278,71 +278,20 @@ def normalised_histogram(labels: np.ndarray, n_bins: int = 9) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# noise-aware categories (the station default): principal curvatures within noise of 0 are 0
-
-
-def snap_to_noise(kmax: np.ndarray, kmin: np.ndarray, tau) -> tuple[np.ndarray, np.ndarray]:
-    """Principal curvatures with ``|k| < tau`` set to exactly 0 (``tau`` scalar or per point).
-
-    Why: under depth noise a plane's or a cylinder's zero curvature comes out as small random
-    values whose signs are meaningless; eq. 6 turns them into any shape index.  With the noise
-    threshold a cylinder is exactly a ridge (SI 0.75) and a plane is exactly flat.
-    """
-    tau = np.asarray(tau, dtype=np.float64)
-    return np.where(np.abs(kmax) < tau, 0.0, kmax), np.where(np.abs(kmin) < tau, 0.0, kmin)
-
-
-def hk_types_noise(kmax: np.ndarray, kmin: np.ndarray, tau) -> np.ndarray:
-    """Table 5 types from snapped principal curvatures: K = 0 when one of them is 0 (parabolic),
-    H = 0 when ``|H| < tau``; same numbering as :func:`hk_types` (4 = flat)."""
-    k1, k2 = snap_to_noise(kmax, kmin, tau)
-    mean = 0.5 * (k1 + k2)
-    tau = np.asarray(tau, dtype=np.float64)
-    h_col = np.where(mean < -tau, 0, np.where(mean > tau, 2, 1))
-    prod = k1 * k2
-    k_row = np.where((k1 == 0) | (k2 == 0), 1, np.where(prod > 0, 0, 2))
-    return 3 * k_row + h_col
-
+# the D415 noise model the thresholds use
 
 #: SI category of a flat point: it has no shape index and is counted in no SI bin.
 FLAT_SI = -1
 
-
-def si_categories_noise(kmax: np.ndarray, kmin: np.ndarray, tau) -> np.ndarray:
-    """Dorai & Jain's 9 categories from snapped principal curvatures; ``FLAT_SI`` when both are 0."""
-    k1, k2 = snap_to_noise(kmax, kmin, tau)
-    flat = (k1 == 0) & (k2 == 0)
-    cat = quantise_shape_index(shape_index(np.where(flat, 0.0, k1), np.where(flat, -1.0, k2)))
-    return np.where(flat, FLAT_SI, cat)
-
-
 #: D415 depth noise model (raw, before filters): RMS = D415_RMS_600_MM * (z / 600 mm)^2, the
-#: sub-pixel disparity error spatially correlated over ~D415_CORRELATION_PX pixels
+#: sub-pixel disparity error spatially correlated over ~1.2 pixels
 #: (:class:`station.synth.depthface.D415Noise`: 0.08 px, B = 55 mm, f = 603 px; Gaussian 1.2 px).
 D415_RMS_600_MM = 0.87
-D415_CORRELATION_PX = 1.2
 
 
 def d415_noise_mm(z_mm: np.ndarray) -> np.ndarray:
     """Raw D415 depth RMS (mm) at distance ``z_mm``: grows with z^2."""
     return D415_RMS_600_MM * (np.asarray(z_mm, dtype=np.float64) / 600.0) ** 2
-
-
-def correlation_inflation(correlation_px: float = D415_CORRELATION_PX) -> float:
-    """How much spatially correlated noise raises a fit's variance over white noise (as a std).
-
-    Noise smoothed by a Gaussian of ``s`` pixels has about one independent value per
-    ``4*pi*s^2`` pixels, so a least-squares fit over many pixels sees ``sqrt(4*pi) * s`` times the
-    white-noise standard deviation (at least 1).
-    """
-    return max(1.0, float(np.sqrt(4 * np.pi)) * correlation_px)
-
-
-def flat_threshold(curv: Curvatures, z: float, inflation: float = 1.0) -> np.ndarray:
-    """Per point ``z * inflation * sigma``: below it noise cannot tell a curvature from 0."""
-    if curv.sigma is None:
-        raise ValueError("flat_threshold needs curvatures computed with noise_mm > 0")
-    return z * inflation * curv.sigma
 
 
 # ---------------------------------------------------------------------------------------------
