@@ -141,17 +141,14 @@ def throughput(ref_path: Path | None, ref_selected_path: Path | None = None) -> 
                  ("virtual D415 sphere R=40 at 0.61 m (cloud of the table)", ob.cloud, ob.queries, None))
     ref = _reference(ref_path) if ref_path else None
     ref_sel = _reference(ref_selected_path) if ref_selected_path else None
+    contenders = [("reference", ref.principal_curvatures)] if ref else []
+    contenders += [("batched", principal_curvatures), ("scale-selected 16/12 mm", scale_selected_curvatures)]
+    contenders += [("scale-selected, --ref-selected checkout", ref_sel.scale_selected_curvatures)] if ref_sel else []
     for label, pts, queries, noise in workloads:
         noise = d415_noise_mm(np.linalg.norm(queries, axis=1)) if noise is None else noise
         runs = {}
         for _ in range(3):  # interleaved, best of three: the machine is shared
-            for name, module in (("reference", ref), ("batched", None), ("scale-selected 16/12 mm", "selected"),
-                                 ("scale-selected, --ref-selected checkout", ref_sel)):
-                if name in ("reference", "scale-selected, --ref-selected checkout") and module is None:
-                    continue
-                fn = (scale_selected_curvatures if module == "selected" else
-                      module.scale_selected_curvatures if module is ref_sel else
-                      module.principal_curvatures if module else principal_curvatures)
+            for name, fn in contenders:
                 t0, w0 = time.process_time(), time.perf_counter()
                 c = fn(pts, queries, radius=16.0, noise_mm=noise)
                 cpu, wall = len(queries) / (time.process_time() - t0), len(queries) / (time.perf_counter() - w0)
