@@ -177,8 +177,8 @@ def _plan(protocol: str, features: dict[str, np.ndarray], y: np.ndarray, subject
     specs = [(0, tr, te) for tr, te in LeaveOneGroupOut().split(np.zeros((len(y), 1)), y, outer)]
     fold_options = dict(protocol="loso", n_classes=len(MEGC_CLASSES), kernel=options.kernel, c_grid=options.c_grid,
                         nested=nested, seed=options.seed, search=options.search)  # inner CV grouped by subject
-    return ProtocolPlan(protocol, list(MEGC_CLASSES), y, subjects, specs, 1, len(specs), [], fold_options, features,
-                        description)
+    return ProtocolPlan(protocol, list(MEGC_CLASSES), y, subjects, specs, n_repeats=1, n_splits=len(specs), notes=[],
+                        fold_options=fold_options, features=features, description=description)
 
 
 def run_composite(parts: list[Part], protocol: str, options, cache, progress=None) -> CompositeResult:
