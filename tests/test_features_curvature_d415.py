@@ -63,14 +63,17 @@ def test_scale_selection_takes_the_small_fit_only_where_the_big_one_is_biased():
     """A 25 mm sphere's cap is 11 mm wide: the 16 mm fit reaches its flat skirt and reads a dome
     (82.7 % at 0.9 mm in round 2, 78 % here); the 12 mm fit is taken where the two disagree.  On a plane the
     16 mm fit is kept almost everywhere (less noise, same truth)."""
-    from station.features.curvature import classify_vertices
+    from station.features.curvature import categories, classify_vertices
 
     ob = S.observe(S.sphere(25.0), 0.9, seed=3)
+
+    def correct(si, hk, thr) -> float:
+        truth_si, truth_hk = categories(ob.kmax, ob.kmin, thr)
+        return float(np.mean((si == truth_si) & (hk == truth_hk)))
+
     si, hk, curv, thr = classify_vertices(ob.cloud, ob.queries)
     only16 = classify_vertices(ob.cloud, ob.queries, small_radius=None)
-    truth = lambda t: S_categories(ob, t)  # noqa: E731
-    selected = np.mean((si == truth(thr)[0]) & (hk == truth(thr)[1]))
-    plain = np.mean((only16[0] == truth(only16[3])[0]) & (only16[1] == truth(only16[3])[1]))
+    selected, plain = correct(si, hk, thr), correct(only16[0], only16[1], only16[3])
     assert selected >= 0.90 and selected > plain + 0.1
     assert set(np.unique(curv.radius)) <= {12.0, 16.0} and (curv.radius == 12.0).any()
     assert np.all(only16[2].radius == 16.0)
@@ -86,11 +89,6 @@ def test_scale_selection_off_is_the_plain_fit():
     b = principal_curvatures(ob.cloud, ob.queries, radius=16.0, noise_mm=0.5)
     assert np.array_equal(a.kmax, b.kmax) and np.array_equal(a.hessian_cov, b.hessian_cov)
 
-
-def S_categories(ob: S.Observation, thr):
-    from station.features.curvature import categories
-
-    return categories(ob.kmax, ob.kmin, thr)
 
 
 def test_noise_inflation_constant_is_measured():

@@ -409,7 +409,7 @@ def scale_selected_curvatures(points: np.ndarray, queries: np.ndarray, *, radius
     sd = noise_thresholds(small, noise, z=1.0)
     biased = (np.abs(big.kmax - small.kmax) > scale_z * sd.kmax) | (np.abs(big.kmin - small.kmin) > scale_z * sd.kmin)
     fields = {}
-    for name in ("kmax", "kmin", "normals", "sigma", "hessian_cov", "count", "hessian"):
+    for name, _ in _FIT_FIELDS:
         a, b = getattr(big, name), getattr(small, name)
         fields[name] = np.where(biased.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
     return Curvatures(**fields, radius=np.where(biased, float(small_radius), float(radius)))
