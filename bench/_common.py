@@ -7,7 +7,11 @@ sibling (`from _common import ...`), not as part of the `station` package.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 #: The environment variables that size the numerical libraries' thread pools (OpenMP, OpenBLAS,
@@ -34,3 +38,22 @@ def children_cpu_s() -> float:
     difference around a ``subprocess.run`` is that command's CPU, its worker processes' included."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, keep: Path | None = None) -> Iterator[Path]:
+    """A scratch folder for one bench run, removed when the run ends, even by an error.
+
+    Why: benches write whole sessions (gigabytes); folders left in /tmp filled the disk that
+    the next CI run then shared.  ``keep`` (a bench's ``--keep`` / ``--work``) is made if
+    needed and never removed.
+    """
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

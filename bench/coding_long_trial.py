@@ -17,11 +17,11 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import scratch
 
 
 def rss_mb() -> float:
@@ -90,10 +90,14 @@ def measure(path: Path, seeks: int = 200) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--long-s", type=float, default=1000.0)
-    parser.add_argument("--keep", default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="folder for the trial files, kept afterwards")
     args = parser.parse_args()
-    folder = Path(args.keep or tempfile.mkdtemp(prefix="coding-bench-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    with scratch("coding-bench-", args.keep) as folder:
+        return measure_all(args, folder)
+
+
+def measure_all(args, folder: Path) -> int:
+    """Write (or reuse) the short and the long trial in ``folder`` and print what opening them costs."""
     results = {}
     for name, seconds in (("warm-up", 10.0), ("short", 10.0), ("long", args.long_s)):
         path = folder / f"trial-{'short' if name == 'warm-up' else name}.h5"
@@ -108,10 +112,6 @@ def main() -> int:
     print(f"long/short: frames x{lg['frames'] / s['frames']:.0f}, open x{lg['open_s'] / s['open_s']:.2f}, "
           f"seek x{lg['seek_ms'] / s['seek_ms']:.2f}, memory growth {s['rss_growth_mb']:.0f} MB vs "
           f"{lg['rss_growth_mb']:.0f} MB (file {lg['size_mb']:.0f} MB)")
-    if not args.keep:
-        for p in folder.glob("*"):
-            p.unlink()
-        folder.rmdir()
     return 0
 
 

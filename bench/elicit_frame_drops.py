@@ -30,12 +30,13 @@ import argparse
 import multiprocessing as mp
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _common import scratch  # noqa: E402
 
 
 class ReplaySource:
@@ -214,9 +215,13 @@ def session_condition(record: bool, sessions: Path, k: int, priority: str = "bac
 
 
 def main_session(args) -> int:
+    with scratch("bench-session-") as tmp:
+        return _main_session(args, tmp)
+
+
+def _main_session(args, tmp: Path) -> int:
     import os
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-session-"))
     conditions = ["none"] + [p for p in args.priorities.split(",") if p]
     rows: dict[str, list[dict]] = {c: [] for c in conditions}
     load_start = os.getloadavg()
@@ -278,10 +283,14 @@ def main(argv=None) -> int:
         return main_session(args)
     wh, fps = args.mode.split("@")
     mode = (*map(int, wh.split("x")), int(fps))
+    with scratch("bench-elicit-") as tmp:
+        return _main_display(args, mode, tmp)
+
+
+def _main_display(args, mode: tuple[int, int, int], tmp: Path) -> int:
     from station.elicit.democlips import DemoSpec, write_demo_clip
     from station.elicit.display import Display
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-elicit-"))
     clip = write_demo_clip(DemoSpec("bench", "happiness", 6.0), tmp / "bench.mp4")
     display = Display(tuple(map(int, args.window.split("x"))), fullscreen=False)
     kinds = ("none", "thread", "process")

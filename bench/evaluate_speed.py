@@ -25,11 +25,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import children_cpu_s
+from _common import children_cpu_s, scratch
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPARED = ("results.csv", "per_class_recall.csv", "table11_fusion.csv")
@@ -88,7 +87,12 @@ def main() -> None:
     ap.add_argument("--no-cold", action="store_true", help="only the warm-cache runs (classification + report)")
     ap.add_argument("extra", nargs="*", help="more `station evaluate` arguments (after --)")
     args = ap.parse_args()
-    work = args.work or Path(tempfile.mkdtemp(prefix="evaluate-speed-"))
+    with scratch("evaluate-speed-", args.work) as work:
+        compare(args, work)
+
+
+def compare(args, work: Path) -> None:
+    """Every database in ``args.db``: cold and warm runs of both trees, then their outputs compared."""
     trees = {"ref": args.ref.resolve(), "new": args.new.resolve()}
     for db in args.db:
         print(f"\n== {db} ({args.repeats} repeats, --jobs {args.jobs}) ==", flush=True)
