@@ -2,7 +2,7 @@
 the noise inflation behind the thresholds, and the fit's throughput against a reference checkout.
 
 Run:  OPENBLAS_NUM_THREADS=1 nice python bench/features_curvature.py [--ref /tmp/ref-curv] [--ref-selected /tmp/ref-sel]
-      [--table-only | --speed-only]
+      [--table-only | --speed-only | --noise-floor | --torus-figure docs/curvature-torus.png]
 
 Each analytic surface (:mod:`station.features.surfaces`) is rendered at the distance where the
 D415's raw depth RMS is 0.5 or 0.9 mm, given the D415 noise model (RMS ~ z^2, spatially
@@ -122,6 +122,38 @@ def torus_figure(path: Path, params: CurvatureParams) -> None:
     print(f"figure -> {path}")
 
 
+def noise_floor(params: CurvatureParams) -> None:
+    """Tori against the noise floor: the station's score, and the score of an unbiased estimator
+    with the fit's own noise under the same thresholds (:func:`station.features.surfaces.unbiased_bound`),
+    at the predicted standard deviation and at the measured scatter (the smallest ratio of three tori)."""
+    probes = (S.torus(45.0, 18.0), S.torus(38.0, 16.0), S.torus(53.0, 19.0))
+    ratios = {sigma: [S.scatter_ratio(t, sigma, radius=params.fit_radius) for t in probes] for sigma in (0.5, 0.9)}
+    for sigma, r in ratios.items():
+        print(f"measured / predicted scatter of the {params.fit_radius:g} mm fit's kmax at {sigma} mm "
+              f"({', '.join(t.name for t in probes)}; seeds 100-107): {', '.join(f'{x:.2f}' for x in r)}")
+    print("\n| set | surface | D415 noise (mm) | station % | unbiased, predicted sd % | unbiased, measured sd % |")
+    print("|---|---|---|---|---|---|")
+    for group, makers, seeds in S.SETS:
+        for mk in makers:
+            surf = mk()
+            if not surf.name.startswith("torus"):
+                continue
+            for sigma in (0.5, 0.9):
+                rows = []
+                for seed in seeds:
+                    ob = S.observe(surf, sigma, seed=seed)
+                    si, hk, _, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
+                                                       small_radius=params.small_fit_radius, scale_z=params.scale_z,
+                                                       flat_z=params.flat_z)
+                    si0, hk0 = categories(ob.kmax, ob.kmin, thr)
+                    rows.append((100 * np.mean((si == si0) & (hk == hk0)),
+                                 S.unbiased_bound(ob.kmax, ob.kmin, thr, flat_z=params.flat_z),
+                                 S.unbiased_bound(ob.kmax, ob.kmin, thr, flat_z=params.flat_z,
+                                                  scale=min(ratios[sigma]))))
+                r = np.mean(rows, axis=0)
+                print(f"| {group} | {surf.name} | {sigma} | {r[0]:.1f} | {r[1]:.1f} | {r[2]:.1f} |", flush=True)
+
+
 def _reference(path: Path):
     spec = importlib.util.spec_from_file_location("curvature_ref", path / "station/features/curvature.py")
     module = importlib.util.module_from_spec(spec)
@@ -185,7 +217,12 @@ if __name__ == "__main__":
     ap.add_argument("--torus-figure", type=Path, default=None,
                     help="write the figure of where tori at 0.5 mm go wrong (docs/curvature-torus.png) and stop")
     ap.add_argument("--speed-only", action="store_true")
+    ap.add_argument("--noise-floor", action="store_true",
+                    help="tori only: the station's score against an unbiased estimator's with the same noise, and stop")
     args = ap.parse_args()
+    if args.noise_floor:
+        noise_floor(CurvatureParams())
+        raise SystemExit(0)
     if args.torus_figure:
         torus_figure(args.torus_figure, CurvatureParams())
         raise SystemExit(0)

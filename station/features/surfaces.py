@@ -262,3 +262,60 @@ def measure_noise_inflation(sigmas=(0.5, 0.9), seeds=(0, 1), radius: float = 16.
             cov = c.hessian_cov * (noise ** 2)[:, None, None]
             sq.append(np.einsum("qi,qij,qj->q", c.hessian, np.linalg.inv(cov), c.hessian))
     return float(np.sqrt(np.mean(np.concatenate(sq)) / 3.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# the noise floor: what no unbiased estimator with the fit's noise can beat
+
+
+def unbiased_bound(kmax: np.ndarray, kmin: np.ndarray, thresholds, *, flat_z: float | None = None,
+                   scale: float = 1.0, draws: int = 20, seed: int = 0) -> float:
+    """% of points an *unbiased* estimator with the fit's own noise would classify right.
+
+    Why: where a surface's true curvature runs through a zero threshold (a torus's ring
+    curvature does, by construction), a point whose curvature lies within about one standard
+    deviation of it is called wrong half the time by any estimate with that noise, however
+    good.  Each principal curvature is drawn as ``truth + N(0, scale * tau / flat_z)`` -- the
+    standard deviation the threshold ``tau`` was made from, times ``scale`` (the measured
+    scatter over the predicted one, :func:`scatter_ratio`) -- and classified with the *same*
+    per-point thresholds as the truth (:func:`station.features.curvature.categories`): the mean
+    over ``draws`` is the score a bias-free fit of the same noise would get.  Expected error per
+    threshold crossing ~ 0.8 sd / |dk/dd| of the surface (points per unit curvature).
+    """
+    from station.features.curvature import FLAT_Z, categories
+
+    z = FLAT_Z if flat_z is None else flat_z
+    truth = categories(kmax, kmin, thresholds)
+    rng = np.random.default_rng(seed)
+    right = []
+    for _ in range(draws):
+        a = kmax + rng.normal(size=kmax.shape) * scale * thresholds.kmax / z
+        b = kmin + rng.normal(size=kmin.shape) * scale * thresholds.kmin / z
+        si, hk = categories(np.maximum(a, b), np.minimum(a, b), thresholds)
+        right.append(np.mean((si == truth[0]) & (hk == truth[1])))
+    return 100.0 * float(np.mean(right))
+
+
+def scatter_ratio(surface: Surface, sigma_mm: float, seeds=range(100, 108), radius: float = 16.0) -> float:
+    """Measured scatter of the ``radius`` fit's kmax over its predicted standard deviation.
+
+    The same pixels seen with independent noise (``seeds``): per point the standard deviation
+    over the seeds of the fitted kmax (bias cancels), over the fit's propagated one
+    (``noise_thresholds(..., z=1)``, the inflation included); the median over points.  A seed
+    whose valid pixels differ from the first one's is skipped.
+    """
+    from station.features.curvature import classify_vertices
+
+    fitted, predicted, first = [], [], None
+    for seed in seeds:
+        ob = observe(surface, sigma_mm, seed=seed)
+        if first is None:
+            first = ob.kmax
+        elif not np.array_equal(ob.kmax, first):
+            continue
+        _, _, curv, thr = classify_vertices(ob.cloud, ob.queries, radius=radius, small_radius=None, flat_z=1.0)
+        fitted.append(curv.kmax)
+        predicted.append(thr.kmax)
+    if len(fitted) < 3:
+        raise ValueError(f"scatter_ratio needs the same pixels on at least 3 seeds, got {len(fitted)} of {len(seeds)}")
+    return float(np.median(np.std(fitted, axis=0, ddof=1)) / np.median(predicted))
