@@ -5,11 +5,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Room for the suite's files where pytest puts its temporary folders: they peaked at 0.81 GB
+#: in a whole run (``du`` of the base folder every 3 s, 2026-12-01), 2.5x that for margin; every
+#: recording also refuses to start below the recorder's own minimum, on top of that.
+SUITE_PEAK_BYTES = 2_000_000_000
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to start on a disk too full for the suite, with one message instead of a hundred.
+
+    Why: the recorder rightly refuses a trial when the disk is nearly full, so on such a disk
+    every recording test fails (and each session test waits for a journal event that never
+    comes); a CI run on a machine whose /tmp had filled up ended that way.
+    """
+    from station.checks import format_bytes, free_bytes
+    from station.record.recorder import MIN_FREE_BYTES
+
+    base = Path(session.config.option.basetemp or tempfile.gettempdir())
+    where = base if base.exists() else base.parent
+    free, need = free_bytes(where), SUITE_PEAK_BYTES + MIN_FREE_BYTES
+    if free < need:
+        pytest.exit(f"only {format_bytes(free)} free on {where}; the tests need about {format_bytes(need)} "
+                    f"({format_bytes(SUITE_PEAK_BYTES)} for their files, and the recorder refuses a trial "
+                    f"below {format_bytes(MIN_FREE_BYTES)} free). Free space there, or point --basetemp at a "
+                    f"disk with room.", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def run_station(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict | None = None,

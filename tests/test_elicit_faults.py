@@ -94,6 +94,7 @@ class PtySession:
             os.chdir(ROOT)
             os.execve(argv[0], argv, env)
         self.output = bytearray()
+        self._code: int | None = None
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -110,15 +111,22 @@ class PtySession:
     def ctrl_c(self) -> None:
         os.write(self.fd, b"\x03")
 
-    def wait(self, timeout: float = 90) -> int:
-        """Exit code, or -signal when killed by one."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def poll(self) -> int | None:
+        """Exit code (or -signal) once the session has ended, else None; never blocks."""
+        if self._code is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.reader.join(timeout=2)
                 os.close(self.fd)
-                return os.waitstatus_to_exitcode(status)
+                self._code = os.waitstatus_to_exitcode(status)
+        return self._code
+
+    def wait(self, timeout: float = 90) -> int:
+        """Exit code, or -signal when killed by one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (code := self.poll()) is not None:
+                return code
             time.sleep(0.05)
         os.killpg(self.pid, signal.SIGKILL)
         raise AssertionError(f"station run did not end within {timeout} s:\n{self.text[-3000:]}")
@@ -146,6 +154,9 @@ def wait_for_event(sessions: Path, event: str, clip: str = "", timeout: float = 
     while time.monotonic() < deadline:
         if any(e["event"] == event and (not clip or e["clip"] == clip) for e in journal_events(sessions)):
             return time.monotonic()
+        if proc is not None and (code := proc.poll()) is not None:  # it will never come: say why now
+            raise AssertionError(f"station run ended (exit {code}) before {event} reached the journal:\n"
+                                 f"{proc.text[-3000:]}")
         time.sleep(0.03)
     raise AssertionError(f"event {event} never reached the journal" + (f":\n{proc.text[-3000:]}" if proc else ""))
 
