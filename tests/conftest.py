@@ -13,9 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Room for the suite's files where pytest puts its temporary folders: they peaked at 0.81 GB
-#: in a whole run (``du`` of the base folder every 3 s, 2026-12-01), 2.5x that for margin; every
+#: in a whole run (``du`` of the base folder every 3 s, 2026-12-01), 1.5x that for margin; every
 #: recording also refuses to start below the recorder's own minimum, on top of that.
-SUITE_PEAK_BYTES = 2_000_000_000
+SUITE_PEAK_BYTES = 1_200_000_000
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
