@@ -52,7 +52,7 @@ STEADY = r"""
 import json, sys, time
 import cv2
 from station.process import face2d
-face2d._dlib_models()  # model loading and imports are start-up, not per-frame work
+face2d.face_detector(), face2d.landmark_predictor()  # model loading and imports are start-up, not per-frame work
 from station.process.commands import trial_files
 paths = trial_files([sys.argv[2]])
 if sys.argv[1] == "spot":

@@ -82,27 +82,23 @@ class FaceCheck:
 
 
 class FaceDetector:
-    """dlib's frontal-face HOG detector on a half-size image, plus depth and brightness."""
+    """The station's face detector (:func:`station.process.face2d.detect_face`, dlib's HOG) on a
+    half-size image without the upsampled retry, plus the face's depth and brightness."""
 
     def __init__(self, scale: float = 0.5):
-        import dlib
-
         self.scale = scale
-        self._detect = dlib.get_frontal_face_detector()
 
     def check(self, color: np.ndarray, depth: np.ndarray | None, depth_scale: float, t: float) -> FaceCheck:
         import cv2
 
-        small = np.ascontiguousarray(cv2.resize(color, None, fx=self.scale, fy=self.scale,
-                                                interpolation=cv2.INTER_AREA))
-        faces = self._detect(small, 0)
+        from station.process.face2d import detect_face
+
         h, w = color.shape[:2]
-        if not faces:
+        box = detect_face(color, int(round(w * self.scale)), retry_upsampled=False)
+        if box is None:
             return FaceCheck(t, False, width=w)
-        f = max(faces, key=lambda r: r.width() * r.height())
-        s = 1.0 / self.scale
-        x0, y0 = max(0, int(f.left() * s)), max(0, int(f.top() * s))
-        x1, y1 = min(w, int(f.right() * s)), min(h, int(f.bottom() * s))
+        x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+        x1, y1 = min(w, int(box[2])), min(h, int(box[3]))
         luma = float(cv2.cvtColor(color[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).mean()) if x1 > x0 and y1 > y0 else None
         distance = None
         if depth is not None and x1 > x0 and y1 > y0:

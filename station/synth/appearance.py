@@ -60,14 +60,6 @@ def available_photos() -> tuple[tuple[str, str], ...]:
     return found
 
 
-@functools.lru_cache(maxsize=1)
-def _dlib_models():
-    import dlib
-    import face_recognition_models
-
-    return dlib.get_frontal_face_detector(), dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-
-
 @functools.lru_cache(maxsize=8)
 def photo_with_landmarks(path: str) -> tuple[np.ndarray, np.ndarray]:
     """The RGB photo and dlib's 68 landmarks of its largest face (computed once, deterministic)."""
@@ -77,7 +69,9 @@ def photo_with_landmarks(path: str) -> tuple[np.ndarray, np.ndarray]:
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
     import dlib
 
-    detector, predictor = _dlib_models()
+    from station.process.face2d import face_detector, landmark_predictor
+
+    detector, predictor = face_detector(), landmark_predictor()
     # Detect on a copy no bigger than 640 px (seconds saved), fit landmarks on the full photo.
     shrink = min(1.0, 640.0 / max(rgb.shape[:2]))
     small = cv2.resize(rgb, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA) if shrink < 1 else rgb
