@@ -196,7 +196,9 @@ class Runner:
 
     def __init__(self, protocol: Protocol, order: list[str], session, recorder, display: Display, markers,
                  state: RunState, simulated: SimulatedParticipant | None = None, sound: bool = True,
-                 reopen: Callable[[], Any] | None = None):
+                 reopen: Callable[[], Any] | None = None, first_take: str | None = None):
+        """``first_take``: the clip whose take the camera was told of before the window opened
+        (``session_run._announce_first_take``), so the first trial does not announce it again."""
         self.p, self.order, self.session = protocol, order, session
         self.recorder, self.display, self.markers, self.state = recorder, display, markers, state
         self.sim, self.sound, self.reopen = simulated, sound, reopen
@@ -212,7 +214,8 @@ class Runner:
         self.face_watch = FaceWatch()  # face_lost / face_moved during a film
         self._face_t: float | None = None
         self._forms: dict[tuple[str, ...], FormScreen] = {}
-        self._prepared: tuple[int, str] | None = None  # (trial number before it, clip) whose take is ready
+        # (trial number before it, clip) whose take is ready
+        self._prepared: tuple[int, str] | None = (0, first_take) if first_take else None
         self._next_clip: Clip | None = None  # the film after the current trial (its take renders during it)
         self._begin_wait = 0.0  # seconds begin_trial waited (the virtual D415 finishing a take)
         from psychopy import visual
@@ -444,10 +447,6 @@ class Runner:
                 hold(on)
             except Exception:  # noqa: BLE001 - a lost recorder is reported by _check_camera
                 pass
-
-    def prepared_first(self, clip_id: str) -> None:
-        """The first trial's take was announced before the window opened (:func:`take_seconds`)."""
-        self._prepared = (self.trial_number, clip_id)
 
     def _begin_trial(self, path: Path, attrs: dict, clip: Clip) -> None:
         if self.recorder is None:

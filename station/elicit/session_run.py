@@ -363,9 +363,8 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
 
             runner = parts["runner"] = Runner(protocol, session.data["order"], session, parts["recorder"],
                                               parts["display"], markers, state, sim, sound,
-                                              reopen=reopen if isinstance(camera, str) else None)
-            if parts.get("first_take"):
-                runner.prepared_first(parts["first_take"])
+                                              reopen=reopen if isinstance(camera, str) else None,
+                                              first_take=parts.get("first_take"))
             with live_status(state, lambda: runner.recorder, enabled=live):
                 stop = runner.run()
             markers.emit(Marker.SESSION_END, detail=stop)
