@@ -8,7 +8,9 @@ traceback.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterable
@@ -65,6 +67,30 @@ def free_bytes(path: str | os.PathLike) -> int:
     while not p.exists():
         p = p.parent
     return shutil.disk_usage(p).free
+
+
+#: errno values that mean "the disk (or the user's quota) is full"
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for an OSError that says the disk (or quota) is full, HDF5's included."""
+    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_message(err: OSError) -> str:
+    """One line for a command that a full disk stopped: the file, the free space, what is kept.
+
+    The file comes from the error (``filename``) or from HDF5's own report (``filename = '...'``);
+    HDF5 errors from a worker process arrive with only their text.
+    """
+    found = re.search(r"filename = '([^']+)'", str(err))
+    name = err.filename or (found.group(1) if found else None)
+    where = f" while writing {str(name)!r}" if name else ""
+    free = f" ({format_bytes(free_bytes(name))} free there now)" if name else ""
+    return (f"the disk is full{where}{free}: the command stopped. What it wrote before stays on disk "
+            f"(a file that was being written keeps its '.writing' or temporary name). Free some space "
+            f"and run the command again.")
 
 
 def format_bytes(n: float) -> str:

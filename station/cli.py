@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 from station import __version__
@@ -62,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run a parsed verb: user-fixable errors print as one line (exit 2), Ctrl-C exits 130."""
+    """Run a parsed verb: user-fixable errors print as one line (exit 2), a disk that fills up
+    mid-command as one line naming the file (exit 1), Ctrl-C exits 130."""
+    from station.checks import disk_full_message, is_disk_full
     from station.console import console, print_error
 
     try:
@@ -70,6 +71,11 @@ def dispatch(args: argparse.Namespace) -> int:
     except StationError as err:
         print_error(str(err))
         return 2
+    except OSError as err:
+        if not is_disk_full(err):
+            raise
+        print_error(disk_full_message(err))
+        return 1
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")
         return 130
@@ -78,12 +84,9 @@ def dispatch(args: argparse.Namespace) -> int:
 def entry_point() -> None:
     """Console-script entry: ``main()``, then a hard exit if HDF5 cannot shut down cleanly."""
     code = main()
-    from station.record.writer import hdf5_needs_hard_exit
+    from station.record.writer import hard_exit_if_hdf5_broken
 
-    if hdf5_needs_hard_exit():  # a disk filled up mid-write; everything flushed is on disk
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    hard_exit_if_hdf5_broken(code)  # a disk filled up mid-write; everything flushed is on disk
     sys.exit(code)
 
 

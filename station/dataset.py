@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -50,7 +51,7 @@ import h5py
 import numpy as np
 
 from station.checks import StationError
-from station.fileio import commit_temp, read_table, temp_path
+from station.fileio import atomic_path, atomic_write_text, commit_temp, read_table, temp_path
 
 DATASET_SCHEMA_VERSION = 1
 INDEX_NAME = "micro-expression"
@@ -285,10 +286,11 @@ def write_index(db: str | Path, records: list[SampleRecord]) -> tuple[Path, Path
     header = [INDEX_HEADERS[c] for c in INDEX_COLUMNS]
     rows = [[_cell(r, c) for c in INDEX_COLUMNS] for r in records]
     csv_path = db / f"{INDEX_NAME}.csv"
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write_text(csv_path, text.getvalue())  # whole or not at all; a full disk names the file
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -298,7 +300,8 @@ def write_index(db: str | Path, records: list[SampleRecord]) -> tuple[Path, Path
     for row in rows:
         ws.append(row)
     xlsx_path = db / f"{INDEX_NAME}.xlsx"
-    wb.save(xlsx_path)
+    with atomic_path(xlsx_path) as tmp:
+        wb.save(tmp)
     return csv_path, xlsx_path
 
 

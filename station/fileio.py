@@ -77,16 +77,19 @@ def fsync_dir(folder: str | Path) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it is fsync'd and renamed to ``path``.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On an exception the temporary file is removed and ``path`` is untouched.  An OSError that
+    names no file (a write or flush that failed: a full disk) is raised again naming ``path``.
     """
     path = Path(path)
     tmp = temp_path(path)
     try:
         yield tmp
         commit_temp(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
         raise
 
 

@@ -27,6 +27,7 @@ import contextlib
 import functools
 import numbers
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -173,6 +174,7 @@ def exit_with_parent(parent: int) -> None:
     """Worker start-up: leave as soon as the parent is gone (SIGKILL, ``os._exit``), so a kept
     pool never outlives the command that made it (a spawn worker otherwise waits forever).
     Any ``ProcessPoolExecutor`` initializer of the station should call it (camera/framecache.py does)."""
+    import atexit
     import threading
     import time
 
@@ -182,6 +184,15 @@ def exit_with_parent(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="station-parent-watch", daemon=True).start()
+    atexit.register(_exit_before_hdf5_crashes)
+
+
+def _exit_before_hdf5_crashes() -> None:
+    """A worker whose trial write hit a full disk would crash in HDF5 at shutdown (its error has
+    already gone to the parent): end it quietly instead."""
+    writer = sys.modules.get("station.record.writer")
+    if writer is not None:
+        writer.hard_exit_if_hdf5_broken(0)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                     f"disk with room.", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
+_EXIT_STATUS = [0]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS[0] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After everything is reported: if a trial written in this process met a full disk, end
+    with the suite's own exit status now, before HDF5 crashes at interpreter shutdown.
+
+    Why: a CI run on a filling disk ended with exit 139 (SIGSEGV) instead of its failures'
+    exit 1 -- the crash the CLI already avoids (``station.cli.entry_point``).
+    """
+    from station.record.writer import hard_exit_if_hdf5_broken
+
+    hard_exit_if_hdf5_broken(_EXIT_STATUS[0])
+
+
 def run_station(*args: str, timeout: float = 300, cwd: Path | None = None, env: dict | None = None,
                 check: bool = False) -> subprocess.CompletedProcess:
     """Run the real ``station`` command in a subprocess and capture its output."""
@@ -47,6 +67,41 @@ def run_station(*args: str, timeout: float = 300, cwd: Path | None = None, env: 
     if check and proc.returncode != 0:
         raise AssertionError(f"station {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``mount(size, name="disk")``: a real tmpfs of that size (``mount -o size=...``) under
+    ``tmp_path``, unmounted afterwards; the test is skipped where mounting needs root."""
+    mounts: list[Path] = []
+
+    def mount(size: str, name: str = "disk") -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounts.append(point)
+        return point
+
+    yield mount
+    for point in mounts:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+def fill_disk(folder: Path, leave: int = 0) -> Path:
+    """Fill the file system of ``folder`` with ``folder/filler`` until at most ``leave`` bytes
+    are free (what else fills a lab disk); returns the filler's path."""
+    import shutil
+
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        try:
+            while (free := shutil.disk_usage(folder).free) > leave:
+                fh.write(b"x" * max(512, min(free - leave, 1 << 20)))
+        except OSError:
+            pass
+    return filler
 
 
 @pytest.fixture

@@ -284,15 +284,9 @@ def test_selfreport_after_a_crash_never_reasks(protocol, tmp_path):
 
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A real 200 MB tmpfs (root, or an unprivileged mount namespace is not enough for a subprocess)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    return tmpfs("200m")
 
 
 def test_disk_full_mid_film(long_protocol, tmp_path, small_disk):

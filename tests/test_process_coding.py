@@ -1,6 +1,7 @@
 """Coding files: keyed by trial identity, saved on every change, undo, any common encoding."""
 
 import pytest
+from conftest import fill_disk
 
 from station.checks import StationError
 from station.process import coding
@@ -88,29 +89,16 @@ def test_trials_recorded_before_ids_are_told_apart_by_name_participant_and_sessi
     assert again.legacy_rows(old02) == []  # the row says whose it is: not "legacy"
 
 
-def test_a_change_the_full_disk_refuses_is_not_made_and_is_reported(tmp_path):
+def test_a_change_the_full_disk_refuses_is_not_made_and_is_reported(tmpfs):
     """A real tmpfs that fills up while coding: the change is refused, the file keeps what was saved."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    try:
-        store = coding.CodingStore(mount / "alice.csv", "alice")
-        store.add(SUB01, 10, 14, 20, "1+2")
-        with open(mount / "filler", "wb", buffering=0) as fh:  # what else fills a lab disk
-            try:
-                while True:
-                    fh.write(b"x" * 512)
-            except OSError:
-                pass
-        with pytest.raises(StationError, match="cannot save the coding file"):
-            store.add(SUB01, 30, 34, 40, "12", "a long note " * 50)
-        assert [a.onset for a in store.for_trial(SUB01)] == [10]
-        assert [a.onset for a in coding.read_coding(mount / "alice.csv")] == [10]
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
+    mount = tmpfs("64k")
+    store = coding.CodingStore(mount / "alice.csv", "alice")
+    store.add(SUB01, 10, 14, 20, "1+2")
+    fill_disk(mount)  # what else fills a lab disk
+    with pytest.raises(StationError, match="cannot save the coding file"):
+        store.add(SUB01, 30, 34, 40, "12", "a long note " * 50)
+    assert [a.onset for a in store.for_trial(SUB01)] == [10]
+    assert [a.onset for a in coding.read_coding(mount / "alice.csv")] == [10]
 
 
 def test_an_edit_made_elsewhere_meanwhile_is_not_overwritten(tmp_path):

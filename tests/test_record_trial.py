@@ -183,13 +183,8 @@ def test_low_disk_stops_cleanly_and_keeps_a_readable_file(tmp_path):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+def tiny_disk(tmpfs):
+    return tmpfs("6m", "tiny")
 
 
 @pytest.mark.slow

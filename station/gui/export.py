@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from station.checks import StationError
+from station.checks import StationError, format_bytes, free_bytes
 from station.gui.media import TrialMedia
 
 
@@ -68,7 +68,23 @@ def export_mp4(trial: str | Path, out: str | Path, start: int | None = None, end
                     progress(k + 1, last - first + 1)
         finally:
             writer.close()
+        _check_video(partial, last - first + 1)
         partial.replace(out)  # a video only under its name once complete
         return {"path": str(out), "frames": last - first + 1, "first": media.number(first),
                 "last": media.number(last), "fps": fps, "seconds": (last - first + 1) / fps,
                 "wall_s": time.perf_counter() - began}
+
+
+def _check_video(partial: Path, expected: int) -> None:
+    """Refuse a video that does not hold every frame sent (ffmpeg's own failures, a full disk:
+    imageio-ffmpeg does not report its exit code).  Counted by ffmpeg stream copy (no decoding)."""
+    import imageio_ffmpeg
+
+    try:
+        frames = int(imageio_ffmpeg.count_frames_and_secs(str(partial))[0])
+    except (RuntimeError, OSError, ValueError):
+        frames = 0
+    if frames != expected:
+        raise StationError(f"the video {str(partial)!r} holds {frames} of the {expected} frames sent (ffmpeg "
+                           f"failed: disk full? {format_bytes(free_bytes(partial))} free there); it keeps its "
+                           f"partial name.")

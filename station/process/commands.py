@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from station.checks import StationError, check_choice, check_positive, check_writable_dir
-from station.console import console, print_ok, print_warning
+from station.console import console, print_error, print_ok, print_warning
 
 
 def register(subparsers) -> None:
@@ -348,19 +348,23 @@ def _print_summary(records, skipped, metrics, xlsx_path) -> None:
     import numpy as np
     from rich.table import Table
 
-    print_ok(f"{len(records)} sample(s) exported; index {xlsx_path}")
+    errors = [s for s in skipped if s.kind == "error"]
+    line = f"{len(records)} sample(s) exported; index {xlsx_path}"
+    if not errors:  # a tick only when nothing that should have been exported was lost
+        print_ok(line)
+    else:
+        (print_warning if records else print_error)(f"{line}; {len(errors)} skipped for an error (below)")
     if metrics:
         keys = [k for k in ("icp_fitness", "icp_rmse_mm", "rigid_drift_after_icp_mm", "lm2d_aligned_px", "lm3d_error_mm")
                 if any(k in m for m in metrics)]
         console.print("  " + ", ".join(f"{k} {np.nanmean([m[k] for m in metrics if k in m]):.3f}" for k in keys))
     not_selected = [s for s in skipped if s.kind == "not selected"]
-    errors = [s for s in skipped if s.kind == "error"]
     if not_selected:
         console.print(f"{len(not_selected)} coded movement(s) not selected by the duration rule.")
     if errors:
         table = Table(title=f"skipped ({len(errors)})", show_lines=False)
-        table.add_column("file / frame")
-        table.add_column("why")
+        table.add_column("file / frame", overflow="fold")  # wrapped whole, never cut to "…"
+        table.add_column("why", overflow="fold")
         for s in errors:
             where = s.file + (f" frame {s.frame}" if s.frame is not None else "") + (f" [{s.sample}]" if s.sample else "")
             table.add_row(where, s.reason)

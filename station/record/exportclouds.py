@@ -40,7 +40,11 @@ def export_pointclouds(trial: str | Path, outdir: str | Path, frames: str = "",
         for k, i in enumerate(selected):
             vertices, colors = colored_cloud(f[schema.DEPTH][i], f[schema.COLOR][i], cal, rays)
             path = out / f"frame-{int(numbers[i]):06d}.ply"
-            write_ply(path, vertices, colors)
+            try:
+                write_ply(path, vertices, colors)
+            except StationError as err:
+                raise StationError(f"{err} {len(written)} of {len(selected)} point clouds were written before "
+                                   f"it, in {str(out)!r}.") from None
             written.append(path)
             if on_frame:
                 on_frame(k, len(selected))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from station.camera.base import Calibration, Intrinsics
+from station.checks import StationError, format_bytes, free_bytes
 
 _SUPPORTED = ("none", "brown_conrady", "inverse_brown_conrady", "modified_brown_conrady")
 
@@ -82,11 +83,25 @@ def colored_cloud(depth: np.ndarray, color: np.ndarray, calib: Calibration,
 
 
 def write_ply(path: str | Path, vertices: np.ndarray, colors: np.ndarray | None = None) -> None:
-    """Write a point cloud as binary PLY with open3d."""
+    """Write a point cloud as binary PLY with open3d, under its name only once whole.
+
+    Why the check: open3d reports success even when its writer (RPly) failed on a full disk, so
+    the file's size is compared with what its points need (3 doubles, and 3 bytes of colour,
+    each) before it is renamed from ``.NAME.partial.ply``; a short file is removed and refused.
+    """
     import open3d as o3d  # heavy import, only where clouds are written
 
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial.ply")
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(vertices.astype(np.float64)))
     if colors is not None:
         cloud.colors = o3d.utility.Vector3dVector(colors)
-    if not o3d.io.write_point_cloud(str(path), cloud, write_ascii=False):
-        raise OSError(f"open3d could not write {path}")
+    ok = o3d.io.write_point_cloud(str(partial), cloud, write_ascii=False)
+    need = len(vertices) * (24 + (3 if colors is not None else 0))
+    size = partial.stat().st_size if partial.exists() else 0
+    if not ok or size < need:
+        partial.unlink(missing_ok=True)
+        raise StationError(f"cannot write point cloud {str(path)!r}: {size:,} bytes came out where its "
+                           f"{len(vertices):,} points need {need:,} (disk full or not writable? "
+                           f"{format_bytes(free_bytes(path.parent))} free there).")
+    partial.replace(path)

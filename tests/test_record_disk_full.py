@@ -1,0 +1,135 @@
+"""A disk that fills up under a command that writes: one line naming the file, a true exit code,
+no green tick, nothing cut short under its final name.  Real tmpfs, real subprocesses.
+
+Found on a CI machine whose /tmp filled up: `station export-pointclouds` and `station view
+--export` printed a tick over files the disk had cut short (open3d and imageio-ffmpeg report
+success), `station process` ticked "0 sample(s) exported", a disk that filled mid-command gave a
+traceback, and a process that had written a trial in-process crashed in HDF5 at exit (139).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, fill_disk, run_station
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory) -> Path:
+    """A finished synthetic trial (62 frames, 848x480) on the ordinary disk."""
+    from station.record.writer import Storage
+    from station.synth.dataset import TrialPlan, record_scene, trial_scene
+
+    path = tmp_path_factory.mktemp("full-disk") / "sub01" / "trial-01.h5"
+    path.parent.mkdir()
+    record_scene(trial_scene(TrialPlan(1, 1, ("micro",)), 3), path, Storage("lz4"))
+    return path
+
+
+def _frames(trial: Path) -> int:
+    from station.record.schema import readable_frames
+    from station.record.writer import open_trial
+
+    with open_trial(trial) as f:
+        return readable_frames(f)
+
+
+def _said(proc: subprocess.CompletedProcess) -> str:
+    return " ".join((proc.stdout + proc.stderr).split())  # rich wraps lines at the terminal width
+
+
+def test_point_clouds_the_disk_cut_short_are_refused(trial, tmpfs):
+    disk = tmpfs("1m")
+    proc = run_station("export-pointclouds", str(trial), str(disk / "ply"))
+    said = _said(proc)
+    assert proc.returncode == 2, said
+    assert "cannot write point cloud" in said and "need" in said and "✓" not in said and "Traceback" not in said
+    done = re.search(r"(\d+) of (\d+) point clouds were written before it", said)
+    assert done and int(done.group(2)) == _frames(trial) and int(done.group(1)) < int(done.group(2)), said
+    left = sorted(p.name for p in (disk / "ply").iterdir())  # the whole ones; no short PLY, no partial
+    assert len(left) == int(done.group(1)) and all(not n.startswith(".") for n in left)
+    assert re.search(r"point cloud '[^']+/frame-\d{6}\.ply'", said)
+
+
+def test_a_video_ffmpeg_could_not_finish_is_refused_and_keeps_its_partial_name(trial, tmpfs):
+    disk = tmpfs("1m")
+    fill_disk(disk, leave=64 * 1024)
+    proc = run_station("view", str(trial), "--export", str(disk / "clip.mp4"))
+    said = _said(proc)
+    assert proc.returncode == 2, said
+    held = re.search(r"holds (\d+) of the (\d+) frames sent", said)
+    assert held and int(held.group(2)) == _frames(trial) and int(held.group(1)) < int(held.group(2)), said
+    assert ".clip.mp4.partial.mp4" in said and "✓" not in said
+    assert not (disk / "clip.mp4").exists() and (disk / ".clip.mp4.partial.mp4").exists()
+
+
+def test_process_gives_no_tick_to_an_export_the_disk_stopped(trial, tmpfs):
+    disk = tmpfs("1m")
+    proc = run_station("process", str(trial), "--from-ground-truth", "--out", str(disk / "db"), "--no-ply")
+    said = _said(proc)
+    assert proc.returncode == 1, said
+    assert "0 sample(s) exported" in said and "skipped for an error" in said
+    assert "✓" not in said
+    cells = "".join(said.replace("│", "").split())  # the table's cells, wrapped whole
+    assert "(diskfullornotwritable?)" in cells and str(disk / "db" / "2d").replace(" ", "") in cells
+
+
+def test_a_trial_cut_short_in_process_names_its_file_and_ends_with_the_code_meant(tmpfs):
+    """In-process HDF5 writes that met a full disk crash the interpreter at exit unless the
+    process ends through ``hard_exit_if_hdf5_broken`` -- as the CLI, pool workers and this
+    suite (conftest) do."""
+    disk = tmpfs("6m")
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        from station.checks import disk_full_message, is_disk_full
+        from station.record.writer import Storage, hard_exit_if_hdf5_broken
+        from station.synth.dataset import TrialPlan, record_scene, trial_scene
+        try:
+            record_scene(trial_scene(TrialPlan(1, 1, ("micro",)), 3), Path({str(disk / "sub01" / "trial-01.h5")!r}),
+                         Storage("none"))
+        except OSError as err:
+            assert is_disk_full(err), err
+            print(disk_full_message(err), flush=True)
+        hard_exit_if_hdf5_broken(3)
+        print("HDF5 had nothing broken")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 3, proc.stdout + proc.stderr[-2000:]
+    assert "the disk is full while writing" in said and "sub01/trial-01.h5.writing" in said
+    assert "HDF5 had nothing broken" not in said
+
+
+def test_an_atomic_write_the_disk_stopped_names_its_file_and_leaves_no_temporary(tmpfs, capsys):
+    """A failed write names no file (ENOSPC at flush); ``atomic_path`` names the target, and the
+    CLI turns it into one line, exit 1 (``station.cli.dispatch``)."""
+    import argparse
+
+    from station.checks import disk_full_message, is_disk_full
+    from station.fileio import atomic_write_text
+
+    disk = tmpfs("64k")
+    fill_disk(disk, leave=4096)
+    with pytest.raises(OSError) as caught:
+        atomic_write_text(disk / "micro-expression.csv", "x" * 200_000)
+    assert is_disk_full(caught.value) and caught.value.filename == str(disk / "micro-expression.csv")
+    assert "micro-expression.csv" in disk_full_message(caught.value)
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+    from station.cli import dispatch
+
+    def verb(args: argparse.Namespace) -> int:
+        atomic_write_text(disk / "index.csv", "x" * 200_000)
+        return 0
+
+    capsys.readouterr()
+    assert dispatch(argparse.Namespace(func=verb)) == 1
+    said = " ".join("".join(capsys.readouterr()).split())  # the console writes to stderr
+    assert "the disk is full while writing" in said and "index.csv" in said and "Traceback" not in said
