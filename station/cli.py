@@ -75,6 +75,10 @@ def dispatch(args: argparse.Namespace) -> int:
         if not is_disk_full(err):
             raise
         print_error(disk_full_message(err))
+        if "h5py" in sys.modules:  # an HDF5 file may hold what it cannot write: HDF5 would crash at exit
+            from station.record.writer import note_hdf5_write_failed
+
+            note_hdf5_write_failed()
         return 1
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")

@@ -51,7 +51,7 @@ import h5py
 import numpy as np
 
 from station.checks import StationError
-from station.fileio import atomic_path, atomic_write_text, commit_temp, read_table, temp_path
+from station.fileio import atomic_path, atomic_write_text, commit_temp, read_table, temp_path, write_image
 
 DATASET_SCHEMA_VERSION = 1
 INDEX_NAME = "micro-expression"
@@ -160,14 +160,10 @@ def _new_folder(folder: Path) -> Path:
 def write_sample_images(db: str | Path, record: SampleRecord, color: np.ndarray, cropped: np.ndarray,
                         numbers: np.ndarray) -> None:
     """The 2D sequences as PNG (RGB arrays in, CASME II names out)."""
-    import cv2
-
     for is_cropped, frames in ((False, color), (True, cropped)):
         folder = _new_folder(image_folder(db, record, is_cropped))
         for image, n in zip(frames, numbers):
-            path = folder / image_name(n, is_cropped)
-            if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1])):
-                raise StationError(f"cannot write {path} (disk full or not writable?).")
+            write_image(folder / image_name(n, is_cropped), image, "frame image")
 
 
 def write_sample_clouds(db: str | Path, record: SampleRecord, clouds: list[np.ndarray], numbers: np.ndarray) -> None:

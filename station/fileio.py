@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from station.checks import StationError
+from station.checks import StationError, format_bytes, free_bytes
 
 TEMP_SUFFIX = ".tmp"
 
@@ -106,6 +106,40 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``path`` atomically and durably (``\\n`` line ends as given)."""
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+#: Below this much free space, a write OpenCV refused is put down to a full disk.
+_IMAGE_DISK_FULL_BYTES = 16_000_000
+
+
+def write_image(path: str | Path, rgb, what: str = "image") -> Path:
+    """Write an RGB array as an image file (format from the suffix); refuse what OpenCV did not write.
+
+    Why: ``cv2.imwrite`` says only False -- for a full disk, a folder it may not write, or a
+    suffix it has no encoder for alike -- so the error names the file and the likely cause.
+    Not atomic (a database writes thousands of frames; an fsync each would cost more than the
+    encoding): a frame cut short is refused, and its sample with it.
+    """
+    import cv2
+    import numpy as np
+
+    path = Path(path)
+    try:
+        written = cv2.imwrite(str(path), np.ascontiguousarray(np.asarray(rgb)[..., ::-1]))
+    except cv2.error:  # no encoder for the suffix (OpenCV 4 raises where 3 returned False)
+        written = False
+    if written:
+        return path
+    free = free_bytes(path.parent)
+    if not cv2.haveImageWriter(str(path)):
+        why = f"OpenCV has no writer for {path.suffix or 'a name without a suffix'!r}; use .png or .jpg"
+    elif not os.access(path.parent, os.W_OK):
+        why = "its folder does not exist or is not writable by this user"
+    elif free < _IMAGE_DISK_FULL_BYTES:
+        why = f"disk full: {format_bytes(free)} free there"
+    else:
+        why = "OpenCV gave no reason"
+    raise StationError(f"cannot write the {what} {str(path)!r} ({why}).")
 
 
 def json_default(obj: Any) -> Any:

@@ -78,7 +78,39 @@ def test_process_gives_no_tick_to_an_export_the_disk_stopped(trial, tmpfs):
     assert "0 sample(s) exported" in said and "skipped for an error" in said
     assert "✓" not in said
     cells = "".join(said.replace("│", "").split())  # the table's cells, wrapped whole
-    assert "(diskfullornotwritable?)" in cells and str(disk / "db" / "2d").replace(" ", "") in cells
+    assert "cannotwritetheframeimage" in cells and "(diskfull:" in cells
+    assert str(disk / "db" / "2d").replace(" ", "") in cells
+
+
+def test_spotting_stopped_by_the_disk_says_so_and_leaves_no_score_file(trial, tmpfs):
+    """The score curves are an HDF5 file written in the command's own process: the disk-full
+    line, exit 1 -- not HDF5's crash at exit (139) -- and no half file under its name."""
+    disk = tmpfs("2m")
+    fill_disk(disk, leave=8 * 1024)
+    proc = run_station("spot", str(trial), "--out", str(disk / "candidates.csv"))
+    said = _said(proc)
+    assert proc.returncode == 1, said
+    assert "the disk is full while writing" in said and "candidates.scores.h5" in said and "✓" not in said
+    assert not (disk / "candidates.scores.h5").exists()
+    assert sorted(p.name for p in disk.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_image_opencv_would_not_write_is_refused_with_the_likely_cause(tmp_path, tmpfs):
+    import numpy as np
+
+    from station.checks import StationError
+    from station.fileio import write_image
+
+    image = np.random.default_rng(0).integers(0, 255, (240, 320, 3)).astype(np.uint8)
+    assert write_image(tmp_path / "a.png", image).stat().st_size > 0
+    with pytest.raises(StationError, match=r"'.*a\.xyz'.*no writer for '\.xyz'; use \.png or \.jpg"):
+        write_image(tmp_path / "a.xyz", image)
+    with pytest.raises(StationError, match=r"does not exist or is not writable"):
+        write_image(tmp_path / "missing" / "a.png", image)
+    disk = tmpfs("1m")
+    fill_disk(disk, leave=4096)
+    with pytest.raises(StationError, match=r"'.*frame\.png' \(disk full: .* free there\)"):
+        write_image(disk / "frame.png", image)
 
 
 def test_a_trial_cut_short_in_process_names_its_file_and_ends_with_the_code_meant(tmpfs):

@@ -294,9 +294,9 @@ def preview(camera: str = "virtual", *, width: int = 848, height: int = 480, fps
             win.getMovieFrame(buffer="back")  # what the window shows, read back from OpenGL
             win.saveMovieFrames(snapshot)
         elif snapshot and view is not None:
-            import cv2
+            from station.fileio import write_image
 
-            cv2.imwrite(snapshot, cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
+            write_image(snapshot, view, "snapshot")
         if win is not None:
             win.close()
     return check

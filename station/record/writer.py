@@ -370,6 +370,12 @@ def hdf5_needs_hard_exit() -> bool:
     return bool(_UNCLOSABLE)
 
 
+def note_hdf5_write_failed() -> None:
+    """Some HDF5 file of this process met a full disk outside :class:`TrialWriter` (a spotting
+    score file, a feature cache): its shutdown is as unsafe, so the process ends the same way."""
+    _UNCLOSABLE.append(())
+
+
 def hard_exit_if_hdf5_broken(code: int) -> None:
     """End the process now with ``code`` if :func:`hdf5_needs_hard_exit`, else return.
 

@@ -119,8 +119,6 @@ def write_preview(out: str | Path, **kwargs) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet = contact_sheet(**kwargs)
-    if not cv2.imwrite(str(out), sheet[:, :, ::-1]):
-        from station.checks import StationError
+    from station.fileio import write_image
 
-        raise StationError(f"cannot write the preview image {str(out)!r} (is the extension .png or .jpg?).")
-    return out
+    return write_image(out, sheet, "preview image")
