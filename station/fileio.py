@@ -113,7 +113,8 @@ _IMAGE_DISK_FULL_BYTES = 16_000_000
 
 
 def write_image(path: str | Path, rgb, what: str = "image") -> Path:
-    """Write an RGB array as an image file (format from the suffix); refuse what OpenCV did not write.
+    """Write an RGB (or grey) array as an image file (format from the suffix); refuse what
+    OpenCV did not write.
 
     Why: ``cv2.imwrite`` says only False -- for a full disk, a folder it may not write, or a
     suffix it has no encoder for alike -- so the error names the file and the likely cause.
@@ -125,7 +126,8 @@ def write_image(path: str | Path, rgb, what: str = "image") -> Path:
 
     path = Path(path)
     try:
-        written = cv2.imwrite(str(path), np.ascontiguousarray(np.asarray(rgb)[..., ::-1]))
+        image = np.asarray(rgb)
+        written = cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1] if image.ndim == 3 else image))
     except cv2.error:  # no encoder for the suffix (OpenCV 4 raises where 3 returned False)
         written = False
     if written:

@@ -9,6 +9,7 @@ traceback, and a process that had written a trial in-process crashed in HDF5 at 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -139,11 +140,10 @@ def test_a_trial_cut_short_in_process_names_its_file_and_ends_with_the_code_mean
     assert "HDF5 had nothing broken" not in said
 
 
-def test_an_atomic_write_the_disk_stopped_names_its_file_and_leaves_no_temporary(tmpfs, capsys):
+def test_an_atomic_write_the_disk_stopped_names_its_file_and_leaves_no_temporary(tmpfs):
     """A failed write names no file (ENOSPC at flush); ``atomic_path`` names the target, and the
-    CLI turns it into one line, exit 1 (``station.cli.dispatch``)."""
-    import argparse
-
+    CLI turns it into one line, exit 1 (``station.cli.dispatch``, in a child process: after a
+    disk-full error it marks the process's HDF5 as unsafe to shut down)."""
     from station.checks import disk_full_message, is_disk_full
     from station.fileio import atomic_write_text
 
@@ -155,13 +155,16 @@ def test_an_atomic_write_the_disk_stopped_names_its_file_and_leaves_no_temporary
     assert "micro-expression.csv" in disk_full_message(caught.value)
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
 
-    from station.cli import dispatch
-
-    def verb(args: argparse.Namespace) -> int:
-        atomic_write_text(disk / "index.csv", "x" * 200_000)
-        return 0
-
-    capsys.readouterr()
-    assert dispatch(argparse.Namespace(func=verb)) == 1
-    said = " ".join("".join(capsys.readouterr()).split())  # the console writes to stderr
+    script = textwrap.dedent(f"""
+        import argparse, sys
+        from station.cli import dispatch
+        from station.fileio import atomic_write_text
+        verb = lambda args: atomic_write_text({str(disk / "index.csv")!r}, "x" * 200_000)
+        sys.exit(dispatch(argparse.Namespace(func=verb)))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "200"})
+    said = _said(proc)
+    assert proc.returncode == 1, said
     assert "the disk is full while writing" in said and "index.csv" in said and "Traceback" not in said
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
