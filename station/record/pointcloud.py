@@ -82,12 +82,47 @@ def colored_cloud(depth: np.ndarray, color: np.ndarray, calib: Calibration,
     return vertices, rgb
 
 
+#: Bytes per value of a PLY property type (the PLY spec's names and their sized aliases).
+_PLY_SIZES = {"char": 1, "uchar": 1, "int8": 1, "uint8": 1, "short": 2, "ushort": 2, "int16": 2, "uint16": 2,
+              "int": 4, "uint": 4, "int32": 4, "uint32": 4, "float": 4, "float32": 4, "double": 8, "float64": 8}
+
+
+def ply_shortfall(path: Path, points: int) -> str | None:
+    """Why the binary PLY at ``path`` does not hold ``points`` vertices, or None when it does.
+
+    Its own header says how many vertices it has and how many bytes each takes, so the check
+    holds whatever types the writer chose; a file cut short by a full disk is smaller than that.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        size = path.stat().st_size
+    except OSError as err:
+        return f"it cannot be read back ({err.strerror})"
+    end = head.find(b"end_header\n")
+    if end < 0:
+        return f"its header is incomplete ({size:,} bytes)"
+    count, row = None, 0
+    for line in head[:end].decode("ascii", "replace").splitlines():
+        words = line.split()
+        if words[:2] == ["element", "vertex"]:
+            count = int(words[2])
+        elif words[:1] == ["property"] and count is not None and words[1] in _PLY_SIZES:
+            row += _PLY_SIZES[words[1]]
+    need = end + len(b"end_header\n") + (count or 0) * row
+    if count != points:
+        return f"its header says {count} vertices, not {points:,}"
+    if size < need:
+        return f"{size:,} bytes came out where its {points:,} points need {need:,}"
+    return None
+
+
 def write_ply(path: str | Path, vertices: np.ndarray, colors: np.ndarray | None = None) -> None:
     """Write a point cloud as binary PLY with open3d, under its name only once whole.
 
     Why the check: open3d reports success even when its writer (RPly) failed on a full disk, so
-    the file's size is compared with what its points need (3 doubles, and 3 bytes of colour,
-    each) before it is renamed from ``.NAME.partial.ply``; a short file is removed and refused.
+    the file is read back against its own header (:func:`ply_shortfall`) before it is renamed
+    from ``.NAME.partial.ply``; a short file is removed and refused.
     """
     import open3d as o3d  # heavy import, only where clouds are written
 
@@ -97,11 +132,9 @@ def write_ply(path: str | Path, vertices: np.ndarray, colors: np.ndarray | None 
     if colors is not None:
         cloud.colors = o3d.utility.Vector3dVector(colors)
     ok = o3d.io.write_point_cloud(str(partial), cloud, write_ascii=False)
-    need = len(vertices) * (24 + (3 if colors is not None else 0))
-    size = partial.stat().st_size if partial.exists() else 0
-    if not ok or size < need:
+    short = ply_shortfall(partial, len(vertices)) if ok else "open3d reported a failure"
+    if short:
         partial.unlink(missing_ok=True)
-        raise StationError(f"cannot write point cloud {str(path)!r}: {size:,} bytes came out where its "
-                           f"{len(vertices):,} points need {need:,} (disk full or not writable? "
+        raise StationError(f"cannot write point cloud {str(path)!r}: {short} (disk full or not writable? "
                            f"{format_bytes(free_bytes(path.parent))} free there).")
     partial.replace(path)
