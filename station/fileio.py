@@ -59,6 +59,17 @@ def commit_temp(tmp: str | Path, path: str | Path) -> Path:
     return path
 
 
+def name_when_whole(partial: str | Path, path: str | Path) -> Path:
+    """Give an exported file that was checked whole (a PLY, an MP4) its name; returns ``path``.
+
+    A rename without fsync: exports are rebuilt from the trial files in seconds, and an fsync
+    per point cloud would cost a database export more than writing it.  Recordings and the
+    small files the station cannot rebuild go through :func:`commit_temp`.
+    """
+    os.replace(partial, path)
+    return Path(path)
+
+
 def fsync_dir(folder: str | Path) -> None:
     """Make a rename or a new file in ``folder`` durable (no-op where folders cannot be opened)."""
     try:

@@ -22,7 +22,7 @@ HOMES = [
     (r"^\s*LANDMARKS_23\s*=", {"vocab/landmarks.py"}),
     (r"^class Marker\b", {"vocab/markers.py"}),
     (r"^class ActionUnit\b|^def parse_aus\b", {"vocab/facs.py"}),
-    (r"os\.replace\(|\.replace\(path\)", {"fileio.py", "record/writer.py"}),  # writer: the trial's .writing rename
+    (r"os\.replace\(|\.replace\((path|out)\)", {"fileio.py", "record/writer.py"}),  # writer: the trial's .writing rename
     (r"csv\.(DictReader|reader)\(", {"fileio.py"}),
     (r"ProcessPoolExecutor\(", {"parallel.py", "camera/framecache.py"}),  # framecache: its long-lived render pool
     (r"from dask\.distributed import Client|^\s*(import|from) joblib", {"parallel.py"}),

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from station.checks import StationError, format_bytes, free_bytes
+from station.fileio import name_when_whole
 from station.gui.media import TrialMedia
 
 
@@ -69,7 +70,7 @@ def export_mp4(trial: str | Path, out: str | Path, start: int | None = None, end
         finally:
             writer.close()
         _check_video(partial, last - first + 1)
-        partial.replace(out)  # a video only under its name once complete
+        name_when_whole(partial, out)  # a video only under its name once complete
         return {"path": str(out), "frames": last - first + 1, "first": media.number(first),
                 "last": media.number(last), "fps": fps, "seconds": (last - first + 1) / fps,
                 "wall_s": time.perf_counter() - began}

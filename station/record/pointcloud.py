@@ -15,6 +15,7 @@ import numpy as np
 
 from station.camera.base import Calibration, Intrinsics
 from station.checks import StationError, format_bytes, free_bytes
+from station.fileio import name_when_whole
 
 _SUPPORTED = ("none", "brown_conrady", "inverse_brown_conrady", "modified_brown_conrady")
 
@@ -137,4 +138,4 @@ def write_ply(path: str | Path, vertices: np.ndarray, colors: np.ndarray | None 
         partial.unlink(missing_ok=True)
         raise StationError(f"cannot write point cloud {str(path)!r}: {short} (disk full or not writable? "
                            f"{format_bytes(free_bytes(path.parent))} free there).")
-    partial.replace(path)
+    name_when_whole(partial, path)
