@@ -9,7 +9,7 @@ D415's raw depth RMS is 0.5 or 0.9 mm, given the D415 noise model (RMS ~ z^2, sp
 correlated, quantised, holes), passed through the station's librealsense chain (spatial
 smooth_alpha 0.75, temporal over 6 frames, hole filling), and deprojected.  Curvature with the
 station's defaults (:class:`CurvatureParams`: fit radius 16 mm, or 12 mm where that fit
-contradicts the 16 mm one by more than 3 of its standard deviations; kmax, kmin and H each 0
+contradicts the 16 mm one by more than ``SCALE_Z`` (2.5) of its standard deviations; kmax, kmin and H each 0
 below ``FLAT_Z`` x their own propagated fit noise).  A point is correct when its HK type and its
 SI category (or "flat, no SI") both equal those of the true curvatures under the same per-point
 thresholds (:func:`station.features.curvature.categories` on both).  Extra columns: the share of
@@ -42,9 +42,8 @@ from station.features.landmarks23 import CurvatureParams
 def score(ob: S.Observation, params: CurvatureParams) -> tuple[float, ...]:
     """(% correct, % HK, % SI, median tau_k, median tau_H, % truly flat, % fitted at the small radius,
     % correct up to +-2 sd of the thresholds, % correct with the 16 mm fit only (round 2))."""
-    si, hk, c, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
-                                       small_radius=params.small_fit_radius, scale_z=params.scale_z,
-                                       flat_z=params.flat_z)
+    scored = S.score_observation(ob, params)
+    si, hk, c, thr = scored.si, scored.hk, scored.curvatures, scored.thresholds
     si0, hk0 = categories(ob.kmax, ob.kmin, thr)
     near = np.zeros(len(si), dtype=bool)  # diagnostic: right for a threshold within 2 of its sd
     for f in np.linspace(1 - 2 / params.flat_z, 1 + 2 / params.flat_z, 9):
@@ -90,11 +89,8 @@ def torus_figure(path: Path, params: CurvatureParams) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
     for ax, (major, minor) in zip(axes, ((40.0, 14.0), (50.0, 20.0))):
         ob = S.observe(S.torus(major, minor), 0.5, seed=5)
-        si, hk, c, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
-                                           small_radius=params.small_fit_radius, scale_z=params.scale_z,
-                                           flat_z=params.flat_z)
-        si0, hk0 = categories(ob.kmax, ob.kmin, thr)
-        ok = (si == si0) & (hk == hk0)
+        scored = S.score_observation(ob, params)
+        ok, thr = scored.right, scored.thresholds
         ring = np.where(np.abs(ob.kmax) < np.abs(ob.kmin), ob.kmax, ob.kmin)  # the torus's smaller curvature
         tau = np.where(np.abs(ob.kmax) < np.abs(ob.kmin), thr.kmax, thr.kmin)
         d = np.hypot(ob.queries[:, 0], ob.queries[:, 1]) - major  # ~ distance from the top ring (mm)
@@ -142,11 +138,9 @@ def noise_floor(params: CurvatureParams) -> None:
                 rows = []
                 for seed in seeds:
                     ob = S.observe(surf, sigma, seed=seed)
-                    si, hk, _, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
-                                                       small_radius=params.small_fit_radius, scale_z=params.scale_z,
-                                                       flat_z=params.flat_z)
-                    si0, hk0 = categories(ob.kmax, ob.kmin, thr)
-                    rows.append((100 * np.mean((si == si0) & (hk == hk0)),
+                    scored = S.score_observation(ob, params)
+                    thr = scored.thresholds
+                    rows.append((100 * np.mean(scored.right),
                                  S.unbiased_bound(ob.kmax, ob.kmin, thr, flat_z=params.flat_z),
                                  S.unbiased_bound(ob.kmax, ob.kmin, thr, flat_z=params.flat_z,
                                                   scale=min(ratios[sigma]))))

@@ -22,11 +22,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import THREAD_VARS, children_cpu_s, ref_data_parser
+from _common import THREAD_VARS, children_cpu_s, ref_data_parser, scratch
 
 import numpy as np
 
@@ -134,14 +133,13 @@ def main() -> int:
     wall: dict = {(t, s): [] for t in trees for s in steps}
     quality: dict = {}
     inner: dict = {(t, s): [] for t in trees for s in steps}
-    work = Path(tempfile.mkdtemp(prefix="offline-speed-"))
-    try:
+    with scratch("offline-speed-") as work:
         for rep in range(args.repeats):
             for name, tree in trees.items():
                 for verb in steps:
-                    scratch = work / f"{name}-steady-{rep}"
-                    inner[(name, verb)].append(steady(tree, verb, args.data, scratch))
-                    shutil.rmtree(scratch, ignore_errors=True)
+                    steady_dir = work / f"{name}-steady-{rep}"
+                    inner[(name, verb)].append(steady(tree, verb, args.data, steady_dir))
+                    shutil.rmtree(steady_dir, ignore_errors=True)
                 if "process" in steps:
                     db = work / f"{name}-db-{rep}"
                     extra = [] if args.png else ["--no-png"]
@@ -157,8 +155,6 @@ def main() -> int:
                     cpu[(name, "spot")].append(c)
                     wall[(name, "spot")].append(w)
                     quality[(name, "spot")] = spot_f1(out, args.data)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     frames = frames_in(args.data)
     print(f"data {args.data}: {frames} frames; {args.repeats} interleaved repeats, medians; one thread per library\n")
     if "process" in steps:

@@ -26,11 +26,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from _common import THREAD_VARS, children_cpu_s, ref_data_parser
+from _common import THREAD_VARS, children_cpu_s, ref_data_parser, scratch
 
 import h5py
 import numpy as np
@@ -88,8 +87,7 @@ def main() -> int:
     args = parser.parse_args()
     trees = {"reference": args.ref.resolve(), "new": REPO}
     runs: dict = {name: [] for name in trees}
-    work = Path(tempfile.mkdtemp(prefix="process-jobs-"))
-    try:
+    with scratch("process-jobs-") as work:
         for rep in range(args.repeats):
             for name, tree in trees.items():
                 db = work / f"{name}-{rep}"
@@ -98,8 +96,6 @@ def main() -> int:
                 if rep < args.repeats - 1:
                     shutil.rmtree(db)
         same = compare_exports(work / f"reference-{args.repeats - 1}", work / f"new-{args.repeats - 1}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     print(f"\ndata {args.data}; --jobs {args.jobs}; {args.repeats} interleaved repeats, medians; "
           f"load average at the runs' starts {min(r['load'] for v in runs.values() for r in v):.1f}-"
           f"{max(r['load'] for v in runs.values() for r in v):.1f}\n")

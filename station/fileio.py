@@ -143,12 +143,11 @@ def write_image(path: str | Path, rgb, what: str = "image") -> Path:
         written = False
     if written:
         return path
-    free = free_bytes(path.parent)
     if not cv2.haveImageWriter(str(path)):
         why = f"OpenCV has no writer for {path.suffix or 'a name without a suffix'!r}; use .png or .jpg"
     elif not os.access(path.parent, os.W_OK):
         why = "its folder does not exist or is not writable by this user"
-    elif free < _IMAGE_DISK_FULL_BYTES:
+    elif (free := free_bytes(path.parent)) < _IMAGE_DISK_FULL_BYTES:
         why = f"disk full: {format_bytes(free)} free there"
     else:
         why = "OpenCV gave no reason"

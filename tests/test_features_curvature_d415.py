@@ -20,15 +20,10 @@ pytestmark = pytest.mark.slow
 
 
 def _correct(ob: S.Observation) -> float:
-    from station.features.curvature import categories, classify_vertices
-
     params = CurvatureParams()
-    si, hk, _, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
-                                       small_radius=params.small_fit_radius, scale_z=params.scale_z,
-                                       flat_z=params.flat_z)
-    assert np.array_equal(si, vertex_categories(ob.cloud, ob.queries, params)[0])  # the feature path is this path
-    truth_si, truth_hk = categories(ob.kmax, ob.kmin, thr)
-    return float(np.mean((si == truth_si) & (hk == truth_hk)))
+    scored = S.score_observation(ob, params)
+    assert np.array_equal(scored.si, vertex_categories(ob.cloud, ob.queries, params)[0])  # the feature path is this path
+    return float(np.mean(scored.right))
 
 
 def test_noise_model_is_the_d415s():
@@ -80,10 +75,8 @@ def test_unbiased_bound_follows_the_crossing_law():
 def test_torus_target_at_half_a_millimetre_is_below_the_noise_floor():
     """Why the 0.5 mm torus rows miss 95 %: even a bias-free fit with the measured scatter (0.85-0.92
     of the predicted sd, bench --noise-floor) would score below it under the same thresholds."""
-    from station.features.curvature import classify_vertices
-
     ob = S.observe(S.torus(), 0.5, seed=3)
-    _, _, _, thr = classify_vertices(ob.cloud, ob.queries)
+    thr = S.score_observation(ob).thresholds
     wrong = {scale: 100.0 - S.unbiased_bound(ob.kmax, ob.kmin, thr, scale=scale) for scale in (0.85, 0.3)}
     assert wrong[0.85] > 5.0
     assert 0.25 < wrong[0.3] / wrong[0.85] < 0.5  # errors in proportion to the noise: it is the noise that costs

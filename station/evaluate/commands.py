@@ -75,6 +75,7 @@ def _names(text: str, allowed: tuple[str, ...], name: str) -> tuple[str, ...]:
 
 def register(subparsers) -> None:
     from station.evaluate.loaders import FORMATS
+    from station.features.curvature import SCALE_Z, SMALL_FIT_RADIUS
     from station.evaluate.sweeps import SWEEPS
 
     p = subparsers.add_parser("evaluate", help=HELP, description=DESCRIPTION,
@@ -121,10 +122,11 @@ def register(subparsers) -> None:
     f.add_argument("--fit-radius", type=float, default=16.0,
                    help="curvature fit neighbourhood radius in mm (default 16: holds at D415 noise, see "
                         "docs/benchmarks.md); 0 = the earlier 24-nearest-points fit with fixed HK thresholds")
-    f.add_argument("--small-fit-radius", type=float, default=12.0,
+    f.add_argument("--small-fit-radius", type=float, default=SMALL_FIT_RADIUS,
                    help="fit-scale selection: each vertex is also fitted within this radius (mm) and takes that "
-                        "fit where the two disagree by more than 2.5 of its standard deviations, i.e. where the "
-                        "surface changes within --fit-radius (default 12; 0 = off; smaller than --fit-radius)")
+                        f"fit where the two disagree by more than {SCALE_Z:g} of its standard deviations, i.e. where "
+                        f"the surface changes within --fit-radius (default {SMALL_FIT_RADIUS:g}; 0 = off; smaller "
+                        "than --fit-radius)")
     f.add_argument("--no-3d", action="store_true", help="2D only (automatic for CASME II / SAMM)")
     s = p.add_argument_group("sweeps")
     s.add_argument("--sweep", choices=SWEEPS,

@@ -242,6 +242,33 @@ def observe(surface: Surface, sigma_mm: float, *, size: int = 176, frames: int =
                        float(err.std()), float(err.mean()))
 
 
+@dataclass
+class Scored:
+    """The station's categories of an observation's points, and which of them are right."""
+
+    si: np.ndarray
+    hk: np.ndarray
+    curvatures: object       # station.features.curvature.Curvatures
+    thresholds: object       # station.features.curvature.Thresholds
+    right: np.ndarray        # (Q,) HK type and SI category both equal the truth's
+
+
+def score_observation(ob: Observation, params=None) -> Scored:
+    """The station's recipe (``curvature.classify_vertices`` with ``params``, default
+    :class:`~station.features.landmarks23.CurvatureParams`) on ``ob``, against the true
+    curvatures classified with the *same* per-point thresholds: the criterion of the benchmark
+    table and of the tests."""
+    from station.features.curvature import categories, classify_vertices
+    from station.features.landmarks23 import CurvatureParams
+
+    params = params or CurvatureParams()
+    si, hk, curv, thr = classify_vertices(ob.cloud, ob.queries, radius=params.fit_radius,
+                                          small_radius=params.small_fit_radius, scale_z=params.scale_z,
+                                          flat_z=params.flat_z)
+    truth_si, truth_hk = categories(ob.kmax, ob.kmin, thr)
+    return Scored(si, hk, curv, thr, (si == truth_si) & (hk == truth_hk))
+
+
 def measure_noise_inflation(sigmas=(0.5, 0.9), seeds=(0, 1), radius: float = 16.0, filters: str = "station") -> float:
     """Scatter of the fitted Hessian on the tuning plane over its white-noise prediction.
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,11 +59,7 @@ def check_one_trial_per_name(annotations: list[Annotation], where: str) -> None:
     interval would compare different participants' movements and give a reliability that is not
     the coders'.  An error naming the file, the trial and the numbers, instead of a number.
     """
-    seen: dict[tuple[str, int], int] = {}
-    for ann in annotations:
-        if not ann.trial_id:
-            key = (trial_of(ann), ann.sample)
-            seen[key] = seen.get(key, 0) + 1
+    seen = Counter((trial_of(ann), ann.sample) for ann in annotations if not ann.trial_id)
     repeated = sorted((k, n) for k, n in seen.items() if n > 1)
     if repeated:
         (key, sample), n = repeated[0]

@@ -360,16 +360,6 @@ class TrialWriter:
         return self.partial_path
 
 
-def hdf5_needs_hard_exit() -> bool:
-    """True after a write failure left HDF5 objects that cannot be freed (see ``TrialWriter.abandon``).
-
-    HDF5 then crashes while the interpreter shuts down (SIGSEGV, exit 139: reproduced with a
-    trial written in-process onto a 6 MB tmpfs), so the process must end with ``os._exit``
-    (after flushing its output): the data on disk is already as safe as it gets.
-    """
-    return bool(_UNCLOSABLE)
-
-
 def note_hdf5_write_failed() -> None:
     """Some HDF5 file of this process met a full disk outside :class:`TrialWriter` (a spotting
     score file, a feature cache): its shutdown is as unsafe, so the process ends the same way."""
@@ -377,13 +367,17 @@ def note_hdf5_write_failed() -> None:
 
 
 def hard_exit_if_hdf5_broken(code: int) -> None:
-    """End the process now with ``code`` if :func:`hdf5_needs_hard_exit`, else return.
+    """End the process now with ``code`` if an HDF5 write of this process failed, else return.
 
-    Called where a process ends on purpose: the CLI's entry point, pool workers (atexit,
-    :func:`station.parallel.exit_with_parent`) and the test suite's last hook, so a disk that
-    filled mid-write gives the exit code that was meant, not HDF5's crash.
+    Why: after a write failure HDF5 holds objects that cannot be freed (see
+    ``TrialWriter.abandon``, :func:`note_hdf5_write_failed`) and crashes while the interpreter
+    shuts down (SIGSEGV, exit 139: reproduced with a trial written in-process onto a 6 MB
+    tmpfs); the data on disk is already as safe as it gets, so the process ends with
+    ``os._exit`` after flushing its output.  Called where a process ends on purpose: the CLI's
+    entry point, pool workers (atexit, :func:`station.parallel.exit_with_parent`) and the test
+    suite's last hook, so a disk that filled mid-write gives the exit code that was meant.
     """
-    if hdf5_needs_hard_exit():
+    if _UNCLOSABLE:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
