@@ -124,7 +124,7 @@ def register(subparsers) -> None:
 def run_cmd(args) -> int:
     from station.console import print_error
     from station.elicit.session_run import SessionEnded, run_session
-    from station.signals import exit_code
+    from station.signals import exit_code, signal_name
 
     try:
         session = run_session(args.protocol, args.participant, camera=args.camera, age=args.age, sex=args.sex,
@@ -138,7 +138,7 @@ def run_cmd(args) -> int:
         print_error(str(err))
         return err.exit_code
     except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM, SIGHUP: the session was finalised first
-        print_error(f"interrupted ({getattr(err, 'signal_name', 'SIGINT')}); the session was finalised.")
+        print_error(f"interrupted ({signal_name(err)}); the session was finalised.")
         return exit_code(err)
     return int(session.data["exit_code"])
 

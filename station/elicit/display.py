@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from station.checks import StationError
+from station.signals import check_interrupted
 
 
 class WindowClosed(Exception):
@@ -129,7 +130,12 @@ class Display:
         self.pending.append((event, clip, detail))
 
     def flip(self) -> float:
-        """Flip; returns the flip time on perf_counter; raises WindowClosed if it was closed."""
+        """Flip; returns the flip time on perf_counter; raises WindowClosed if it was closed.
+
+        Every loop of the session flips, so this is where a terminal signal whose exception a
+        library swallowed is raised again (:func:`station.signals.check_interrupted`).
+        """
+        check_interrupted()
         if self.paced_hz and self._grid is not None:
             target = self._grid + self.period
             while True:

@@ -32,6 +32,7 @@ from station.elicit.preview import FaceWatch
 from station.elicit.protocol import Clip, Protocol
 from station.elicit.status import RunState
 from station.elicit.verdict import RECORDER_VERDICT, file_verdict
+from station.signals import interruption, raise_interruption, signal_name
 from station.vocab.markers import Marker
 
 
@@ -416,12 +417,15 @@ class Runner:
         except SessionStopped:
             self._end_trial(number, clip, "session ended by participant", display_before, "stopped")
             raise
-        except KeyboardInterrupt as err:  # Ctrl-C in the terminal, SIGTERM, SIGHUP (station.elicit.signals)
-            why = getattr(err, "signal_name", "SIGINT")
+        except BaseException as err:  # Ctrl-C in the terminal, SIGTERM, SIGHUP (station.signals)
+            stop = interruption(err)
+            if stop is None:
+                raise
+            why = signal_name(stop)
             self.markers.emit(Marker.INTERRUPTED, clip.id, why)
-            err.marked = True  # type: ignore[attr-defined]
+            stop.marked = True  # type: ignore[attr-defined]
             self._end_trial(number, clip, f"interrupted ({why})", display_before, "interrupted")
-            raise
+            raise_interruption(stop, err)
         finally:
             try:
                 movie.unload()
@@ -658,14 +662,17 @@ class Runner:
         afterwards from the journal (:mod:`station.elicit.verdict`)."""
         try:
             return self._run()
-        except KeyboardInterrupt as err:
-            if not getattr(err, "marked", False):
-                self.markers.emit(Marker.INTERRUPTED, self.state.clip, getattr(err, "signal_name", "SIGINT"))
-            raise
         except WindowClosed:
             if not self.trial_open:
                 self.markers.emit(Marker.WINDOW_CLOSED, self.state.clip)
             raise
+        except BaseException as err:
+            stop = interruption(err)
+            if stop is None:
+                raise
+            if not getattr(stop, "marked", False):
+                self.markers.emit(Marker.INTERRUPTED, self.state.clip, signal_name(stop))
+            raise_interruption(stop, err)
 
     def _run(self) -> str:
         p = self.p

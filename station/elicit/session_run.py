@@ -33,7 +33,8 @@ from station.elicit.runner import Runner, SimulatedParticipant
 from station.elicit.status import RunState, live_status
 from station.elicit.verdict import COMPLETE, RECORDER_VERDICT, session_verdict, stamp_recorder_verdicts
 from station.session import Session, create_session, now_iso
-from station.signals import Interrupted, interrupt_on_signals
+from station.signals import exit_code as signal_exit_code
+from station.signals import interrupt_on_signals, interruption, raise_interruption, signal_name
 from station.vocab.markers import Marker
 from station.vocab.participant import SEXES, check_participant_id
 
@@ -372,15 +373,13 @@ def run_session(protocol_path: str | Path, participant: str | None, *, camera="v
             code = _finish(session, parts, "window closed", fault=True)
             raise SessionEnded(f"the participant window was closed, so the session stopped. Everything recorded "
                                f"so far is kept in {session.folder} (trial files and session.json).", code) from None
-        except Interrupted as err:
-            _finish(session, parts, f"interrupted by {err.signal_name}", exit_code=err.exit_code)
-            raise
-        except KeyboardInterrupt:
-            _finish(session, parts, "interrupted by SIGINT", exit_code=130)
-            raise
         except BaseException as err:
-            _finish(session, parts, f"stopped: {type(err).__name__}: {err}"[:300], fault=True)
-            raise
+            stop = interruption(err)
+            if stop is None:
+                _finish(session, parts, f"stopped: {type(err).__name__}: {err}"[:300], fault=True)
+                raise
+            _finish(session, parts, f"interrupted by {signal_name(stop)}", exit_code=signal_exit_code(stop))
+            raise_interruption(stop, err)
         _finish(session, parts, stop, fault="fault" in stop)
     return session
 

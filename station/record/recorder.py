@@ -38,6 +38,7 @@ from station.camera.pairing import merge_events
 from station.checks import StationError, check_writable_dir, format_bytes, free_bytes
 from station.record import schema
 from station.record.writer import Storage, TrialWriter, marker_row
+from station.signals import check_interrupted, interruption, signal_name
 from station.vocab.markers import Marker
 
 #: No frame for this long while connected is a stall (librealsense #9417, #13365, #7252, #2168).
@@ -534,8 +535,11 @@ def record_trial(source: CameraSource, path: str | Path, seconds: float | None =
                     break
                 if on_tick:
                     on_tick(recorder.status())
-        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM / SIGHUP via station.signals
-            why = getattr(err, "signal_name", "Ctrl-C")
+                check_interrupted()
+        except BaseException as err:  # Ctrl-C, or SIGTERM / SIGHUP via station.signals
+            if (stop := interruption(err)) is None:
+                raise
+            why = "Ctrl-C" if type(stop) is KeyboardInterrupt else signal_name(stop)
             recorder.mark(Marker.INTERRUPTED, detail=why)
             raise TrialInterrupted(recorder.end_trial(f"interrupted ({why})")) from None
         recorder.mark(Marker.RECORDING_END)
