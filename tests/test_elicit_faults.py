@@ -201,7 +201,8 @@ SIGNALS = {"SIGKILL": -9, "SIGINT-pty": 130, "SIGTERM-group": 143, "SIGHUP-group
 def test_signal_at_phase(protocol, tmp_path, how, phase):
     sessions = tmp_path / "sessions"
     event, clip, delay, before = PHASES[phase]
-    proc = PtySession(command(protocol, sessions))
+    # the form lasts as long as the simulated participant waits: 2 s leave 1.5 s for a loaded CI machine
+    proc = PtySession(command(protocol, sessions, simulate="wait=2.0" if phase == "form" else WAIT))
     wait_for_event(sessions, event, clip, proc=proc)
     time.sleep(delay)
     if how == "SIGKILL":
