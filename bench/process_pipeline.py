@@ -221,11 +221,11 @@ def code_step(db, trials, report) -> None:
     env_display = os.environ.get("DISPLAY")
     cmd = ["code", str(trials[0]), "--coder", "bench", "--out", str(out_csv), "--script", str(script)]
     if env_display:
-        code, text, _ = station(*cmd)
+        code, _, _ = station(*cmd)
     else:
         proc = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "station.cli", *cmd], cwd=REPO,
                               capture_output=True, text=True, timeout=600)
-        code, text = proc.returncode, proc.stdout + proc.stderr
+        code = proc.returncode
     from station.process.coding import read_coding
 
     rows = read_coding(out_csv) if out_csv.exists() else []

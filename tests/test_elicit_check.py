@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from station.checks import StationError
-from station.elicit.check import FAIL, OK, WARN, collect_checks, probe_clip
+from station.elicit.check import FAIL, OK, collect_checks, probe_clip
 
 
 def run_checks(*args, **kwargs) -> bool:

@@ -58,7 +58,7 @@ def test_casme2_fallbacks_are_applied_and_listed_per_sample(casme2):
     subject, sample, lost = quirks["missing frame"]
     ref = _record(db, subject, sample)
     assert len(ref.frames) == 9 and not any(f.endswith(f"reg_img{lost}.jpg") for f in ref.frames)
-    assert any(f"1 frame(s) missing" in t and f"({lost})" in t for t in _notes_of(db, subject, sample))
+    assert any("1 frame(s) missing" in t and f"({lost})" in t for t in _notes_of(db, subject, sample))
     assert ref.load().frame_numbers.tolist() == [n for n in range(lost - 3, lost + 7) if n != lost]
     subject, sample, aus = quirks["AU12"]
     assert _record(db, subject, sample).record.aus == aus

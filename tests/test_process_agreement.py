@@ -23,7 +23,7 @@ def test_reliability_follows_equation_1_and_lists_side_and_intensity_disagreemen
     assert per[100].reliability == 1.0  # both scored AU 12; the side is a separate disagreement
     assert per[300].reliability == 0.0  # only coder 1 saw it
     assert report.overall == pytest.approx(2 * (2 + 1 + 0 + 2) / (5 + 2 + 1 + 4))
-    fields = {((p := d["pair"]), d["field"]): d for d in report.disagreements}
+    fields = {(d["pair"], d["field"]): d for d in report.disagreements}
     assert fields[(per[100].pair, "AU12 side")]["coder1"] == "L" and fields[(per[100].pair, "AU12 side")]["coder2"] == "R"
     assert fields[(per[500].pair, "AU7 intensity")]["coder1"] == "C"
     assert (per[10].pair, "AU5") in fields and (per[300].pair, "movement") in fields

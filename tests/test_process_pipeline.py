@@ -11,7 +11,7 @@ import pytest
 from station.dataset import read_index, read_sample
 from station.process import face2d, face3d
 from station.process.coding import Annotation, write_coding
-from station.process.export import ProcessOptions, SampleSpec, ground_truth_specs, process_trial
+from station.process.export import ProcessOptions, ground_truth_specs, process_trial
 from station.process.spotting import evaluate_spotting, spot_trial
 from station.record.writer import Storage, open_trial, read_calibration
 from station.vocab.landmarks import INNER_EYE_CORNERS_49, NOSE_TIP_49, to49
@@ -128,10 +128,10 @@ def _no_face_trial(path: Path) -> Path:
 def test_process_cli_skips_bad_inputs_with_file_and_frame_and_goes_on(synth_trial, tmp_path):
     trials = tmp_path / "trials"
     trials.mkdir()
-    good = shutil.copy(synth_trial, trials / "trial-01.h5")
+    shutil.copy(synth_trial, trials / "trial-01.h5")
     truncated = trials / "trial-02.h5"
     truncated.write_bytes(Path(synth_trial).read_bytes()[:200_000])
-    faceless = _no_face_trial(trials / "trial-03.h5")
+    _no_face_trial(trials / "trial-03.h5")
     coding = tmp_path / "final.csv"
     write_coding(coding, [
         Annotation("final", "trial-01.h5", 1, 6, 15, 29, "1+2+4"),

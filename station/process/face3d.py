@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from station.camera.base import Calibration
-from station.record.pointcloud import deproject_depth, pixel_rays, project_points
+from station.record.pointcloud import pixel_rays, project_points
 from station.vocab.landmarks import NOSE_TIP_49
 
 CROP_RADIUS_MM = 100.0

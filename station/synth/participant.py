@@ -146,6 +146,7 @@ class SyntheticParticipant:
         bx, by, bw, bh = self.box
         gx, gy = self._grid
         field = np.zeros((2, bh, bw), np.float32)
+        k = 0.0
         for lms, dx, dy, reach in _MORPHS:
             # The second of each left/right pair reuses the first's draw: symmetric morphs.
             k = rng.normal(0, 1) if lms not in ((42, 45), (54,), (11, 12)) else k
