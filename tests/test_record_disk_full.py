@@ -140,6 +140,47 @@ def test_a_trial_cut_short_in_process_names_its_file_and_ends_with_the_code_mean
     assert "HDF5 had nothing broken" not in said
 
 
+def test_a_trial_whose_close_meets_a_full_disk_is_kept_as_writing_and_freeing_it_is_safe(tmpfs):
+    """Frames appended, then another program fills the disk, then the writer closes: HDF5's last
+    flush fails.  The writer's objects used to be freed with the error's traceback, and HDF5
+    crashed (exit 139, `station synth dataset --jobs 1`); now they are kept until the process
+    ends through ``hard_exit_if_hdf5_broken``."""
+    disk = tmpfs("200m")
+    script = textwrap.dedent(f"""
+        import gc
+        from pathlib import Path
+        from station.camera.virtual import VirtualD415
+        from station.record.writer import Storage, TrialWriter, hard_exit_if_hdf5_broken
+        from station.synth.dataset import TrialPlan, trial_scene
+        disk = Path({str(disk)!r})
+        camera = VirtualD415(trial_scene(TrialPlan(1, 1, ("micro",)), 3), realtime=False, fps=60)
+        writer = TrialWriter(disk / "trial-01.h5", camera.start(), Storage("zstd"))
+        for _ in range(30):
+            if (fs := camera.read(timeout_s=2.0)) is not None:
+                writer.append(fs)
+        camera.stop()
+        with open(disk / "filler", "wb", buffering=0) as fh:  # another program fills the disk
+            try:
+                while True:
+                    fh.write(b"x" * (1 << 16))
+            except OSError:
+                pass
+        try:
+            print("closed as", writer.close().name, flush=True)
+        except OSError as err:
+            print("close failed:", str(err)[:60], flush=True)
+        del writer
+        gc.collect()
+        print("freed", flush=True)
+        hard_exit_if_hdf5_broken(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    said = " ".join(proc.stdout.split())
+    assert proc.returncode == 3 and "freed" in said, proc.stdout + proc.stderr[-2000:]
+    assert "close failed" in said or "closed as trial-01.h5.writing" in said, said
+    assert not (disk / "trial-01.h5").exists() and (disk / "trial-01.h5.writing").exists()
+
+
 def test_an_atomic_write_the_disk_stopped_names_its_file_and_leaves_no_temporary(tmpfs):
     """A failed write names no file (ENOSPC at flush); ``atomic_path`` names the target, and the
     CLI turns it into one line, exit 1 (``station.cli.dispatch``, in a child process: after a
@@ -168,3 +209,41 @@ def test_an_atomic_write_the_disk_stopped_names_its_file_and_leaves_no_temporary
     assert proc.returncode == 1, said
     assert "the disk is full while writing" in said and "index.csv" in said and "Traceback" not in said
     assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_synthetic_dataset_stopped_by_the_disk_says_so_keeps_whole_trials_and_resumes(tmp_path, tmpfs, jobs):
+    """Another program fills the disk while `station synth dataset` writes (its own free-space
+    check passed): the run is frozen with SIGSTOP once a trial is being written, the disk is
+    filled, the run goes on.  In-process (--jobs 1) this was a segfault (exit 139)."""
+    import shutil
+    import signal
+    import time
+
+    disk = tmpfs("120m")
+    args = ["synth", "dataset", "--subjects", "2", "--samples", "4", "--resolution", "424x240", "--jobs", jobs]
+    run = subprocess.Popen([sys.executable, "-m", "station.cli", *args, "--out", str(disk / "db")], cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                           env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 120
+    while not any(p.stat().st_size > 1e6 for p in disk.glob("db/*/*.writing")):
+        assert run.poll() is None and time.monotonic() < deadline, run.stdout.read() if run.poll() else "no trial began"
+        time.sleep(0.02)
+    os.killpg(run.pid, signal.SIGSTOP)
+    fill_disk(disk, leave=0)
+    os.killpg(run.pid, signal.SIGCONT)
+    said = " ".join(run.communicate(timeout=300)[0].split())
+    assert run.returncode == 1, said
+    assert "the disk is full while writing" in said and ".h5" in said, said
+    assert "Traceback" not in said and "✓" not in said
+    finals = sorted(disk.glob("db/*/*.h5"))  # under its final name only when whole
+    for path in finals:
+        assert _frames(path) > 0 and run_station("inspect", str(path), "--check").returncode == 0, path
+    assert len(finals) < 2 and list(disk.glob("db/*/*.writing")), "one trial at least was cut short"
+    # space again (the lab deletes the other program's file): the same command resumes and completes
+    shutil.copytree(disk / "db", tmp_path / "db")
+    again = run_station(*args, "--out", str(tmp_path / "db"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    whole = sorted(tmp_path.glob("db/*/*.h5"))
+    assert len(whole) == 2 and not list(tmp_path.glob("db/*/*.writing"))
+    assert all(run_station("inspect", str(p), "--check").returncode == 0 for p in whole)

@@ -9,6 +9,7 @@ attributes and renames it, so a finished trial is recognisable by its name and b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -24,7 +25,7 @@ import numpy as np
 
 import station
 from station.camera.base import Calibration, Extrinsics, Frameset, Intrinsics
-from station.checks import StationError, check_choice
+from station.checks import StationError, check_choice, is_disk_full
 from station.record import schema
 from station.record.pointcloud import deproject_depth, pixel_rays
 
@@ -216,6 +217,8 @@ class TrialWriter:
         try:
             self._file = h5py.File(self.partial_path, "w", libver="latest")
         except OSError as err:
+            if is_disk_full(err):  # the CLI says so in one line naming the file, exit 1
+                raise
             raise StationError(f"cannot create trial file {str(self.partial_path)!r}: {err}") from err
         self._create_layout(attrs or {}, ground_truth)
         self._file.swmr_mode = True  # from here on, every flush leaves a readable file
@@ -327,20 +330,35 @@ class TrialWriter:
             if self._chunks is not None:
                 self._chunks.close(discard=True)
                 self._chunks = None
-            self._file.close()
-            self._file = None
+            self._close_file()
         try:
-            with h5py.File(self.partial_path, "r+") as f:
-                f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-                                for k, v in {**(final_attrs or {}), **(counters or {})}.items()})
-                if self._landmarks is not None:  # SWMR cannot add datasets: they go in now
-                    _store_ground_truth(f, None, *self._landmarks)
-                f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-                f.attrs["complete"] = True
-            os.replace(self.partial_path, self.path)
-            return self.path
+            f = h5py.File(self.partial_path, "r+")
         except OSError:
             return self.partial_path
+        try:
+            f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+                            for k, v in {**(final_attrs or {}), **(counters or {})}.items()})
+            if self._landmarks is not None:  # SWMR cannot add datasets: they go in now
+                _store_ground_truth(f, None, *self._landmarks)
+            f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+            f.attrs["complete"] = True
+        except (OSError, RuntimeError):
+            with contextlib.suppress(Exception):
+                _close_or_keep(f)
+            return self.partial_path
+        try:
+            _close_or_keep(f)
+            os.replace(self.partial_path, self.path)
+        except (OSError, RuntimeError):
+            return self.partial_path
+        return self.path
+
+    def _close_file(self) -> None:
+        """Close the file being written (kept alive if HDF5 cannot close it, see :func:`_close_or_keep`)."""
+        handles = (self._file, self._color, self._depth, self._vertices, self._frames, self._markers, self._counters)
+        self._file = self._color = self._depth = self._vertices = None
+        self._frames = self._markers = self._counters = None
+        _close_or_keep(*handles)
 
     def abandon(self) -> Path:
         """Close after a failure without finalising; what was flushed stays readable."""
@@ -348,16 +366,22 @@ class TrialWriter:
             self._chunks.close(discard=True)
             self._chunks = None
         if self._file is not None:
-            handles = (self._file, self._color, self._depth, self._vertices, self._frames, self._markers,
-                       self._counters)
             try:
-                self._file.close()
+                self._close_file()
             except Exception:  # noqa: BLE001 - the file handle may already be broken (ENOSPC)
-                # HDF5 crashes if these objects are freed after a failed close: keep them alive.
-                _UNCLOSABLE.append(handles)
-            self._file = self._color = self._depth = self._vertices = None
-            self._frames = self._markers = self._counters = None
+                pass
         return self.partial_path
+
+
+def _close_or_keep(file: h5py.File, *objects) -> None:
+    """Close an HDF5 file; if HDF5 cannot (a full disk), keep it and its ``objects`` alive and
+    raise: freeing them after a failed close crashes HDF5 (exit 139, seen when `station synth
+    dataset --jobs 1` met a full disk while closing a trial)."""
+    try:
+        file.close()
+    except Exception:
+        _UNCLOSABLE.append((file, *objects))
+        raise
 
 
 def note_hdf5_write_failed() -> None:

@@ -144,14 +144,19 @@ def skin_mask(shape: tuple[int, int], lm: np.ndarray, iod: float) -> np.ndarray:
     return cv2.GaussianBlur(mask, (k * 2 + 1, k * 2 + 1), k / 2)
 
 
+def photo_of(subject: int) -> tuple[str, str]:
+    """(name, path) of the photo pseudo-subject ``subject`` (1-based) is made from: they take turns."""
+    photos = available_photos()
+    return photos[(subject - 1) % len(photos)]
+
+
 def build_look(subject: int, seed: int, width: int, height: int, fx: float) -> SubjectLook:
     """Place a photo in the frame as pseudo-subject ``subject`` (1-based), reproducibly from ``seed``.
 
     Shape morphs are applied by :mod:`station.synth.participant` with the AU field machinery,
     so here we only do the global placement, skin tone and lighting.
     """
-    photos = available_photos()
-    name, path = photos[(subject - 1) % len(photos)]
+    name, path = photo_of(subject)
     rgb, lm_src = photo_with_landmarks(path)
     rng = np.random.default_rng([seed, subject, 101])
     distance = float(rng.uniform(*DISTANCE_M))

@@ -10,9 +10,6 @@ from station.checks import StationError, check_positive, format_bytes, free_byte
 from station.console import console, print_ok
 from station.record.writer import COMPRESSIONS
 
-#: Stored bytes per 848x480 frame with zstd, measured over the five photos (docs/benchmarks.md).
-BYTES_PER_FRAME = 620_000
-
 DATASET_HELP = """\
 Film synthetic participants with the virtual D415 (fast mode, every frame through librealsense)
 into trial HDF5 files with the same layout as a recording: OUT/sub01/trial-01.h5, ...  Each trial
@@ -94,18 +91,17 @@ def run_dataset(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from station.record.writer import Storage
-    from station.synth.dataset import make_dataset, plan_dataset, planned_frames
+    from station.synth.dataset import make_dataset, plan_dataset, planned_bytes, planned_frames
 
     check_positive(args.subjects, "--subjects", integer=True)
     check_positive(args.samples, "--samples", integer=True)
     plans = plan_dataset(args.subjects, args.samples, args.seed)
     n_trials, n_frames = len(plans), sum(planned_frames(p, args.seed) for p in plans)
     width, height = args.resolution
-    pixels = width * height / (848 * 480)
     out = Path(args.out)
     if (out / "manifest.json").exists():
         raise StationError(f"{str(out)!r} already holds a synthetic dataset (manifest.json); choose another --out.")
-    need = n_frames * BYTES_PER_FRAME * pixels * (1.0 if args.compression == "zstd" else 1.5)
+    need = planned_bytes(plans, args.seed, width, height, args.compression)
     if free_bytes(out) < need * 1.1:
         raise StationError(f"--out {str(out)!r}: {n_trials} trials of {n_frames} frames need about "
                            f"{format_bytes(need)}, only {format_bytes(free_bytes(out))} free there.")
