@@ -247,3 +247,23 @@ def test_a_synthetic_dataset_stopped_by_the_disk_says_so_keeps_whole_trials_and_
     whole = sorted(tmp_path.glob("db/*/*.h5"))
     assert len(whole) == 2 and not list(tmp_path.glob("db/*/*.writing"))
     assert all(run_station("inspect", str(p), "--check").returncode == 0 for p in whole)
+
+
+@pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a")
+@pytest.mark.parametrize("verb", ["view", "code", "preview"])
+def test_a_window_snapshot_the_disk_cannot_take_is_an_error_naming_it(trial, tmp_path, tmpfs, verb):
+    """`--snapshot` of the viewer and the coding tool (Qt: QPixmap.save only returns False) and of
+    the seating preview (PsychoPy's saveMovieFrames named no file) onto a full disk."""
+    disk = tmpfs("1m")
+    fill_disk(disk, leave=8192)
+    shot = disk / "window.png"
+    keys = tmp_path / "keys.txt"
+    keys.write_text("n\n")
+    args = {"view": ["view", str(trial), "--script", str(keys)],
+            "code": ["code", str(trial), "--coder", "me", "--out", str(tmp_path / "me.csv"), "--script", str(keys)],
+            "preview": ["preview", "--camera", "virtual", "--seconds", "2"]}[verb]
+    proc = run_station(*args, "--snapshot", str(shot), timeout=180)
+    said = _said(proc)
+    assert proc.returncode == 2, said
+    assert f"cannot write the snapshot '{shot}' (disk full" in said and "Traceback" not in said, said
+    assert not shot.exists()

@@ -289,14 +289,22 @@ def preview(camera: str = "virtual", *, width: int = 848, height: int = 480, fps
     finally:
         reader.stop()
         source.stop()
-        if snapshot and win is not None and view is not None:
-            stim.draw()
-            win.getMovieFrame(buffer="back")  # what the window shows, read back from OpenGL
-            win.saveMovieFrames(snapshot)
-        elif snapshot and view is not None:
-            from station.fileio import write_image
-
-            write_image(snapshot, view, "snapshot")
-        if win is not None:
-            win.close()
+        try:
+            if snapshot and view is not None:
+                _save_snapshot(snapshot, view, win, stim)
+        finally:
+            if win is not None:
+                win.close()
     return check
+
+
+def _save_snapshot(path, view: np.ndarray, win, stim) -> None:
+    """What the window shows (read back from OpenGL), else the rendered view, through the one
+    image writer: PsychoPy's ``saveMovieFrames`` on a full disk named no file."""
+    from station.fileio import write_image
+
+    if win is not None:
+        stim.draw()
+        view = np.asarray(win.getMovieFrame(buffer="back").convert("RGB"))
+        win.movieFrames.clear()
+    write_image(path, view, "snapshot")

@@ -33,7 +33,8 @@ from station.gui.candidates import candidates_file, load_candidates
 from station.gui.curves import MotionCurve, SpotThread
 from station.gui.keys import CODING_KEYS, RATE_TEXT, RATES, key_html, parse_rate
 from station.gui.media import TrialMedia
-from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, set_central, stacked, status_label
+from station.gui.widgets import (FrameView, Timeline, TimelineModel, identity_html, save_snapshot, set_central, stacked,
+                                  status_label)
 from station.process.coding import CodingStore
 from station.vocab.facs import format_aus, parse_aus
 
@@ -596,6 +597,7 @@ def run_coding(trials, coder: str, out=None, candidates=None, rate="1/4", script
         TrialMedia(trial).close()
     application = app()
     summaries: list[dict] = []
+    failed: list[StationError] = []  # raised once Qt's loop is left (a raise in a slot aborts)
     k = 0
     while 0 <= k < len(trials):
         trial = trials[k]
@@ -607,7 +609,10 @@ def run_coding(trials, coder: str, out=None, candidates=None, rate="1/4", script
         def finish(window=window, summary=summary):
             summary.update(annotations=len(window.movements()), frame=window.media.number(window.index))
             if snapshot:
-                window.grab().save(str(snapshot))
+                try:
+                    save_snapshot(window, snapshot)
+                except StationError as err:
+                    failed.append(err)
 
         if tokens is not None:  # the script goes on in the next window when a token moves there
             def scripted(window=window, finish=finish):
@@ -625,6 +630,8 @@ def run_coding(trials, coder: str, out=None, candidates=None, rate="1/4", script
         window.closeEvent = on_close
         application.exec()
         summaries.append(summary)
+        if failed:
+            raise failed[0]
         if window.go == 0:
             break
         k += window.go

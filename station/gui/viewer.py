@@ -22,7 +22,8 @@ from station.checks import StationError
 from station.gui.app import app
 from station.gui.keys import RATE_TEXT, RATES, VIEWER_KEYS, key_html, parse_rate
 from station.gui.media import TrialMedia
-from station.gui.widgets import FrameView, Timeline, TimelineModel, identity_html, set_central, stacked, status_label
+from station.gui.widgets import (FrameView, Timeline, TimelineModel, identity_html, save_snapshot, set_central, stacked,
+                                  status_label)
 from station.record import schema
 
 
@@ -243,12 +244,18 @@ def run_viewer(trial, rate="1", script=None, snapshot=None) -> None:
     application = app()
     window = ViewerWindow(trial, rate=rate)
     window.show()
+    failed: list[StationError] = []  # raised once Qt's loop is left (a raise in a slot aborts)
     if tokens is not None:
         def scripted():
             play(window, tokens)
             if window.isVisible():
                 if snapshot:
-                    window.grab().save(str(snapshot))
+                    try:
+                        save_snapshot(window, snapshot)
+                    except StationError as err:
+                        failed.append(err)
                 window.close()
         QTimer.singleShot(200, scripted)
     application.exec()
+    if failed:
+        raise failed[0]

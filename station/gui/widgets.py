@@ -66,6 +66,26 @@ def to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888)
 
 
+def from_qimage(image: QImage) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB copy of ``image`` (rows padded by Qt are cut)."""
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    h, w, stride = image.height(), image.width(), image.bytesPerLine()
+    bits = image.constBits()
+    bits.setsize(h * stride)
+    return np.frombuffer(bits, np.uint8).reshape(h, stride)[:, :3 * w].reshape(h, w, 3).copy()
+
+
+def save_snapshot(widget: QWidget, path) -> None:
+    """What ``widget`` shows, written through the one image writer (:func:`station.fileio.write_image`).
+
+    Why not ``QPixmap.save``: it returns False and nothing else on a full disk or a missing
+    folder, and the snapshot a lab asked for would silently not exist.
+    """
+    from station.fileio import write_image
+
+    write_image(path, from_qimage(widget.grab().toImage()), "snapshot")
+
+
 class FrameView(QWidget):
     """An image scaled to fit (aspect kept) with a caption line on top."""
 
