@@ -342,10 +342,12 @@ class TrialWriter:
                 _store_ground_truth(f, None, *self._landmarks)
             f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
             f.attrs["complete"] = True
-        except (OSError, RuntimeError):
+        except BaseException as err:
             with contextlib.suppress(Exception):
                 _close_or_keep(f)
-            return self.partial_path
+            if isinstance(err, (OSError, RuntimeError)):  # a full disk: the file keeps its .writing name
+                return self.partial_path
+            raise
         try:
             _close_or_keep(f)
             os.replace(self.partial_path, self.path)
