@@ -75,13 +75,10 @@ def dispatch(args: argparse.Namespace) -> int:
         if not is_disk_full(err):
             raise
         print_error(disk_full_message(err))
-        if "h5py" in sys.modules:  # an HDF5 file may hold what it cannot write: HDF5 would crash
-            from station.record.writer import hard_exit_if_hdf5_broken, note_hdf5_write_failed
+        if "h5py" in sys.modules:  # an HDF5 file may hold what it cannot write: freeing it would crash HDF5
+            from station.record.writer import exit_after_hdf5_write_failure
 
-            note_hdf5_write_failed()
-            # now, while the error's traceback still holds the files: freeing them crashes HDF5
-            # (`station synth dataset --jobs 1` onto a disk that filled mid-trial: exit 139)
-            hard_exit_if_hdf5_broken(1)
+            exit_after_hdf5_write_failure(1)
         return 1
     except KeyboardInterrupt:
         console.print("[yellow]Interrupted.[/]")

@@ -55,7 +55,7 @@ class FaceNotFound(StationError):
         self.frame = frame
 
 
-def detect_face(image: np.ndarray, detect_width: int = 424, *, retry_upsampled: bool = True
+def detect_face(image: np.ndarray, detect_width: float = 424, *, retry_upsampled: bool = True
                 ) -> tuple[float, float, float, float] | None:
     """Largest face box (left, top, right, bottom) in full-resolution pixels, or None.
 

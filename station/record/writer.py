@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import h5py
 import hdf5plugin
@@ -332,26 +332,15 @@ class TrialWriter:
                 self._chunks = None
             self._close_file()
         try:
-            f = h5py.File(self.partial_path, "r+")
-        except OSError:
-            return self.partial_path
-        try:
-            f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
-                            for k, v in {**(final_attrs or {}), **(counters or {})}.items()})
-            if self._landmarks is not None:  # SWMR cannot add datasets: they go in now
-                _store_ground_truth(f, None, *self._landmarks)
-            f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-            f.attrs["complete"] = True
-        except BaseException as err:
-            with contextlib.suppress(Exception):
-                _close_or_keep(f)
-            if isinstance(err, (OSError, RuntimeError)):  # a full disk: the file keeps its .writing name
-                return self.partial_path
-            raise
-        try:
-            _close_or_keep(f)
+            with _hdf5_file(self.partial_path, "r+") as f:
+                f.attrs.update({k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v)
+                                for k, v in {**(final_attrs or {}), **(counters or {})}.items()})
+                if self._landmarks is not None:  # SWMR cannot add datasets: they go in now
+                    _store_ground_truth(f, None, *self._landmarks)
+                f.attrs["closed"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+                f.attrs["complete"] = True
             os.replace(self.partial_path, self.path)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError):  # a full disk: the file keeps its .writing name
             return self.partial_path
         return self.path
 
@@ -386,17 +375,33 @@ def _close_or_keep(file: h5py.File, *objects) -> None:
         raise
 
 
-def note_hdf5_write_failed() -> None:
-    """Some HDF5 file of this process met a full disk outside :class:`TrialWriter` (a spotting
-    score file, a feature cache): its shutdown is as unsafe, so the process ends the same way."""
+@contextlib.contextmanager
+def _hdf5_file(path: Path, mode: str) -> Iterator[h5py.File]:
+    """``h5py.File`` as a context, closed through :func:`_close_or_keep` (an error inside wins
+    over a close that fails after it)."""
+    f = h5py.File(path, mode)
+    try:
+        yield f
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _close_or_keep(f)
+        raise
+    _close_or_keep(f)
+
+
+def exit_after_hdf5_write_failure(code: int) -> None:
+    """End the process now with ``code``: some HDF5 file of it met a full disk, maybe outside
+    :class:`TrialWriter` (a spotting score file, a feature cache), whose objects are still held
+    (by the error's traceback); freeing them, or shutting down, would crash HDF5 (exit 139)."""
     _UNCLOSABLE.append(())
+    hard_exit_if_hdf5_broken(code)
 
 
 def hard_exit_if_hdf5_broken(code: int) -> None:
     """End the process now with ``code`` if an HDF5 write of this process failed, else return.
 
     Why: after a write failure HDF5 holds objects that cannot be freed (see
-    ``TrialWriter.abandon``, :func:`note_hdf5_write_failed`) and crashes while the interpreter
+    ``TrialWriter.abandon``, :func:`exit_after_hdf5_write_failure`) and crashes while the interpreter
     shuts down (SIGSEGV, exit 139: reproduced with a trial written in-process onto a 6 MB
     tmpfs); the data on disk is already as safe as it gets, so the process ends with
     ``os._exit`` after flushing its output.  Called where a process ends on purpose: the CLI's

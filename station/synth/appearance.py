@@ -67,22 +67,13 @@ def photo_with_landmarks(path: str) -> tuple[np.ndarray, np.ndarray]:
     if bgr is None:
         raise StationError(f"face photo {path!r} cannot be read as an image.")
     rgb = np.ascontiguousarray(bgr[:, :, ::-1])
-    import dlib
+    from station.process.face2d import detect_face, predict_landmarks
 
-    from station.process.face2d import face_detector, landmark_predictor
-
-    detector, predictor = face_detector(), landmark_predictor()
     # Detect on a copy no bigger than 640 px (seconds saved), fit landmarks on the full photo.
-    shrink = min(1.0, 640.0 / max(rgb.shape[:2]))
-    small = cv2.resize(rgb, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA) if shrink < 1 else rgb
-    faces = detector(small, 0) or detector(small, 1)
-    if not faces:
+    box = detect_face(rgb, rgb.shape[1] * min(1.0, 640.0 / max(rgb.shape[:2])))
+    if box is None:
         raise StationError(f"dlib finds no face in the photo {path!r}.")
-    face = max(faces, key=lambda r: r.width() * r.height())
-    box = dlib.rectangle(*(int(round(v / shrink)) for v in (face.left(), face.top(), face.right(), face.bottom())))
-    shape = predictor(rgb, box)
-    lm = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], np.float32)
-    return rgb, lm
+    return rgb, predict_landmarks(rgb, box)
 
 
 def eye_centres(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -96,12 +96,13 @@ def run_dataset(args: argparse.Namespace) -> int:
     check_positive(args.subjects, "--subjects", integer=True)
     check_positive(args.samples, "--samples", integer=True)
     plans = plan_dataset(args.subjects, args.samples, args.seed)
-    n_trials, n_frames = len(plans), sum(planned_frames(p, args.seed) for p in plans)
+    frames = [planned_frames(p, args.seed) for p in plans]
+    n_trials, n_frames = len(plans), sum(frames)
     width, height = args.resolution
     out = Path(args.out)
     if (out / "manifest.json").exists():
         raise StationError(f"{str(out)!r} already holds a synthetic dataset (manifest.json); choose another --out.")
-    need = planned_bytes(plans, args.seed, width, height, args.compression)
+    need = planned_bytes(plans, frames, width, height, args.compression)
     if free_bytes(out) < need * 1.1:
         raise StationError(f"--out {str(out)!r}: {n_trials} trials of {n_frames} frames need about "
                            f"{format_bytes(need)}, only {format_bytes(free_bytes(out))} free there.")

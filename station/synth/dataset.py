@@ -121,8 +121,9 @@ BYTES_PER_FRAME = {"psychopy-face01": 476_000, "skimage-astronaut": 1_160_000, "
 COMPRESSION_FACTOR = {"zstd": 1.0, "lz4": 1.5, "blosc2": 1.5}
 
 
-def planned_bytes(plans: list[TrialPlan], seed: int, width: int, height: int, compression: str) -> int:
-    """Bytes the dataset will store, for the free-space check made before anything is written.
+def planned_bytes(plans: list[TrialPlan], frames: list[int], width: int, height: int, compression: str) -> int:
+    """Bytes the dataset will store (``frames``: :func:`planned_frames` of each plan), for the
+    free-space check made before anything is written.
 
     Scaled from 848x480 by (pixel ratio)^0.95: a quarter of the pixels stores 0.266x the bytes
     (measured at 424x240, seed 0).  ``none`` stores colour (3 B) and depth (2 B) per pixel as
@@ -131,9 +132,9 @@ def planned_bytes(plans: list[TrialPlan], seed: int, width: int, height: int, co
     from station.synth.appearance import photo_of
 
     if compression == "none":
-        return sum(planned_frames(p, seed) for p in plans) * width * height * 5
+        return sum(frames) * width * height * 5
     dearest = max(BYTES_PER_FRAME.values())
-    zstd_bytes = sum(planned_frames(p, seed) * BYTES_PER_FRAME.get(photo_of(p.subject)[0], dearest) for p in plans)
+    zstd_bytes = sum(n * BYTES_PER_FRAME.get(photo_of(p.subject)[0], dearest) for p, n in zip(plans, frames))
     return int(zstd_bytes * (width * height / (848 * 480)) ** 0.95 * COMPRESSION_FACTOR[compression])
 
 
