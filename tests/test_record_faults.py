@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+import time
 from pathlib import Path
 
 import h5py
@@ -183,13 +184,19 @@ def test_librealsense_bag_plays_back_and_its_pairing_verdict_is_right(tmp_path):
     pipe, cfg = rs.pipeline(), rs.config()
     cfg.enable_device_from_file(str(BAG), repeat_playback=False)
     profile = pipe.start(cfg)
-    profile.get_device().as_playback().set_real_time(False)
+    playback = profile.get_device().as_playback()
+    playback.set_real_time(False)
     try:
         framesets = []
-        while (got := pipe.try_wait_for_frames(1000))[0]:
-            framesets.append({f.profile.stream_name(): f for f in got[1]})
-            for f in got[1]:
-                f.keep()
+        deadline = time.monotonic() + 30  # a wait can time out before the playback has begun: go on until it ends
+        while time.monotonic() < deadline:
+            ok, got = pipe.try_wait_for_frames(1000)
+            if ok:
+                framesets.append({f.profile.stream_name(): f for f in got})
+                for f in got:
+                    f.keep()
+            elif playback.current_status() == rs.playback_status.stopped:
+                break
         depth = framesets[0]["Depth"]
         cal = calibration_from_profile(profile)
         ours = deproject_depth(np.asanyarray(depth.get_data()), cal.depth_intrinsics, cal.depth_scale).reshape(-1, 3)
